@@ -1,0 +1,21 @@
+"""Result store for Safety Landscape: pickle-free diskcache records (no torch, no landscape)."""
+
+from cache.store import (
+    SCHEMA_VERSION,
+    CorruptEntryError,
+    ScanGrid,
+    Store,
+    StoreError,
+    canonical_json,
+    finite_or_none,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CorruptEntryError",
+    "ScanGrid",
+    "Store",
+    "StoreError",
+    "canonical_json",
+    "finite_or_none",
+]

@@ -1,0 +1,312 @@
+"""The result store: a pickle-free diskcache holding JSON records, numpy arrays and artifacts.
+
+Layout under one root directory:
+
+- ``meta/``: a diskcache of small JSON records: one per scan (``scan:<key>``) with its full spec and
+  provenance, a progress counter per scan (``progress:<key>``), and records of artifacts
+  (``artifact:<kind>:<key>``: aligned models, interpolation directions) and auto-range searches.
+- ``points/``: a diskcache with one metrics record per finished grid point (``<key>:<i>:<j>``) and
+  its responses (``<key>:<i>:<j>:responses``). Responses are written first, metrics last, so a
+  reader that sees a point's metrics also sees its responses.
+- ``artifacts/<kind>/<key>/``: files too large for a record (safetensors). Writers fill a temporary
+  directory and rename it into place, so a half-written artifact is never visible.
+
+diskcache pickles any value that is not ``bytes``/``str``/number, and unpickles on read: loading a
+crafted cache would run code. ``NoPickleDisk`` refuses both directions, so this store only ever holds
+JSON text and ``np.save`` bytes (read back with ``allow_pickle=False``).
+
+"Not computed" is a missing key, never a sentinel value: an ASR of 0 is a real result.
+This module imports neither torch nor ``landscape``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from diskcache import Cache, Disk
+from diskcache.core import MODE_PICKLE, UNKNOWN
+
+SCHEMA_VERSION = 1
+
+
+class StoreError(Exception):
+    """A store problem the user can act on (bad directory, corrupt entry, unknown key)."""
+
+
+class CorruptEntryError(StoreError):
+    """A record exists but cannot be decoded; callers delete and recompute it."""
+
+
+class NoPickleDisk(Disk):
+    """A diskcache ``Disk`` that stores only str keys and str/bytes values, and never unpickles."""
+
+    def put(self, key):
+        if not isinstance(key, str):
+            raise TypeError(f"store keys must be str, not {type(key).__name__}")
+        return super().put(key)
+
+    def get(self, key, raw):
+        if not raw:
+            raise CorruptEntryError("refusing to unpickle a cache key")
+        return super().get(key, raw)
+
+    def store(self, value, read, key=UNKNOWN):
+        if not read and not isinstance(value, (bytes, str)):
+            raise TypeError(f"store values must be bytes or str, not {type(value).__name__}")
+        return super().store(value, read, key)
+
+    def fetch(self, mode, filename, value, read):
+        if mode == MODE_PICKLE:
+            raise CorruptEntryError("refusing to unpickle a cache value")
+        return super().fetch(mode, filename, value, read)
+
+
+def _open_cache(path: Path) -> Cache:
+    # No eviction: results are the product, never a cache that may forget.
+    return Cache(str(path), disk=NoPickleDisk, eviction_policy="none", size_limit=2**62)
+
+
+def canonical_json(obj: Any) -> str:
+    """The one JSON spelling of ``obj`` that hashes are taken over (sorted keys, no spaces)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _encode(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+
+
+def _decode(raw: Any, key: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError) as exc:
+        raise CorruptEntryError(f"store entry {key!r} is corrupt: {exc}") from exc
+
+
+def array_to_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def array_from_bytes(raw: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(raw), allow_pickle=False)
+
+
+@dataclass(frozen=True)
+class ScanGrid:
+    """A scan's values on its grid; ``values[name]`` is shaped like the grid, NaN where not computed.
+
+    1D scans have arrays shaped ``(len(alphas),)``; 2D scans ``(len(alphas), len(betas))``
+    (``indexing="ij"``: rows follow alpha).
+    """
+
+    key: str
+    alphas: np.ndarray
+    betas: np.ndarray | None
+    values: dict[str, np.ndarray]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.alphas),) if self.betas is None else (len(self.alphas), len(self.betas))
+
+    @property
+    def done(self) -> int:
+        return int(np.isfinite(self.values["asr_pct"]).sum()) if "asr_pct" in self.values else 0
+
+
+class Store:
+    """The on-disk store. Safe to open from several processes at once (SQLite WAL underneath)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).expanduser()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create store directory {self.root}: {exc.strerror}") from exc
+        self.meta = _open_cache(self.root / "meta")
+        self.points = _open_cache(self.root / "points")
+
+    def close(self) -> None:
+        self.meta.close()
+        self.points.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- JSON records ---------------------------------------------------------------------------
+
+    def get_json(self, key: str, *, cache: Cache | None = None) -> Any | None:
+        """The record at ``key``, or None when absent. Raises CorruptEntryError when undecodable."""
+        raw = (cache or self.meta).get(key)
+        return None if raw is None else _decode(raw, key)
+
+    def put_json(self, key: str, obj: Any, *, cache: Cache | None = None) -> None:
+        (cache or self.meta).set(key, _encode(obj))
+
+    def delete(self, key: str, *, cache: Cache | None = None) -> None:
+        (cache or self.meta).delete(key)
+
+    def put_array(self, key: str, array: np.ndarray) -> None:
+        self.meta.set(key, array_to_bytes(array))
+
+    def get_array(self, key: str) -> np.ndarray | None:
+        raw = self.meta.get(key)
+        if raw is None:
+            return None
+        try:
+            return array_from_bytes(raw)
+        except (ValueError, OSError) as exc:
+            raise CorruptEntryError(f"store entry {key!r} is not a numpy array: {exc}") from exc
+
+    def keys(self, prefix: str, *, cache: Cache | None = None) -> Iterator[str]:
+        for key in (cache or self.meta).iterkeys():
+            if isinstance(key, str) and key.startswith(prefix):
+                yield key
+
+    # -- scans ------------------------------------------------------------------------------------
+
+    def scan_record(self, key: str) -> dict | None:
+        return self.get_json(f"scan:{key}")
+
+    def put_scan_record(self, key: str, record: dict) -> None:
+        self.put_json(f"scan:{key}", record)
+
+    def resolve_scan_key(self, prefix: str) -> str:
+        """The full key of the one scan whose key starts with ``prefix`` (git-style short keys)."""
+        matches = [k.removeprefix("scan:") for k in self.keys(f"scan:{prefix}")]
+        if not matches:
+            raise StoreError(f"no scan with key {prefix!r} in {self.root}")
+        if len(matches) > 1:
+            raise StoreError(f"key {prefix!r} is ambiguous: {len(matches)} scans start with it")
+        return matches[0]
+
+    def put_point(self, key: str, i: int, j: int, metrics: dict, responses: list[dict]) -> None:
+        """Record one finished point; responses first so metrics imply responses are there."""
+        pkey = f"{key}:{i}:{j}"
+        self.points.set(f"{pkey}:responses", _encode(responses))
+        self.points.set(pkey, _encode(metrics))
+        with self.meta.transact():
+            progress = self.get_json(f"progress:{key}") or {"done": 0}
+            progress["done"] = progress.get("done", 0) + 1
+            progress["updated"] = time.time()
+            self.put_json(f"progress:{key}", progress)
+
+    def point(self, key: str, i: int, j: int = 0) -> dict | None:
+        """One point's metrics, or None when not computed."""
+        return self.get_json(f"{key}:{i}:{j}", cache=self.points)
+
+    def point_responses(self, key: str, i: int, j: int = 0) -> list[dict] | None:
+        """Every prompt, response and verdict of one point, or None when not computed."""
+        return self.get_json(f"{key}:{i}:{j}:responses", cache=self.points)
+
+    def drop_point(self, key: str, i: int, j: int = 0) -> None:
+        self.points.delete(f"{key}:{i}:{j}")
+        self.points.delete(f"{key}:{i}:{j}:responses")
+
+    def progress(self, key: str) -> int:
+        try:
+            progress = self.get_json(f"progress:{key}")
+        except CorruptEntryError:
+            return 0
+        return int(progress["done"]) if progress else 0
+
+    def scan_grid(self, key: str, fields: tuple[str, ...] | None = None) -> ScanGrid:
+        """A scan as coordinate arrays plus value arrays (NaN where a point is not computed).
+
+        ``fields`` picks which numeric point fields to return (default: every numeric field seen).
+        A corrupt point reads as not computed; the scan runner recomputes it.
+        """
+        record = self.scan_record(key)
+        if record is None:
+            raise StoreError(f"no scan with key {key!r} in {self.root}")
+        alphas = np.asarray(record["alphas"], dtype=float)
+        betas = None if record.get("betas") is None else np.asarray(record["betas"], dtype=float)
+        shape = (len(alphas),) if betas is None else (len(alphas), len(betas))
+        values: dict[str, np.ndarray] = {}
+        ncols = 1 if betas is None else len(betas)
+        for i in range(len(alphas)):
+            for j in range(ncols):
+                try:
+                    metrics = self.point(key, i, j)
+                except CorruptEntryError:
+                    metrics = None
+                if not metrics:
+                    continue
+                for name, value in metrics.items():
+                    if fields is not None and name not in fields:
+                        continue
+                    if isinstance(value, bool) or not isinstance(value, (int, float)):
+                        continue
+                    if name not in values:
+                        values[name] = np.full(shape, np.nan)
+                    values[name][(i,) if betas is None else (i, j)] = value
+        for name in fields or ("asr_pct",):
+            values.setdefault(name, np.full(shape, np.nan))
+        return ScanGrid(key=key, alphas=alphas, betas=betas, values=values)
+
+    def list_scans(self) -> list[dict]:
+        """Every scan record, newest first, with ``done``/``total`` point counts and ``status``."""
+        out = []
+        for k in self.keys("scan:"):
+            key = k.removeprefix("scan:")
+            try:
+                record = self.scan_record(key)
+            except CorruptEntryError:
+                continue
+            if record is None:
+                continue
+            done = self.progress(key)
+            total = int(record.get("total_points") or 0)
+            record = dict(record, key=key, done=min(done, total) if total else done)
+            if record.get("status") != "complete":
+                record["status"] = "partial" if done else "pending"
+            out.append(record)
+        out.sort(key=lambda r: r.get("created", 0), reverse=True)
+        return out
+
+    # -- artifacts (files too big for a record) -------------------------------------------------
+
+    def artifact_dir(self, kind: str, key: str) -> Path:
+        return self.root / "artifacts" / kind / key
+
+    def artifact(self, kind: str, key: str) -> dict | None:
+        """The record of a finished artifact, or None when absent or its files are gone."""
+        record = self.get_json(f"artifact:{kind}:{key}")
+        if record is None or not self.artifact_dir(kind, key).exists():
+            return None
+        return record
+
+    def staging_dir(self, kind: str) -> Path:
+        base = self.root / "artifacts" / kind
+        base.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=".staging-", dir=base))
+
+    def commit_artifact(self, kind: str, key: str, staging: Path, record: dict) -> Path:
+        """Move a filled staging directory into place and record it (atomic rename)."""
+        final = self.artifact_dir(kind, key)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
+        self.put_json(f"artifact:{kind}:{key}", record)
+        return final
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """JSON has no NaN: metrics that are undefined are stored as null."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)

@@ -1,0 +1,139 @@
+"""The store: JSON/array round trips, no pickle anywhere, grids with NaN, corrupt entries."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from cache import CorruptEntryError, Store, StoreError
+from cache.store import array_to_bytes
+
+
+def test_json_and_array_round_trip(store):
+    store.put_json("a", {"x": [1, 2.5, None], "s": "ü"})
+    assert store.get_json("a") == {"x": [1, 2.5, None], "s": "ü"}
+    arr = np.arange(6, dtype=np.float32).reshape(2, 3)
+    store.put_array("arr", arr)
+    out = store.get_array("arr")
+    assert out.dtype == np.float32 and np.array_equal(out, arr)
+    assert store.get_json("missing") is None
+
+
+def test_reopened_store_keeps_records(tmp_path):
+    with Store(tmp_path / "s") as s:
+        s.put_json("k", {"v": 1})
+    with Store(tmp_path / "s") as s:
+        assert s.get_json("k") == {"v": 1}
+
+
+def test_refuses_to_store_python_objects(store):
+    with pytest.raises(TypeError):
+        store.meta.set("k", {"a": 1})  # diskcache would pickle this
+    with pytest.raises(TypeError):
+        store.meta.set(("tuple", "key"), "v")
+
+
+def test_refuses_to_unpickle_a_planted_value(store):
+    # Plant a pickled value with plain diskcache, as an attacker with write access could.
+    from diskcache import Cache
+
+    class Boom:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    with Cache(str(store.root / "meta")) as raw:
+        raw.set("evil", Boom())
+    with pytest.raises(CorruptEntryError):
+        store.meta.get("evil")
+    assert pickle  # the module is only used to show what we refuse
+
+
+def test_nan_is_never_stored(store):
+    with pytest.raises(ValueError):
+        store.put_json("k", {"v": float("nan")})
+
+
+def _scan(store, key="k1", alphas=(0.0, 0.5, 1.0), betas=(0.0, 1.0)):
+    store.put_scan_record(key, {"alphas": list(alphas), "betas": list(betas), "total_points": len(alphas) * len(betas), "created": 1.0, "kind": "2d"})
+
+
+def test_scan_grid_has_nan_for_missing_points_and_ij_layout(store):
+    _scan(store)
+    store.put_point("k1", 2, 1, {"asr_pct": 40.0, "alpha": 1.0, "beta": 1.0}, [{"prompt": "p"}])
+    store.put_point("k1", 0, 0, {"asr_pct": 0.0}, [])
+    g = store.scan_grid("k1")
+    assert g.shape == (3, 2) and g.values["asr_pct"].shape == (3, 2)
+    assert g.values["asr_pct"][2, 1] == 40.0
+    assert g.values["asr_pct"][0, 0] == 0.0  # an ASR of 0 is a value, not "missing"
+    assert np.isnan(g.values["asr_pct"][1, 0])
+    assert g.done == 2
+    assert store.point_responses("k1", 2, 1) == [{"prompt": "p"}]
+    scans = store.list_scans()
+    assert scans[0]["key"] == "k1" and scans[0]["done"] == 2 and scans[0]["status"] == "partial"
+
+
+def test_corrupt_point_reads_as_missing_and_is_reported(store):
+    _scan(store)
+    store.points.set("k1:0:0", "{not json")
+    with pytest.raises(CorruptEntryError):
+        store.point("k1", 0, 0)
+    assert np.isnan(store.scan_grid("k1").values["asr_pct"][0, 0])
+
+
+def test_corrupt_array_is_reported(store):
+    store.meta.set("arr", b"garbage")
+    with pytest.raises(CorruptEntryError):
+        store.get_array("arr")
+    store.meta.set("arr", array_to_bytes(np.array([1, 2])))
+    assert store.get_array("arr").tolist() == [1, 2]
+
+
+def test_short_keys_resolve_and_ambiguity_is_an_error(store):
+    _scan(store, "abc123")
+    _scan(store, "abd456")
+    assert store.resolve_scan_key("abc") == "abc123"
+    with pytest.raises(StoreError, match="ambiguous"):
+        store.resolve_scan_key("ab")
+    with pytest.raises(StoreError, match="no scan"):
+        store.resolve_scan_key("zz")
+
+
+def test_artifacts_appear_only_when_committed(store):
+    staging = store.staging_dir("models")
+    (staging / "w.bin").write_bytes(b"123")
+    assert store.artifact("models", "m1") is None
+    final = store.commit_artifact("models", "m1", staging, {"ok": True})
+    assert (final / "w.bin").read_bytes() == b"123"
+    assert store.artifact("models", "m1") == {"ok": True}
+
+
+def test_concurrent_reader_sees_consistent_points(tmp_path):
+    """A writer process adds points while this process reads: metrics always imply responses."""
+    root = tmp_path / "s"
+    with Store(root) as s:
+        _scan(s, "k", alphas=tuple(range(40)), betas=(0.0,))
+    writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        from cache import Store
+        with Store({str(root)!r}) as s:
+            for i in range(40):
+                s.put_point("k", i, 0, {{"asr_pct": float(i)}}, [{{"prompt": "p" * 2000, "i": i}}] * 20)
+    """)])
+    seen = 0
+    with Store(root) as s:
+        while writer.poll() is None or seen < 40:
+            g = s.scan_grid("k")
+            for i in np.flatnonzero(np.isfinite(g.values["asr_pct"][:, 0])):
+                rows = s.point_responses("k", int(i), 0)
+                assert rows is not None and rows[0]["i"] == i
+            seen = g.done
+            if writer.poll() is not None and seen < 40:
+                seen = s.scan_grid("k").done
+                break
+    assert writer.wait() == 0
+    with Store(root) as s:
+        assert s.scan_grid("k").done == 40 and s.progress("k") == 40
