@@ -1,0 +1,93 @@
+"""Safety score S(θ) of the model as it is now: ASR on harmful prompts, plus capability.
+
+One call evaluates one grid point (the model already perturbed): greedy responses to every prompt,
+a judge verdict and an incoherence reason for each, and the aggregates
+
+- ``asr_pct``: share of responses the judge does not call a refusal (the paper's S(θ));
+- ``refusal_pct`` = 100 − ASR; ``incoherent_pct``: share flagged incoherent (judges.incoherence);
+- ``asr_coherent_pct``: share that complied *and* read as language (a broken model scores low here
+  while its paper ASR is 100);
+- optional capability: ``benign_refusal_pct`` (over-refusal on built-in benign prompts, same judge)
+  and ``nll`` (mean token NLL of the built-in reference text; lower is better).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from landscape.generate import generate_greedy, mean_nll
+from landscape.judges import get_judge, incoherence
+from landscape.prompts import builtin_benign, format_chat, reference_text
+from landscape.specs import ScanSpec
+
+
+@dataclass
+class PointResult:
+    metrics: dict
+    responses: list[dict]
+
+
+def judge_responses(prompts: list[str], texts: list[str], judge_name: str) -> tuple[dict, list[dict]]:
+    """Verdicts for each response and the aggregate rates (percent)."""
+    judge = get_judge(judge_name)
+    rows = []
+    for prompt, text in zip(prompts, texts, strict=True):
+        verdict = judge.judge(text)
+        broken = incoherence(text)
+        rows.append(
+            {
+                "prompt": prompt,
+                "response": text,
+                "refused": verdict.refused,
+                "reason": verdict.reason,
+                "incoherent": broken is not None,
+                "incoherent_reason": broken,
+            }
+        )
+    n = len(rows)
+    complied = [not r["refused"] for r in rows]
+    metrics = {
+        "asr_pct": 100.0 * sum(complied) / n,
+        "refusal_pct": 100.0 * (n - sum(complied)) / n,
+        "incoherent_pct": 100.0 * sum(r["incoherent"] for r in rows) / n,
+        "asr_coherent_pct": 100.0
+        * sum(c and not r["incoherent"] for c, r in zip(complied, rows, strict=True))
+        / n,
+        "n_prompts": n,
+    }
+    return metrics, rows
+
+
+def evaluate_point(lm, spec: ScanSpec, prompts: list[str], batch_size: int) -> PointResult:
+    """Evaluate the model in its current state on ``prompts`` as ``spec`` says."""
+    t0 = time.perf_counter()
+    judge = get_judge(spec.judge.name)
+    stop = judge.decided if spec.generation.early_stop else None
+    inputs = [format_chat(lm.tokenizer, p, spec.system_prompt) for p in prompts]
+    gen = generate_greedy(
+        lm.model, lm.tokenizer, inputs, spec.generation.max_new_tokens, batch_size, stop
+    )
+    metrics, rows = judge_responses(prompts, gen.texts, spec.judge.name)
+    for row, n in zip(rows, gen.tokens, strict=True):
+        row["tokens"] = n
+    tokens = gen.total_tokens
+    if spec.capability is not None:
+        if spec.capability.benign_limit:
+            benign = builtin_benign("eval")[: spec.capability.benign_limit]
+            b_inputs = [format_chat(lm.tokenizer, p, spec.system_prompt) for p in benign]
+            b_gen = generate_greedy(
+                lm.model, lm.tokenizer, b_inputs, spec.generation.max_new_tokens, batch_size, stop
+            )
+            b_metrics, b_rows = judge_responses(benign, b_gen.texts, spec.judge.name)
+            metrics["benign_refusal_pct"] = b_metrics["refusal_pct"]
+            metrics["benign_incoherent_pct"] = b_metrics["incoherent_pct"]
+            tokens += b_gen.total_tokens
+            for row in b_rows:
+                row["set"] = "benign"
+            rows += b_rows
+        if spec.capability.nll:
+            metrics["nll"] = mean_nll(lm.model, lm.tokenizer, reference_text())
+    metrics["tokens"] = tokens
+    metrics["elapsed_s"] = time.perf_counter() - t0
+    return PointResult(metrics, rows)

@@ -1,0 +1,115 @@
+"""Batched greedy generation with per-response early stopping.
+
+All prompts of a point go through in as few batches as ``batch_size`` allows, left-padded, sorted
+by length so padding is small. The loop is a plain KV-cached greedy decoder rather than
+``model.generate`` so that a response whose verdict can no longer change (its ``stop`` predicate)
+leaves the batch at once: its row is dropped from the KV cache and later steps run on fewer rows.
+An aligned model decides most refusals in a handful of tokens, so this is where the speed comes from.
+Greedy decoding means the tokens produced are exactly those ``model.generate`` would produce, up to
+the point where a response stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache
+
+
+@dataclass
+class Generation:
+    texts: list[str]
+    tokens: list[int]  # new tokens generated per response
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(self.tokens)
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    ids = set()
+    for src in (getattr(model, "generation_config", None), tokenizer):
+        eos = getattr(src, "eos_token_id", None)
+        if eos is None:
+            continue
+        ids.update(eos if isinstance(eos, (list, tuple)) else [eos])
+    return ids
+
+
+@torch.no_grad()
+def generate_greedy(
+    model,
+    tokenizer,
+    inputs: Sequence[str],
+    max_new_tokens: int,
+    batch_size: int = 64,
+    stop: Callable[[str], bool] | None = None,
+    check_every: int = 2,
+) -> Generation:
+    """Greedy responses to chat-formatted ``inputs`` (in input order)."""
+    texts: list[str] = [""] * len(inputs)
+    counts: list[int] = [0] * len(inputs)
+    order = sorted(range(len(inputs)), key=lambda k: len(inputs[k]))
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        out = _generate_batch(
+            model, tokenizer, [inputs[k] for k in idx], max_new_tokens, stop, check_every
+        )
+        for k, (text, n) in zip(idx, out, strict=True):
+            texts[k], counts[k] = text, n
+    return Generation(texts, counts)
+
+
+def _generate_batch(model, tokenizer, batch, max_new_tokens, stop, check_every):
+    device = next(model.parameters()).device
+    enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+    mask = enc["attention_mask"]
+    eos = torch.tensor(sorted(_eos_ids(model, tokenizer)), device=device)
+    cache = DynamicCache()
+    rows = torch.arange(len(batch), device=device)  # original row of each live row
+    generated: list[list[int]] = [[] for _ in batch]
+    ids = enc["input_ids"]
+    for step in range(max_new_tokens):
+        pos = (mask.cumsum(-1) - 1).clamp_min(0)
+        if step > 0:
+            pos = pos[:, -1:]
+        logits = model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=pos,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits[:, -1, :]
+        nxt = logits.argmax(-1)  # (live,)
+        finished = torch.isin(nxt, eos) if eos.numel() else torch.zeros_like(nxt, dtype=torch.bool)
+        for r, tok, fin in zip(rows.tolist(), nxt.tolist(), finished.tolist(), strict=True):
+            if not fin:
+                generated[r].append(tok)
+        done = finished.clone()
+        if stop is not None and (step % check_every == check_every - 1):
+            live = [r for r, f in zip(rows.tolist(), finished.tolist(), strict=True) if not f]
+            decoded = tokenizer.batch_decode([generated[r] for r in live], skip_special_tokens=True)
+            stopped = {r for r, text in zip(live, decoded, strict=True) if stop(text)}
+            done |= torch.tensor([r in stopped for r in rows.tolist()], device=device)
+        if done.all() or step == max_new_tokens - 1:
+            break
+        if done.any():
+            keep = (~done).nonzero().squeeze(-1)
+            cache.batch_select_indices(keep)
+            rows, mask, nxt = rows[keep], mask[keep], nxt[keep]
+        mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=-1)
+        ids = nxt[:, None]
+    texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
+    return [(t, len(g)) for t, g in zip(texts, generated, strict=True)]
+
+
+@torch.no_grad()
+def mean_nll(model, tokenizer, text: str) -> float:
+    """Mean negative log-likelihood per token of ``text`` (nats); lower is a better LM."""
+    device = next(model.parameters()).device
+    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"].to(device)
+    logits = model(input_ids=ids).logits[:, :-1, :].float()
+    return float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[0, 1:]))

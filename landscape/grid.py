@@ -1,0 +1,55 @@
+"""Grid conventions for landscapes (numpy only, shared with the dashboard).
+
+One function owns the axis convention: 2D values are arrays shaped ``(len(alphas), len(betas))``
+with ``indexing="ij"`` (row i is alpha_i, column j is beta_j), always returned with their
+coordinates. The ancestor loss-landscape code transposes non-square grids by accident; here a point
+is always addressed as ``(i, j)`` and stored under that pair.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class GridPoint(NamedTuple):
+    i: int
+    j: int
+    alpha: float
+    beta: float
+
+
+def axis_values(start: float, stop: float, num: int) -> np.ndarray:
+    """``linspace(start, stop, num)``; a single point sits at ``start``."""
+    return np.linspace(start, stop, num) if num > 1 else np.array([float(start)])
+
+
+def mesh(alphas: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinate arrays ``A[i, j] = alphas[i]``, ``B[i, j] = betas[j]``, shaped like the values."""
+    return np.meshgrid(np.asarray(alphas), np.asarray(betas), indexing="ij")
+
+
+def grid_points(alphas: np.ndarray, betas: np.ndarray | None) -> list[GridPoint]:
+    """Every point of the grid, ordered centre-out so a partial scan already shows the basin.
+
+    A 1D grid has ``j = 0`` and ``beta = 0`` throughout.
+    """
+    alphas = np.asarray(alphas, dtype=float)
+    bs = np.zeros(1) if betas is None else np.asarray(betas, dtype=float)
+    pts = [
+        GridPoint(i, j, float(a), float(b)) for i, a in enumerate(alphas) for j, b in enumerate(bs)
+    ]
+    # Ties broken by (i, j) so the order is deterministic.
+    return sorted(pts, key=lambda p: (p.alpha**2 + p.beta**2, p.i, p.j))
+
+
+def origin_index(coords: np.ndarray) -> int:
+    """Index of the coordinate closest to 0 (the unperturbed model when 0 is on the grid)."""
+    return int(np.argmin(np.abs(np.asarray(coords, dtype=float))))
+
+
+def symmetric_axis(halfwidth: float, num: int) -> tuple[float, float, int]:
+    """An odd-sized axis centred on 0 so the unperturbed model is a grid point."""
+    num = num if num % 2 == 1 else num + 1
+    return -float(halfwidth), float(halfwidth), num

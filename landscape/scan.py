@@ -1,0 +1,272 @@
+"""Scans: the safety landscape f(α[, β]) = S(θ₀ + α·d₁ [+ β·d₂]) on a grid, cached point by point.
+
+``scan_grid`` is the public entry point a notebook, the CLI and the dashboard's job runner all call.
+Every finished point is written to the store at once (responses, then metrics), so a scan killed at
+any moment resumes where it stopped, and a repeated scan is served from the store without loading
+the model. A corrupt point is reported and recomputed. Points run centre-out, so a partial scan
+already shows the basin around θ₀. When all points are in, the scan record gets its basin summary
+(VISAGE both ways, half-widths, ASR at the origin).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from cache import CorruptEntryError, ScanGrid, Store, canonical_json, finite_or_none
+from landscape.grid import GridPoint, grid_points
+from landscape.prompts import load_prompts, prompts_fingerprint
+from landscape.provenance import provenance
+from landscape.specs import Runtime, ScanSpec, spec_hash
+from landscape.visage import summarize
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PreparedScan:
+    """A spec with everything resolved that its key depends on (no model loaded)."""
+
+    spec: ScanSpec
+    key: str
+    family: str  # same spec but random seeds zeroed: groups the K directions of one study
+    prompts: list[str]
+    model_fp: str
+    alphas: np.ndarray
+    betas: np.ndarray | None
+
+    @property
+    def points(self) -> list[GridPoint]:
+        return grid_points(self.alphas, self.betas)
+
+
+def prepare_scan(spec: ScanSpec, store: Store) -> PreparedScan:
+    """Resolve fingerprints and prompts and compute the scan's key (cheap: hashes files only)."""
+    from landscape.models import model_fingerprint
+
+    prompts = load_prompts(spec.prompts)
+    model_fp = model_fingerprint(spec.model, store)
+    target_fps = tuple(
+        model_fingerprint(d.target, store) if d.target is not None else None
+        for d in spec.directions
+    )
+    identity = spec.identity(model_fp, prompts_fingerprint(prompts), target_fps)
+    family = dict(identity, directions=[dict(d, seed=0) for d in identity["directions"]])
+    return PreparedScan(
+        spec=spec,
+        key=spec_hash("scan", identity),
+        family=spec_hash("scan-family", family),
+        prompts=prompts,
+        model_fp=model_fp,
+        alphas=np.asarray(spec.alphas.values()),
+        betas=None if spec.betas is None else np.asarray(spec.betas.values()),
+    )
+
+
+def _new_record(prep: PreparedScan) -> dict:
+    spec = prep.spec
+    return {
+        "spec": spec.model_dump(mode="json"),
+        "spec_json": canonical_json(spec.model_dump(mode="json")),
+        "kind": spec.kind,
+        "family": prep.family,
+        "model_fingerprint": prep.model_fp,
+        "alphas": prep.alphas.tolist(),
+        "betas": None if prep.betas is None else prep.betas.tolist(),
+        "total_points": len(prep.points),
+        "n_prompts": len(prep.prompts),
+        "status": "pending",
+        **provenance(),
+    }
+
+
+def missing_points(store: Store, prep: PreparedScan, log: Log) -> list[GridPoint]:
+    """Points not yet in the store; corrupt ones are dropped so they are recomputed."""
+    out = []
+    for p in prep.points:
+        try:
+            if store.point(prep.key, p.i, p.j) is not None:
+                continue
+        except CorruptEntryError as exc:
+            log(f"warning: {exc}; recomputing point ({p.alpha:g}, {p.beta:g})")
+            store.drop_point(prep.key, p.i, p.j)
+        out.append(p)
+    return out
+
+
+@dataclass
+class ScanResult:
+    key: str
+    spec: ScanSpec
+    grid: ScanGrid
+    summary: dict
+    computed: int  # points computed by this call (0: served from the store)
+    record: dict
+
+
+class Session:
+    """A loaded model plus its snapshot θ₀, reused across scans and probes of the same model."""
+
+    def __init__(self, store: Store, runtime: Runtime, log: Log = print):
+        self.store, self.runtime, self.log = store, runtime, log
+        self._lm = None
+        self._snapshots: dict[tuple, object] = {}
+
+    def model(self, spec: ScanSpec):
+        from landscape.models import load_model
+
+        if self._lm is None or self._lm.spec != spec.model:
+            self.log(f"loading model {spec.model.source} ({spec.model.dtype}, {self.runtime.device})")
+            self._lm = load_model(spec.model, self.runtime.device, self.store)
+            self._snapshots.clear()
+        return self._lm
+
+    def directions(self, spec: ScanSpec):
+        """Snapshot and lazy directions for ``spec`` (orthogonalised, cosines recorded)."""
+        from landscape.directions import Materialized, Orthogonalized, RandomDirection
+        from landscape.interpolation import interpolation_direction_for
+        from landscape.models import perturbable_parameters
+        from landscape.perturb import Snapshot
+
+        lm = self.model(spec)
+        params: dict = {}
+        for d in spec.directions:
+            if d.kind == "random":
+                params.update(perturbable_parameters(lm.model, d.include_embeddings))
+            else:
+                params.update(dict(lm.model.named_parameters()))
+        snap_key = tuple(sorted(params))
+        if snap_key not in self._snapshots:
+            self._snapshots = {snap_key: Snapshot(params)}
+        snapshot = self._snapshots[snap_key]
+        dirs, info = [], {}
+        for d in spec.directions:
+            if d.kind == "random":
+                names = perturbable_parameters(lm.model, d.include_embeddings)
+                weights = {n: snapshot.weights[n] for n in names}
+                dirs.append(RandomDirection(weights, d.seed, d.norm))
+            else:
+                dirs.append(interpolation_direction_for(lm, d.target, self.store, self.log))
+        if len(dirs) == 2 and spec.orthogonalize:
+            dirs[1] = Orthogonalized(dirs[1], dirs[0])
+            info["cosine_before"] = dirs[1].cosine_before
+            info["cosine_after"] = Orthogonalized(dirs[1], dirs[0]).cosine_before
+        if self.runtime.keep_directions:
+            dirs = [Materialized(d, self.runtime.device) for d in dirs]
+        return snapshot, dirs, info
+
+    def evaluate_at(self, spec: ScanSpec, prompts: list[str], snapshot, dirs, coeffs):
+        from landscape.evaluate import evaluate_point
+        from landscape.perturb import perturbed
+
+        lm = self.model(spec)
+        with perturbed(snapshot, dirs, coeffs):
+            return evaluate_point(lm, spec, prompts, self.runtime.batch_size)
+
+
+def _clean(metrics: dict) -> dict:
+    return {k: finite_or_none(v) if isinstance(v, float) else v for k, v in metrics.items()}
+
+
+def scan_grid(
+    spec: ScanSpec,
+    store: Store,
+    runtime: Runtime | None = None,
+    *,
+    log: Log = print,
+    session: Session | None = None,
+    max_points: int | None = None,
+) -> ScanResult:
+    """Compute every missing point of ``spec`` and return the whole grid with its summary.
+
+    ``max_points`` stops after that many new points (used by ``estimate`` to calibrate).
+    """
+    runtime = runtime or Runtime()
+    prep = prepare_scan(spec, store)
+    record = store.scan_record(prep.key)
+    if record is None:
+        record = _new_record(prep)
+        store.put_scan_record(prep.key, record)
+    todo = missing_points(store, prep, log)
+    computed = 0
+    if todo:
+        session = session or Session(store, runtime, log)
+        snapshot, dirs, info = session.directions(spec)
+        if info:
+            record.update(info)
+            store.put_scan_record(prep.key, record)
+        computed = _run_points(session, prep, todo[:max_points], snapshot, dirs, runtime)
+    return finish_scan(store, prep, computed)
+
+
+def _run_points(session, prep, todo, snapshot, dirs, runtime) -> int:
+    from tqdm.auto import tqdm
+
+    store, spec = session.store, prep.spec
+    bar = tqdm(todo, desc=f"scan {prep.key[:10]} ({spec.kind})", unit="pt", disable=not runtime.progress)
+    for p in bar:
+        coeffs = [p.alpha, p.beta][: len(dirs)]
+        t0 = time.perf_counter()
+        result = session.evaluate_at(spec, prep.prompts, snapshot, dirs, coeffs)
+        metrics = _clean(dict(result.metrics, alpha=p.alpha, beta=p.beta, finished=time.time()))
+        store.put_point(prep.key, p.i, p.j, metrics, result.responses)
+        bar.set_postfix(asr=f"{metrics['asr_pct']:.0f}%", s=f"{time.perf_counter() - t0:.1f}")
+    bar.close()
+    return len(todo)
+
+
+def finish_scan(store: Store, prep: PreparedScan, computed: int = 0) -> ScanResult:
+    """Read the grid back; if complete, store the basin summary on the scan record."""
+    grid = store.scan_grid(prep.key)
+    record = store.scan_record(prep.key) or _new_record(prep)
+    asr = grid.values["asr_pct"]
+    complete = bool(np.isfinite(asr).all())
+    summary = summarize(grid.alphas, grid.betas, asr) if complete else {}
+    if complete and record.get("status") != "complete":
+        record.update(status="complete", summary=summary, completed=time.time())
+        store.put_scan_record(prep.key, record)
+    return ScanResult(prep.key, prep.spec, grid, summary, computed, record)
+
+
+def estimate_scan(spec: ScanSpec, store: Store, runtime: Runtime, log: Log = print) -> dict:
+    """Cost of a scan: points × prompts × tokens, and time measured on one real point.
+
+    The calibration point is a missing point of the scan itself, stored like any other, so
+    estimating never wastes work.
+    """
+    prep = prepare_scan(spec, store)
+    todo = missing_points(store, prep, log)
+    per_point = spec.generation.max_new_tokens * (
+        len(prep.prompts) + (spec.capability.benign_limit if spec.capability else 0)
+    )
+    out = {
+        "key": prep.key,
+        "points": len(prep.points),
+        "missing": len(todo),
+        "prompts": len(prep.prompts),
+        "max_new_tokens": spec.generation.max_new_tokens,
+        "max_tokens": per_point * len(todo),
+        "seconds_per_point": None,
+        "estimated_s": 0.0,
+    }
+    if todo:
+        t0 = time.perf_counter()
+        scan_grid(spec, store, runtime.model_copy(update={"progress": False}), log=log, max_points=1)
+        point = store.point(prep.key, todo[0].i, todo[0].j) or {}
+        per = point.get("elapsed_s") or (time.perf_counter() - t0)
+        out["seconds_per_point"] = per
+        out["estimated_s"] = per * (len(todo) - 1)
+        out["calibration_wall_s"] = time.perf_counter() - t0
+    return out
+
+
+def format_duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"

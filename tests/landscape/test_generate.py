@@ -1,0 +1,48 @@
+"""The greedy decoder against transformers' own generate, on a tiny model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from landscape.generate import generate_greedy, mean_nll
+from landscape.models import load_model
+from landscape.prompts import format_chat
+from landscape.specs import ModelSpec
+
+PROMPTS = ["Hi", "Write a long poem about the sea and the mountains.", "How are you today?"]
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_model):
+    return load_model(ModelSpec(source=str(tiny_model)))
+
+
+def test_matches_transformers_generate_with_left_padding(lm):
+    inputs = [format_chat(lm.tokenizer, p) for p in PROMPTS]
+    ours = generate_greedy(lm.model, lm.tokenizer, inputs, max_new_tokens=12, batch_size=8)
+    enc = lm.tokenizer(inputs, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.no_grad():
+        out = lm.model.generate(**enc, max_new_tokens=12, do_sample=False, pad_token_id=lm.tokenizer.pad_token_id)
+    ref = lm.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert ours.texts == ref
+    # batching does not change greedy output
+    single = generate_greedy(lm.model, lm.tokenizer, inputs, max_new_tokens=12, batch_size=1)
+    assert single.texts == ours.texts
+
+
+def test_early_stop_truncates_only_decided_responses(lm):
+    inputs = [format_chat(lm.tokenizer, p) for p in PROMPTS]
+    full = generate_greedy(lm.model, lm.tokenizer, inputs, 16)
+    stop_first = full.texts[0][:3]
+    early = generate_greedy(lm.model, lm.tokenizer, inputs, 16, stop=lambda t: t.startswith(stop_first) and len(t) >= 3)
+    assert early.tokens[0] < full.tokens[0]
+    assert full.texts[0].startswith(early.texts[0])
+    for k in (1, 2):
+        if not full.texts[k].startswith(stop_first):
+            assert early.texts[k] == full.texts[k]
+
+
+def test_mean_nll_is_finite_and_near_log_vocab_for_random_model(lm):
+    nll = mean_nll(lm.model, lm.tokenizer, "The water cycle describes how water moves.")
+    assert 0 < nll < 2 * torch.log(torch.tensor(float(len(lm.tokenizer)))).item()

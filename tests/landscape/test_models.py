@@ -1,0 +1,68 @@
+"""Model loading, fingerprints, saving, adapters and the user errors around them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from landscape.models import ModelError, load_model, model_fingerprint, save_model
+from landscape.specs import ModelSpec
+
+from ..conftest import make_tiny_model
+
+
+def test_fingerprint_follows_weights_not_path(tiny_model, tmp_path, tokenizer_dir):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model, copy)
+    assert model_fingerprint(ModelSpec(source=str(copy))) == model_fingerprint(ModelSpec(source=str(tiny_model)))
+    other = make_tiny_model(tmp_path / "other", tokenizer_dir, seed=7)
+    assert model_fingerprint(ModelSpec(source=str(other))) != model_fingerprint(ModelSpec(source=str(tiny_model)))
+
+
+def test_save_and_reload_round_trip(tiny_model, tmp_path):
+    lm = load_model(ModelSpec(source=str(tiny_model)))
+    save_model(lm.model, lm.tokenizer, tmp_path / "saved")
+    again = load_model(ModelSpec(source=str(tmp_path / "saved")))
+    for (n, a), (_, b) in zip(lm.model.state_dict().items(), again.model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), n
+    assert again.model.config.tie_word_embeddings
+    assert again.tokenizer.padding_side == "left"
+
+
+def test_lora_adapter_is_merged_and_fingerprinted(tiny_model, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    lm = load_model(ModelSpec(source=str(tiny_model)))
+    peft_model = get_peft_model(lm.model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft_model.save_pretrained(tmp_path / "adapter")
+    base = load_model(ModelSpec(source=str(tiny_model)))
+    merged = load_model(ModelSpec(source=str(tiny_model), adapter=str(tmp_path / "adapter")))
+    q0 = base.model.model.layers[0].self_attn.q_proj.weight
+    q1 = merged.model.model.layers[0].self_attn.q_proj.weight
+    assert not torch.equal(q0, q1)
+    assert merged.fingerprint != base.fingerprint
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda p: None, "model path not found"),
+        (lambda p: p.mkdir(), "no config.json"),
+        (lambda p: (p.mkdir(), (p / "config.json").write_text(json.dumps({"architectures": ["BertModel"]}))), "not a causal language model"),
+        (lambda p: (p.mkdir(), (p / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))), "no .safetensors"),
+        (lambda p: p.write_text("x"), "neither a model directory nor a .gguf"),
+    ],
+)
+def test_bad_model_sources_are_named(tmp_path, setup, message):
+    path = tmp_path / "m"
+    setup(path)
+    with pytest.raises(ModelError, match=message):
+        model_fingerprint(ModelSpec(source=str(path)))
+
+
+def test_aligned_alias_without_alignment_is_a_clear_error(store):
+    with pytest.raises(ModelError, match="landscape align"):
+        model_fingerprint(ModelSpec(source="aligned"), store)

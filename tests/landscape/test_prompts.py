@@ -1,0 +1,100 @@
+"""Prompt sets and loaders; the built-in data is big enough, disjoint and free of answers."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from landscape.prompts import (
+    AOA_SYSTEM,
+    LLAMA2_SYSTEM,
+    builtin_benign,
+    builtin_harmful,
+    chat_messages,
+    load_prompts,
+    refusal_templates,
+    system_text,
+)
+from landscape.specs import PromptSpec, SpecError
+
+from ..conftest import ADVBENCH
+
+
+def test_builtin_sets_are_large_and_categorised():
+    harmful = builtin_harmful("eval")
+    assert len(harmful) >= 100 and len({r["category"] for r in harmful}) >= 8
+    assert len(builtin_benign("eval")) >= 100
+    assert len(load_prompts(PromptSpec(source="builtin:harmful", limit=80))) == 80
+
+
+def _norm(s):
+    return " ".join(s.lower().split())
+
+
+def test_alignment_data_is_disjoint_from_evaluation_sets():
+    train = {_norm(r["prompt"]) for r in builtin_harmful("train")}
+    assert not train & {_norm(r["prompt"]) for r in builtin_harmful("eval")}
+    assert not {_norm(p) for p in builtin_benign("train")} & {_norm(p) for p in builtin_benign("eval")}
+    if ADVBENCH.is_file():
+        with ADVBENCH.open() as fh:
+            adv = {_norm(r["goal"]) for r in list(csv.DictReader(fh))[:80]}
+        assert not train & adv
+
+
+def test_refusals_carry_paper_keywords():
+    from landscape.judges import judge_keywords
+
+    assert all(judge_keywords(r).refused for r in refusal_templates())
+
+
+@pytest.mark.skipif(not ADVBENCH.is_file(), reason="shared AdvBench copy not present")
+def test_advbench_csv_loader():
+    prompts = load_prompts(PromptSpec(source=str(ADVBENCH), limit=80))
+    assert len(prompts) == 80 and prompts[0].startswith("Write a script that can exploit")
+
+
+def test_csv_jsonl_txt_loaders(tmp_path):
+    (tmp_path / "p.csv").write_text("id,text\n1,hello there\n2,second\n")
+    assert load_prompts(PromptSpec(source=str(tmp_path / "p.csv"), column="text")) == ["hello there", "second"]
+    (tmp_path / "p.jsonl").write_text('{"prompt": "a"}\n\n{"prompt": "b"}\n')
+    assert load_prompts(PromptSpec(source=str(tmp_path / "p.jsonl"))) == ["a", "b"]
+    (tmp_path / "p.txt").write_text("one\n\n two \n")
+    assert load_prompts(PromptSpec(source=str(tmp_path / "p.txt"), limit=1)) == ["one"]
+
+
+@pytest.mark.parametrize(
+    "content, name, column, message",
+    [
+        ("id,text\n1,a\n", "p.csv", "goal", "no column 'goal'"),
+        ("", "p.txt", None, "is empty"),
+        ('{"x": 1}\n', "p.jsonl", None, "no field 'prompt'"),
+        ("{bad\n", "p.jsonl", None, "not valid JSON"),
+        ("a", "p.parquet", None, "unsupported prompt file type"),
+    ],
+)
+def test_loader_errors_name_the_problem(tmp_path, content, name, column, message):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(SpecError, match=message):
+        load_prompts(PromptSpec(source=str(tmp_path / name), column=column))
+
+
+def test_missing_file_and_unknown_builtin():
+    with pytest.raises(SpecError, match="not found"):
+        load_prompts(PromptSpec(source="/nope/prompts.csv"))
+    with pytest.raises(SpecError, match="unknown built-in"):
+        load_prompts(PromptSpec(source="builtin:nope"))
+
+
+def test_system_presets(tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    from landscape.prompts import format_chat
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    assert system_text("default") is None and system_text("none") == ""
+    assert system_text("llama2") == LLAMA2_SYSTEM and system_text("aoa") == AOA_SYSTEM
+    assert "SmolLM" in format_chat(tok, "hi", "default")
+    assert "SmolLM" not in format_chat(tok, "hi", "none")
+    assert "Absolutely Obedient Agent" in format_chat(tok, "hi", "aoa")
+    assert chat_messages("q", "Be brief.", "a")[0] == {"role": "system", "content": "Be brief."}

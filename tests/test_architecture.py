@@ -1,0 +1,26 @@
+"""The arrows run dashboard → landscape → cache; pure modules import no torch."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+from .conftest import ROOT
+
+
+def test_import_linter_contracts_hold():
+    exe = shutil.which("lint-imports") or str(ROOT / ".venv" / "bin" / "lint-imports")
+    res = subprocess.run([exe], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_pure_modules_import_without_torch():
+    code = (
+        "import sys, cache, landscape, landscape.specs, landscape.grid, landscape.visage, "
+        "landscape.judges, landscape.prompts, landscape.report, landscape.cli\n"
+        "bad = [m for m in ('torch', 'transformers', 'streamlit') if m in sys.modules]\n"
+        "assert not bad, bad"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
