@@ -88,15 +88,20 @@ def run_reference(args) -> dict:
     verdicts, per_point = [], []
     for alpha in spec.alphas.values():
         tp = time.perf_counter()
-        perturbed = {k: (v + alpha * direction[k] if k in direction else v.clone()) for k, v in theta0.items()}  # copy 3
+        perturbed = {
+            k: (v + alpha * direction[k] if k in direction else v.clone()) for k, v in theta0.items()
+        }  # copy 3
         model.load_state_dict(perturbed)
         del perturbed
         point = []
         for s in range(0, len(inputs), 4):
-            enc = tok(inputs[s : s + 4], return_tensors="pt", padding=True, add_special_tokens=False).to(args.device)
+            enc = tok(inputs[s : s + 4], return_tensors="pt", padding=True, add_special_tokens=False).to(
+                args.device
+            )
             with torch.no_grad():
-                out = model.generate(**enc, max_new_tokens=args.max_new_tokens, do_sample=False,
-                                     pad_token_id=tok.pad_token_id)
+                out = model.generate(
+                    **enc, max_new_tokens=args.max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id
+                )
             texts = tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
             point += [judge_keywords(t).refused for t in texts]
         verdicts.append(point)
@@ -136,15 +141,23 @@ def main() -> None:
     ref, ours = results["reference"], results["ours"]
     ref_pp = sum(ref["per_point_s"]) / len(ref["per_point_s"])
     our_pp = sum(ours["per_point_s"]) / len(ours["per_point_s"])
-    pairs = [(a, b) for pa, pb in zip(ref["verdicts"], ours["verdicts"], strict=True) for a, b in zip(pa, pb, strict=True)]
+    pairs = [
+        (a, b)
+        for pa, pb in zip(ref["verdicts"], ours["verdicts"], strict=True)
+        for a, b in zip(pa, pb, strict=True)
+    ]
     agree = sum(a == b for a, b in pairs) / len(pairs)
-    print(f"model {args.model}, {args.points} points in [-{args.half}, {args.half}], {args.prompts} prompts, "
-          f"max_new_tokens {args.max_new_tokens}, device {args.device}, {args.dtype}")
+    print(
+        f"model {args.model}, {args.points} points in [-{args.half}, {args.half}], {args.prompts} prompts, "
+        f"max_new_tokens {args.max_new_tokens}, device {args.device}, {args.dtype}"
+    )
     print(f"{'':<12} {'s/point':>9} {'peak RSS MB':>12}")
     print(f"{'reference':<12} {ref_pp:>9.2f} {ref['peak_rss_mb']:>12.0f}")
     print(f"{'ours':<12} {our_pp:>9.2f} {ours['peak_rss_mb']:>12.0f}")
-    print(f"speed-up per point: {ref_pp / our_pp:.2f}x   memory ratio (ours/reference): "
-          f"{ours['peak_rss_mb'] / ref['peak_rss_mb']:.2f}   verdict agreement: {100 * agree:.1f}% of {len(pairs)}")
+    print(
+        f"speed-up per point: {ref_pp / our_pp:.2f}x   memory ratio (ours/reference): "
+        f"{ours['peak_rss_mb'] / ref['peak_rss_mb']:.2f}   verdict agreement: {100 * agree:.1f}% of {len(pairs)}"
+    )
 
 
 if __name__ == "__main__":

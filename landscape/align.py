@@ -24,10 +24,10 @@ from pathlib import Path
 from cache import Store
 from landscape.models import ModelError, load_model, model_fingerprint, save_model
 from landscape.prompts import (
-    data_text,
     builtin_benign,
     builtin_harmful,
     chat_messages,
+    data_text,
     format_chat,
     refusal_templates,
 )
@@ -75,9 +75,7 @@ def build_examples(tokenizer, distilled: dict[str, str], seed: int) -> list[tupl
     for prompt, answer in pairs:
         system = rng.choice(["default", "default", "none"])
         prefix = format_chat(tokenizer, prompt, system)
-        full = tokenizer.apply_chat_template(
-            chat_messages(prompt, system, answer), tokenize=False
-        )
+        full = tokenizer.apply_chat_template(chat_messages(prompt, system, answer), tokenize=False)
         if not full.startswith(prefix):
             raise ModelError("the chat template does not extend the prompt with the answer")
         p_ids = tokenizer(prefix, add_special_tokens=False)["input_ids"]
@@ -128,9 +126,7 @@ def train_sft(model, examples, *, epochs, lr, batch_size, max_length, seed, pad_
                     torch.tensor(y),
                     1,
                 )
-            out = model(
-                input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)
-            )
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

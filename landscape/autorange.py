@@ -83,9 +83,7 @@ def auto_range(
                     state["snapshot"], state["dirs"], _ = session.directions(probe_spec)
                 coeffs = [0.0] * len(state["dirs"])
                 coeffs[k] = coef
-                res = session.evaluate_at(
-                    probe_spec, prep.prompts, state["snapshot"], state["dirs"], coeffs
-                )
+                res = session.evaluate_at(probe_spec, prep.prompts, state["snapshot"], state["dirs"], coeffs)
                 probes[tag] = res.metrics["asr_pct"]
                 state["new"] += 1
                 store.put_json(key, probes)

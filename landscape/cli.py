@@ -100,31 +100,70 @@ def main(ctx, store_dir, device, batch_size, quiet):
 
 def scan_options(fn):
     options = [
-        click.option("--spec", "spec_file", type=click.Path(dir_okay=False), help="YAML scan spec; flags you give override it."),
-        click.option("--model", default="aligned", show_default=True, help="smollm2-135m-instruct, aligned, an HF directory or a .gguf file."),
+        click.option(
+            "--spec",
+            "spec_file",
+            type=click.Path(dir_okay=False),
+            help="YAML scan spec; flags you give override it.",
+        ),
+        click.option(
+            "--model",
+            default="aligned",
+            show_default=True,
+            help="smollm2-135m-instruct, aligned, an HF directory or a .gguf file.",
+        ),
         click.option("--adapter", default=None, help="peft LoRA adapter directory merged on top."),
-        click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True, help="auto: bfloat16 on CUDA, float32 on CPU."),
+        click.option(
+            "--dtype",
+            type=click.Choice(["auto", "float32", "bfloat16"]),
+            default="auto",
+            show_default=True,
+            help="auto: bfloat16 on CUDA, float32 on CPU.",
+        ),
         click.option("--seed", default=0, show_default=True, help="Seed of the first random direction."),
         click.option("--seed2", default=None, type=int, help="Seed of the second direction [seed+1000]."),
-        click.option("--norm", type=click.Choice(["layer", "filter", "none"]), default="layer", show_default=True),
+        click.option(
+            "--norm", type=click.Choice(["layer", "filter", "none"]), default="layer", show_default=True
+        ),
         click.option("--no-embeddings", is_flag=True, help="Leave embeddings and lm_head unperturbed."),
         click.option("--no-orthogonalize", is_flag=True, help="Keep the 2nd direction as drawn."),
-        click.option("--range", "alpha_range", nargs=2, type=float, default=None, help="Alpha axis START STOP."),
+        click.option(
+            "--range", "alpha_range", nargs=2, type=float, default=None, help="Alpha axis START STOP."
+        ),
         click.option("--points", default=None, type=click.IntRange(1, 401), help="Alpha grid points."),
         click.option("--beta-range", nargs=2, type=float, default=None, help="Beta axis START STOP."),
         click.option("--beta-points", default=None, type=click.IntRange(1, 401)),
         click.option("--auto-range", is_flag=True, help="Bisect for the basin edges and span them."),
-        click.option("--probe-prompts", default=None, type=click.IntRange(1), help="Prompts per auto-range probe."),
-        click.option("--prompts", default="builtin:harmful", show_default=True, help="builtin:harmful, builtin:benign or a .csv/.jsonl/.txt file."),
+        click.option(
+            "--probe-prompts", default=None, type=click.IntRange(1), help="Prompts per auto-range probe."
+        ),
+        click.option(
+            "--prompts",
+            default="builtin:harmful",
+            show_default=True,
+            help="builtin:harmful, builtin:benign or a .csv/.jsonl/.txt file.",
+        ),
         click.option("--column", default=None, help="CSV column / JSONL field with the prompt."),
         click.option("--limit", default=None, type=click.IntRange(1), help="First N prompts only."),
-        click.option("--system-prompt", default="default", show_default=True, help=f"Preset ({', '.join(SYSTEM_PRESETS)}) or custom text."),
+        click.option(
+            "--system-prompt",
+            default="default",
+            show_default=True,
+            help=f"Preset ({', '.join(SYSTEM_PRESETS)}) or custom text.",
+        ),
         click.option("--judge", default="keywords", show_default=True, help="keywords (paper) or prefix."),
         click.option("--max-new-tokens", default=32, show_default=True, type=click.IntRange(1, 4096)),
         click.option("--no-early-stop", is_flag=True, help="Always generate max-new-tokens."),
         click.option("--capability", is_flag=True, help="Also record benign over-refusal and reference NLL."),
         click.option("--benign-limit", default=16, show_default=True, type=click.IntRange(0)),
-        click.option("--directions", "n_directions", default=1, show_default=True, type=click.IntRange(1, 50), help="K random directions (seeds seed..seed+K-1)."),
+        click.option(
+            "--directions",
+            "n_directions",
+            default=1,
+            show_default=True,
+            type=click.IntRange(1, 50),
+            help="K random directions (seeds seed..seed+K-1).",
+        ),
         click.option("--keep-directions", is_flag=True, help="Hold directions in memory (faster, more RAM)."),
         click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
     ]
@@ -166,7 +205,9 @@ def build_scan_spec(ctx, kind: str, o: dict, device: str) -> ScanSpec:
     if kind == "interpolate":
         if not o.get("target"):
             raise click.UsageError("interpolate needs --target MODEL (θ_b; --model is θ_a)")
-        first = DirectionSpec(kind="interpolation", norm="none", target=ModelSpec(source=o["target"], dtype=dtype))
+        first = DirectionSpec(
+            kind="interpolation", norm="none", target=ModelSpec(source=o["target"], dtype=dtype)
+        )
         dirs = (first,) if not o["beta_range"] else (first, DirectionSpec(seed=seed2, **random_kw))
     elif kind == "2d":
         dirs = (DirectionSpec(seed=o["seed"], **random_kw), DirectionSpec(seed=seed2, **random_kw))
@@ -189,7 +230,9 @@ def build_scan_spec(ctx, kind: str, o: dict, device: str) -> ScanSpec:
     if not base or use("judge"):
         spec["judge"] = JudgeSpec(name=o["judge"])
     if not base or use("max_new_tokens") or use("no_early_stop"):
-        spec["generation"] = GenerationSpec(max_new_tokens=o["max_new_tokens"], early_stop=not o["no_early_stop"])
+        spec["generation"] = GenerationSpec(
+            max_new_tokens=o["max_new_tokens"], early_stop=not o["no_early_stop"]
+        )
     if o["capability"]:
         spec["capability"] = CapabilitySpec(benign_limit=o["benign_limit"])
     if not base or use("no_orthogonalize"):
@@ -199,8 +242,7 @@ def build_scan_spec(ctx, kind: str, o: dict, device: str) -> ScanSpec:
 
 def _with_seed(spec: ScanSpec, offset: int) -> ScanSpec:
     dirs = tuple(
-        d.model_copy(update={"seed": d.seed + offset}) if d.kind == "random" else d
-        for d in spec.directions
+        d.model_copy(update={"seed": d.seed + offset}) if d.kind == "random" else d for d in spec.directions
     )
     return spec.model_copy(update={"directions": dirs})
 
@@ -217,7 +259,14 @@ def run_scans(c: Ctx, spec: ScanSpec, o: dict):
         s = _with_seed(spec, k)
         if o["auto_range"]:
             c.log(f"auto range for direction set {k + 1}/{o['n_directions']}")
-            ar = auto_range(s, c.store, runtime, AutoRangeSpec(probe_prompts=o["probe_prompts"]), log=c.log, session=session)
+            ar = auto_range(
+                s,
+                c.store,
+                runtime,
+                AutoRangeSpec(probe_prompts=o["probe_prompts"]),
+                log=c.log,
+                session=session,
+            )
             c.log("  basin edges: " + ", ".join(f"-{n:.3f}/+{p:.3f}" for n, p in ar.edges))
             s = ar.spec
         results.append(scan_grid(s, c.store, runtime, log=c.log, session=session))
@@ -226,10 +275,20 @@ def run_scans(c: Ctx, spec: ScanSpec, o: dict):
 
 def _print_results(results, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps([{"key": r.key, "kind": r.spec.kind, "summary": r.summary, "computed": r.computed} for r in results], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {"key": r.key, "kind": r.spec.kind, "summary": r.summary, "computed": r.computed}
+                    for r in results
+                ],
+                indent=2,
+            )
+        )
         return
     for r in results:
-        click.echo(f"\nscan {r.key[:12]}  ({r.spec.kind}, {'computed ' + str(r.computed) + ' points' if r.computed else 'from the store'})")
+        click.echo(
+            f"\nscan {r.key[:12]}  ({r.spec.kind}, {'computed ' + str(r.computed) + ' points' if r.computed else 'from the store'})"
+        )
         if r.grid.betas is None:
             print_curve(r.grid)
         else:
@@ -266,10 +325,14 @@ def estimate(ctx, kind, **o):
     if o["as_json"]:
         click.echo(json.dumps(est, indent=2))
         return
-    click.echo(f"scan {est['key'][:12]}: {est['points']} points ({est['missing']} to compute) × {est['prompts']} prompts × ≤{est['max_new_tokens']} tokens")
+    click.echo(
+        f"scan {est['key'][:12]}: {est['points']} points ({est['missing']} to compute) × {est['prompts']} prompts × ≤{est['max_new_tokens']} tokens"
+    )
     click.echo(f"token budget: ≤{est['max_tokens']:,} new tokens")
     if est["seconds_per_point"] is not None:
-        click.echo(f"measured {est['seconds_per_point']:.1f} s/point → about {format_duration(est['estimated_s'])} for the rest")
+        click.echo(
+            f"measured {est['seconds_per_point']:.1f} s/point → about {format_duration(est['estimated_s'])} for the rest"
+        )
     else:
         click.echo("everything is in the store already")
 
@@ -280,7 +343,12 @@ def estimate(ctx, kind, **o):
 @click.option("--seed", default=0, show_default=True)
 @click.option("--base", default="smollm2-135m-instruct", show_default=True, help="Model to align.")
 @click.option("--eval/--no-eval", "do_eval", default=True, help="Measure ASR and over-refusal after.")
-@click.option("--eval-prompts", default="builtin:harmful", show_default=True, help="Harmful set for the check (e.g. AdvBench CSV).")
+@click.option(
+    "--eval-prompts",
+    default="builtin:harmful",
+    show_default=True,
+    help="Harmful set for the check (e.g. AdvBench CSV).",
+)
 @click.option("--eval-limit", default=80, show_default=True, type=click.IntRange(1))
 @click.pass_context
 def align(ctx, epochs, lr, seed, base, do_eval, eval_prompts, eval_limit):
@@ -300,7 +368,9 @@ def align(ctx, epochs, lr, seed, base, do_eval, eval_prompts, eval_limit):
 @main.command()
 @click.argument("keys", nargs=-1)
 @click.option("--asr", default=None, help="A 1D ASR curve in percent, e.g. 100,60,0,10,100.")
-@click.option("--csv", "csv_file", type=click.Path(dir_okay=False), default=None, help="A 2D ASR grid (rows = alpha).")
+@click.option(
+    "--csv", "csv_file", type=click.Path(dir_okay=False), default=None, help="A 2D ASR grid (rows = alpha)."
+)
 @click.option("--json", "as_json", is_flag=True)
 def visage(keys, asr, csv_file, as_json):
     """VISAGE (paper and reference definitions) of stored scans or of numbers you give."""
@@ -316,7 +386,14 @@ def visage(keys, asr, csv_file, as_json):
         rows.append(("--asr", np.linspace(-1, 1, len(curve)), None, curve))
     if csv_file is not None:
         grid = read_asr_csv(Path(csv_file))
-        rows.append((Path(csv_file).name, np.arange(grid.shape[0]) - grid.shape[0] // 2, np.arange(grid.shape[1]) - grid.shape[1] // 2, grid))
+        rows.append(
+            (
+                Path(csv_file).name,
+                np.arange(grid.shape[0]) - grid.shape[0] // 2,
+                np.arange(grid.shape[1]) - grid.shape[1] // 2,
+                grid,
+            )
+        )
     for key in keys:
         full = c.store.resolve_scan_key(key)
         g = c.store.scan_grid(full)
@@ -357,16 +434,42 @@ def show(key, point, as_json):
 
 
 @main.command()
-@click.option("--prompts", "n_prompts", default=32, show_default=True, type=click.IntRange(4), help="Harmful prompts per point.")
-@click.option("--points", default=15, show_default=True, type=click.IntRange(3, 101), help="1D grid points.")
+@click.option(
+    "--prompts",
+    "n_prompts",
+    default=32,
+    show_default=True,
+    type=click.IntRange(4),
+    help="Harmful prompts per point.",
+)
+@click.option("--points", default=13, show_default=True, type=click.IntRange(3, 101), help="1D grid points.")
 @click.option("--grid2d", default=7, show_default=True, type=click.IntRange(3, 41), help="2D grid side.")
-@click.option("--prompts2d", default=16, show_default=True, type=click.IntRange(4), help="Prompts per 2D point.")
+@click.option(
+    "--prompts2d", default=12, show_default=True, type=click.IntRange(4), help="Prompts per 2D point."
+)
 @click.pass_context
 def demo(ctx, n_prompts, points, grid2d, prompts2d):
     """Align if needed → auto-range 1D scan → coarse 2D scan → VISAGE table."""
     from landscape.demo import run_demo
 
     run_demo(ctx.obj, n_prompts, points, grid2d, prompts2d)
+
+
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def export(ctx, args):
+    """Export a scan's figure (PNG/SVG/PDF/HTML) or data (CSV/JSON): `landscape export --help`.
+
+    The figures come from the dashboard's builders, run as a separate process so the engine never
+    imports plotly.
+    """
+    import subprocess
+
+    cmd = [sys.executable, "-m", "dashboard.export", "--store", ctx.obj.store_dir, *args]
+    raise click.exceptions.Exit(subprocess.run(cmd).returncode)
 
 
 def run(argv=None) -> int:
@@ -377,7 +480,9 @@ def run(argv=None) -> int:
     from landscape.specs import SpecError
 
     try:
-        main.main(args=argv, prog_name="landscape", standalone_mode=False)
+        code = main.main(args=argv, prog_name="landscape", standalone_mode=False)
+        if isinstance(code, int):  # click returns Exit codes instead of raising when not standalone
+            return code
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.Abort:

@@ -52,8 +52,7 @@ def normalize_tensor(d: torch.Tensor, w: torch.Tensor, norm: str) -> torch.Tenso
 def random_direction(weights: Mapping[str, torch.Tensor], seed: int, norm: str) -> Direction:
     """A normalised Gaussian direction over ``weights`` (materialised; see ``RandomDirection``)."""
     return {
-        name: normalize_tensor(gaussian_like(name, w.shape, seed), w, norm)
-        for name, w in weights.items()
+        name: normalize_tensor(gaussian_like(name, w.shape, seed), w, norm) for name, w in weights.items()
     }
 
 

@@ -65,9 +65,7 @@ def evaluate_point(lm, spec: ScanSpec, prompts: list[str], batch_size: int) -> P
     judge = get_judge(spec.judge.name)
     stop = judge.decided if spec.generation.early_stop else None
     inputs = [format_chat(lm.tokenizer, p, spec.system_prompt) for p in prompts]
-    gen = generate_greedy(
-        lm.model, lm.tokenizer, inputs, spec.generation.max_new_tokens, batch_size, stop
-    )
+    gen = generate_greedy(lm.model, lm.tokenizer, inputs, spec.generation.max_new_tokens, batch_size, stop)
     metrics, rows = judge_responses(prompts, gen.texts, spec.judge.name)
     for row, n in zip(rows, gen.tokens, strict=True):
         row["tokens"] = n

@@ -54,35 +54,83 @@ def generate_greedy(
     order = sorted(range(len(inputs)), key=lambda k: len(inputs[k]))
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        out = _generate_batch(
-            model, tokenizer, [inputs[k] for k in idx], max_new_tokens, stop, check_every
-        )
+        out = _generate_batch(model, tokenizer, [inputs[k] for k in idx], max_new_tokens, stop, check_every)
         for k, (text, n) in zip(idx, out, strict=True):
             texts[k], counts[k] = text, n
     return Generation(texts, counts)
 
 
+def common_prefix_len(seqs: list[list[int]]) -> int:
+    """Tokens shared by every sequence at its start, leaving each at least one token of its own."""
+    n = min(len(s) for s in seqs) - 1
+    first = seqs[0]
+    for k in range(max(n, 0)):
+        if any(s[k] != first[k] for s in seqs):
+            return k
+    return max(n, 0)
+
+
+def _prefill(model, token_lists: list[list[int]], pad_id: int, device, cache: DynamicCache):
+    """Fill ``cache`` with the prompts; returns (attention mask, last-position logits).
+
+    The chat template and system prompt make every prompt start with the same tokens, often half of
+    the input. That shared prefix is run once at batch size 1 and its KV cache repeated across the
+    batch; each prompt's own suffix follows, left-padded *after* the prefix (the pads are masked
+    and positions come from the mask, so the result equals padding the whole prompt).
+    """
+    p = common_prefix_len(token_lists) if len(token_lists) > 1 else 0
+    width = max(len(t) for t in token_lists) - p
+    ids = torch.full((len(token_lists), width), pad_id, dtype=torch.long)
+    suffix_mask = torch.zeros((len(token_lists), width), dtype=torch.long)
+    for r, toks in enumerate(token_lists):
+        own = toks[p:]
+        ids[r, width - len(own) :] = torch.tensor(own)
+        suffix_mask[r, width - len(own) :] = 1
+    ids, suffix_mask = ids.to(device), suffix_mask.to(device)
+    mask = suffix_mask
+    if p >= 4:
+        prefix = torch.tensor([token_lists[0][:p]], device=device)
+        model(input_ids=prefix, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        cache.batch_repeat_interleave(len(token_lists))
+        mask = torch.cat([suffix_mask.new_ones(len(token_lists), p), suffix_mask], dim=-1)
+    else:  # too little shared: plain left padding
+        ids = torch.cat(
+            [torch.tensor([t[:p] for t in token_lists], dtype=torch.long, device=device), ids], -1
+        )
+        mask = torch.cat([suffix_mask.new_ones(len(token_lists), p), suffix_mask], dim=-1)
+    pos = (mask.cumsum(-1) - 1).clamp_min(0)[:, -ids.shape[1] :]
+    logits = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=pos,
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    ).logits[:, -1, :]
+    return mask, logits
+
+
 def _generate_batch(model, tokenizer, batch, max_new_tokens, stop, check_every):
     device = next(model.parameters()).device
-    enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-    mask = enc["attention_mask"]
+    token_lists = [tokenizer(b, add_special_tokens=False)["input_ids"] for b in batch]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     eos = torch.tensor(sorted(_eos_ids(model, tokenizer)), device=device)
     cache = DynamicCache()
     rows = torch.arange(len(batch), device=device)  # original row of each live row
     generated: list[list[int]] = [[] for _ in batch]
-    ids = enc["input_ids"]
+    mask, logits = _prefill(model, token_lists, pad_id, device, cache)
+    ids = None  # the previous step's tokens, fed from step 1 on
     for step in range(max_new_tokens):
-        pos = (mask.cumsum(-1) - 1).clamp_min(0)
         if step > 0:
-            pos = pos[:, -1:]
-        logits = model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=pos,
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        ).logits[:, -1, :]
+            pos = (mask.cumsum(-1) - 1)[:, -1:]
+            logits = model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=pos,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            ).logits[:, -1, :]
         nxt = logits.argmax(-1)  # (live,)
         finished = torch.isin(nxt, eos) if eos.numel() else torch.zeros_like(nxt, dtype=torch.bool)
         for r, tok, fin in zip(rows.tolist(), nxt.tolist(), finished.tolist(), strict=True):
@@ -91,9 +139,10 @@ def _generate_batch(model, tokenizer, batch, max_new_tokens, stop, check_every):
         done = finished.clone()
         if stop is not None and (step % check_every == check_every - 1):
             live = [r for r, f in zip(rows.tolist(), finished.tolist(), strict=True) if not f]
-            decoded = tokenizer.batch_decode([generated[r] for r in live], skip_special_tokens=True)
-            stopped = {r for r, text in zip(live, decoded, strict=True) if stop(text)}
-            done |= torch.tensor([r in stopped for r in rows.tolist()], device=device)
+            if live:  # batch_decode([]) is not an empty list
+                decoded = tokenizer.batch_decode([generated[r] for r in live], skip_special_tokens=True)
+                stopped = {r for r, text in zip(live, decoded, strict=True) if stop(text)}
+                done |= torch.tensor([r in stopped for r in rows.tolist()], device=device)
         if done.all() or step == max_new_tokens - 1:
             break
         if done.any():

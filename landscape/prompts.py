@@ -80,9 +80,7 @@ def load_prompts(spec: PromptSpec) -> list[str]:
     if spec.source in BUILTIN_SETS:
         prompts = BUILTIN_SETS[spec.source]()
     elif spec.source.startswith("builtin:"):
-        raise SpecError(
-            f"unknown built-in prompt set {spec.source!r}; choose from {', '.join(BUILTIN_SETS)}"
-        )
+        raise SpecError(f"unknown built-in prompt set {spec.source!r}; choose from {', '.join(BUILTIN_SETS)}")
     else:
         prompts = _load_file(Path(spec.source).expanduser(), spec.column)
     prompts = [p for p in prompts if p]

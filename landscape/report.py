@@ -86,7 +86,7 @@ def read_asr_csv(path: Path) -> np.ndarray:
 
 def visage_table(rows, as_json: bool) -> str:
     out = []
-    for name, _alphas, betas, asr in rows:
+    for name, _alphas, _betas, asr in rows:
         asr = np.asarray(asr, dtype=float)
         if np.isfinite(asr).any() and ((asr[np.isfinite(asr)] < 0) | (asr[np.isfinite(asr)] > 100)).any():
             raise SpecError("ASR values must lie in [0, 100]")
@@ -96,7 +96,9 @@ def visage_table(rows, as_json: bool) -> str:
         return json.dumps(out, indent=2)
     lines = [f"{'source':<16} {'dims':>4} {'VISAGE (paper)':>15} {'VISAGE (reference)':>19}"]
     for r in out:
-        lines.append(f"{r['source']:<16} {r['dims']:>4} {_fmt(r['visage'], 2):>15} {_fmt(r['visage_reference'], 2):>19}")
+        lines.append(
+            f"{r['source']:<16} {r['dims']:>4} {_fmt(r['visage'], 2):>15} {_fmt(r['visage_reference'], 2):>19}"
+        )
     return "\n".join(lines)
 
 
@@ -104,11 +106,15 @@ def print_scan_list(scans: list[dict], root) -> None:
     if not scans:
         click.echo(f"no scans in {root} yet: run `landscape demo` or `landscape scan 1d`")
         return
-    click.echo(f"{'key':<12} {'kind':<13} {'model':<24} {'grid':<9} {'status':<13} {'ASR0':>5} {'VISAGE':>7} {'created':<16}")
+    click.echo(
+        f"{'key':<12} {'kind':<13} {'model':<24} {'grid':<9} {'status':<13} {'ASR0':>5} {'VISAGE':>7} {'created':<16}"
+    )
     for s in scans:
         spec = s.get("spec", {})
         grid = f"{len(s['alphas'])}" + (f"x{len(s['betas'])}" if s.get("betas") else "")
-        status = s["status"] if s["status"] == "complete" else f"{s['status']} {s['done']}/{s['total_points']}"
+        status = (
+            s["status"] if s["status"] == "complete" else f"{s['status']} {s['done']}/{s['total_points']}"
+        )
         summ = s.get("summary") or {}
         model = Path(spec.get("model", {}).get("source", "?")).name[:24]
         created = dt.datetime.fromtimestamp(s.get("created", 0)).strftime("%Y-%m-%d %H:%M")
@@ -126,9 +132,13 @@ def show_scan(store, key: str, as_json: bool) -> None:
         click.echo(json.dumps(dict(record, key=key, values=values), indent=2, default=str))
         return
     click.echo(f"scan {key}")
-    click.echo(f"kind: {record['kind']}  status: {record.get('status')}  points: {grid.done}/{record['total_points']}")
+    click.echo(
+        f"kind: {record['kind']}  status: {record.get('status')}  points: {grid.done}/{record['total_points']}"
+    )
     click.echo(f"version {record.get('version')}  commit {record.get('commit')}")
-    click.echo("spec:\n" + "\n".join("  " + line for line in json.dumps(record["spec"], indent=2).splitlines()))
+    click.echo(
+        "spec:\n" + "\n".join("  " + line for line in json.dumps(record["spec"], indent=2).splitlines())
+    )
     print_curve(grid) if grid.betas is None else print_grid(grid)
     print_summary(record.get("summary") or {})
 
@@ -140,7 +150,9 @@ def show_point(store, key: str, i: int, j: int, as_json: bool) -> str:
     rows = store.point_responses(key, i, j) or []
     if as_json:
         return json.dumps({"metrics": metrics, "responses": rows}, indent=2)
-    lines = [f"point ({i}, {j}) alpha={metrics['alpha']:g} beta={metrics['beta']:g}: ASR {metrics['asr_pct']:.1f}%  incoherent {metrics['incoherent_pct']:.1f}%"]
+    lines = [
+        f"point ({i}, {j}) alpha={metrics['alpha']:g} beta={metrics['beta']:g}: ASR {metrics['asr_pct']:.1f}%  incoherent {metrics['incoherent_pct']:.1f}%"
+    ]
     for r in rows:
         tag = "REFUSED " if r["refused"] else "COMPLIED"
         if r["incoherent"]:
@@ -149,21 +161,33 @@ def show_point(store, key: str, i: int, j: int, as_json: bool) -> str:
     return "\n".join(lines)
 
 
-def evaluate_models(c, sources: list[str], harmful: str, limit: int) -> str:
+def evaluate_models(
+    c, sources: list[str], harmful: str, limit: int, benign_limit: int | None = None, max_new_tokens: int = 48
+) -> str:
     """ASR on ``harmful`` and over-refusal on the built-in benign set, for each model (cached)."""
     from landscape.scan import scan_grid
     from landscape.specs import AxisSpec, GenerationSpec, ModelSpec, PromptSpec, ScanSpec
 
-    lines = [f"{'model':<40} {'ASR % (' + Path(harmful).name[:20] + ')':>28} {'benign refusal %':>17} {'incoherent %':>13}"]
+    lines = [
+        f"{'model':<40} {'ASR % (' + Path(harmful).name[:20] + ')':>28} {'benign refusal %':>17} {'incoherent %':>13}"
+    ]
     for src in sources:
         row = []
-        for prompts in (PromptSpec(source=harmful, limit=limit), PromptSpec(source="builtin:benign")):
+        for prompts in (
+            PromptSpec(source=harmful, limit=limit),
+            PromptSpec(source="builtin:benign", limit=benign_limit),
+        ):
             spec = ScanSpec(
-                model=ModelSpec(source=src), directions=(), alphas=AxisSpec(start=0, stop=0, num=1),
-                prompts=prompts, generation=GenerationSpec(max_new_tokens=48),
+                model=ModelSpec(source=src),
+                directions=(),
+                alphas=AxisSpec(start=0, stop=0, num=1),
+                prompts=prompts,
+                generation=GenerationSpec(max_new_tokens=48),
             )
             res = scan_grid(spec, c.store, c.runtime(), log=c.log)
             row.append(c.store.point(res.key, 0, 0))
         name = src if len(src) <= 40 else "…" + src[-39:]
-        lines.append(f"{name:<40} {row[0]['asr_pct']:>28.1f} {row[1]['refusal_pct']:>17.1f} {row[0]['incoherent_pct']:>13.1f}")
+        lines.append(
+            f"{name:<40} {row[0]['asr_pct']:>28.1f} {row[1]['refusal_pct']:>17.1f} {row[0]['incoherent_pct']:>13.1f}"
+        )
     return "\n".join(lines)

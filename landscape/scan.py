@@ -51,8 +51,7 @@ def prepare_scan(spec: ScanSpec, store: Store) -> PreparedScan:
     prompts = load_prompts(spec.prompts)
     model_fp = model_fingerprint(spec.model, store)
     target_fps = tuple(
-        model_fingerprint(d.target, store) if d.target is not None else None
-        for d in spec.directions
+        model_fingerprint(d.target, store) if d.target is not None else None for d in spec.directions
     )
     identity = spec.identity(model_fp, prompts_fingerprint(prompts), target_fps)
     family = dict(identity, directions=[dict(d, seed=0) for d in identity["directions"]])

@@ -75,9 +75,7 @@ def basin_halfwidths(coords: np.ndarray, asr_pct: np.ndarray, threshold: float =
     o = origin_index(coords)
     if not np.isfinite(asr[o]):
         return HalfWidths(float("nan"), float("nan"))
-    return HalfWidths(
-        _crossing(coords, asr, o, -1, threshold), _crossing(coords, asr, o, +1, threshold)
-    )
+    return HalfWidths(_crossing(coords, asr, o, -1, threshold), _crossing(coords, asr, o, +1, threshold))
 
 
 def axis_profiles(alphas: np.ndarray, betas: np.ndarray, asr_pct: np.ndarray):
@@ -117,7 +115,12 @@ def summarize(alphas, betas, asr_pct) -> dict:
             hw = basin_halfwidths(coords, curve, thr)
             out[f"halfwidth{thr}_{axis}_neg"] = hw.neg
             out[f"halfwidth{thr}_{axis}_pos"] = hw.pos
-    out["asr_origin_pct"] = float(asr.flat[np.ravel_multi_index(
-        (origin_index(alphas),) if betas is None else (origin_index(alphas), origin_index(betas)),
-        asr.shape)])
+    out["asr_origin_pct"] = float(
+        asr.flat[
+            np.ravel_multi_index(
+                (origin_index(alphas),) if betas is None else (origin_index(alphas), origin_index(betas)),
+                asr.shape,
+            )
+        ]
+    )
     return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in out.items()}

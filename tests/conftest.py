@@ -89,4 +89,6 @@ def run_cli(*args: str, store: Path | None = None, timeout: int = 600) -> subpro
     cmd = [sys.executable, "-m", "landscape", "-q"]
     if store is not None:
         cmd += ["--store", str(store)]
-    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    return subprocess.run(
+        cmd + list(args), capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT
+    )

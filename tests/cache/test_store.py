@@ -59,7 +59,16 @@ def test_nan_is_never_stored(store):
 
 
 def _scan(store, key="k1", alphas=(0.0, 0.5, 1.0), betas=(0.0, 1.0)):
-    store.put_scan_record(key, {"alphas": list(alphas), "betas": list(betas), "total_points": len(alphas) * len(betas), "created": 1.0, "kind": "2d"})
+    store.put_scan_record(
+        key,
+        {
+            "alphas": list(alphas),
+            "betas": list(betas),
+            "total_points": len(alphas) * len(betas),
+            "created": 1.0,
+            "kind": "2d",
+        },
+    )
 
 
 def test_scan_grid_has_nan_for_missing_points_and_ij_layout(store):
@@ -117,12 +126,18 @@ def test_concurrent_reader_sees_consistent_points(tmp_path):
     root = tmp_path / "s"
     with Store(root) as s:
         _scan(s, "k", alphas=tuple(range(40)), betas=(0.0,))
-    writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         from cache import Store
         with Store({str(root)!r}) as s:
             for i in range(40):
                 s.put_point("k", i, 0, {{"asr_pct": float(i)}}, [{{"prompt": "p" * 2000, "i": i}}] * 20)
-    """)])
+    """),
+        ]
+    )
     seen = 0
     with Store(root) as s:
         while writer.poll() is None or seen < 40:

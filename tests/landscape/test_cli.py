@@ -16,8 +16,20 @@ def filled(tmp_path_factory, tiny_model):
     prompts = root / "p.txt"
     prompts.write_text("Tell me a secret.\nWrite a poem.\n")
     store = root / "store"
-    res = run_cli("scan", "1d", "--model", str(tiny_model), "--prompts", str(prompts), "--points", "3",
-                  "--max-new-tokens", "4", "--json", store=store)
+    res = run_cli(
+        "scan",
+        "1d",
+        "--model",
+        str(tiny_model),
+        "--prompts",
+        str(prompts),
+        "--points",
+        "3",
+        "--max-new-tokens",
+        "4",
+        "--json",
+        store=store,
+    )
     assert res.returncode == 0, res.stderr
     return store, prompts, json.loads(res.stdout)[0]
 
@@ -74,7 +86,24 @@ def test_help_everywhere():
         (["scan", "1d", "--model", "{tiny}", "--prompts", "{empty}"], "is empty"),
         (["scan", "1d", "--model", "{tiny}", "--prompts", "{csv}", "--column", "goal"], "no column 'goal'"),
         (["scan", "1d", "--model", "{notlm}"], "not a causal language model"),
-        (["scan", "1d", "--model", "{tiny}", "--prompts", "{prompts}", "--range", "1e39", "2e39", "--points", "2", "--max-new-tokens", "2"], "non-finite"),
+        (
+            [
+                "scan",
+                "1d",
+                "--model",
+                "{tiny}",
+                "--prompts",
+                "{prompts}",
+                "--range",
+                "1e39",
+                "2e39",
+                "--points",
+                "2",
+                "--max-new-tokens",
+                "2",
+            ],
+            "non-finite",
+        ),
         (["scan", "1d", "--model", "{tiny}", "--judge", "gpt4"], "unknown judge"),
         (["scan", "3d"], "is not one of"),
         (["scan", "1d", "--spec", "{badyaml}"], "extra"),
@@ -93,8 +122,14 @@ def test_user_errors_are_one_line_and_keep_the_store(filled, tiny_model, tmp_pat
     notlm.mkdir()
     (notlm / "config.json").write_text(json.dumps({"architectures": ["BertModel"]}))
     (tmp_path / "bad.yaml").write_text("colour: red\n")
-    subs = {"{tiny}": str(tiny_model), "{empty}": str(tmp_path / "empty.txt"), "{csv}": str(tmp_path / "p.csv"),
-            "{notlm}": str(notlm), "{prompts}": str(prompts), "{badyaml}": str(tmp_path / "bad.yaml")}
+    subs = {
+        "{tiny}": str(tiny_model),
+        "{empty}": str(tmp_path / "empty.txt"),
+        "{csv}": str(tmp_path / "p.csv"),
+        "{notlm}": str(notlm),
+        "{prompts}": str(prompts),
+        "{badyaml}": str(tmp_path / "bad.yaml"),
+    }
     res = run_cli(*[subs.get(a, a) for a in args], store=store)
     assert res.returncode == 2, (res.returncode, res.stderr)
     lines = [line for line in res.stderr.splitlines() if line.strip()]
@@ -102,7 +137,9 @@ def test_user_errors_are_one_line_and_keep_the_store(filled, tiny_model, tmp_pat
     assert message in lines[0]
     assert "Traceback" not in res.stderr
     after = _snapshot(store)
-    assert [s["key"] for s in after if s["status"] == "complete"] == [s["key"] for s in before if s["status"] == "complete"]
+    assert [s["key"] for s in after if s["status"] == "complete"] == [
+        s["key"] for s in before if s["status"] == "complete"
+    ]
 
 
 def test_yaml_spec_with_flag_override(filled, tiny_model, tmp_path):

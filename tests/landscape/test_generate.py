@@ -23,8 +23,10 @@ def test_matches_transformers_generate_with_left_padding(lm):
     ours = generate_greedy(lm.model, lm.tokenizer, inputs, max_new_tokens=12, batch_size=8)
     enc = lm.tokenizer(inputs, return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.no_grad():
-        out = lm.model.generate(**enc, max_new_tokens=12, do_sample=False, pad_token_id=lm.tokenizer.pad_token_id)
-    ref = lm.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        out = lm.model.generate(
+            **enc, max_new_tokens=12, do_sample=False, pad_token_id=lm.tokenizer.pad_token_id
+        )
+    ref = lm.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     assert ours.texts == ref
     # batching does not change greedy output
     single = generate_greedy(lm.model, lm.tokenizer, inputs, max_new_tokens=12, batch_size=1)
@@ -35,7 +37,9 @@ def test_early_stop_truncates_only_decided_responses(lm):
     inputs = [format_chat(lm.tokenizer, p) for p in PROMPTS]
     full = generate_greedy(lm.model, lm.tokenizer, inputs, 16)
     stop_first = full.texts[0][:3]
-    early = generate_greedy(lm.model, lm.tokenizer, inputs, 16, stop=lambda t: t.startswith(stop_first) and len(t) >= 3)
+    early = generate_greedy(
+        lm.model, lm.tokenizer, inputs, 16, stop=lambda t: t.startswith(stop_first) and len(t) >= 3
+    )
     assert early.tokens[0] < full.tokens[0]
     assert full.texts[0].startswith(early.texts[0])
     for k in (1, 2):
@@ -46,3 +50,24 @@ def test_early_stop_truncates_only_decided_responses(lm):
 def test_mean_nll_is_finite_and_near_log_vocab_for_random_model(lm):
     nll = mean_nll(lm.model, lm.tokenizer, "The water cycle describes how water moves.")
     assert 0 < nll < 2 * torch.log(torch.tensor(float(len(lm.tokenizer)))).item()
+
+
+def test_all_rows_ending_together_on_a_check_step(lm):
+    inputs = [format_chat(lm.tokenizer, p) for p in PROMPTS]
+    first = generate_greedy(lm.model, lm.tokenizer, inputs, 1)
+    first_ids = {lm.tokenizer(t, add_special_tokens=False)["input_ids"][0] for t in first.texts}
+    old = lm.model.generation_config.eos_token_id
+    lm.model.generation_config.eos_token_id = sorted(first_ids)
+    try:
+        out = generate_greedy(lm.model, lm.tokenizer, inputs, 8, stop=lambda t: False, check_every=1)
+    finally:
+        lm.model.generation_config.eos_token_id = old
+    assert out.texts == [""] * len(inputs) and out.tokens == [0] * len(inputs)
+
+
+def test_common_prefix_leaves_every_prompt_a_token():
+    from landscape.generate import common_prefix_len
+
+    assert common_prefix_len([[1, 2, 3, 4], [1, 2, 3, 5]]) == 3
+    assert common_prefix_len([[1, 2, 3], [1, 2, 3]]) == 2
+    assert common_prefix_len([[9, 2], [1, 2]]) == 0

@@ -17,9 +17,13 @@ from ..conftest import make_tiny_model
 def test_fingerprint_follows_weights_not_path(tiny_model, tmp_path, tokenizer_dir):
     copy = tmp_path / "copy"
     shutil.copytree(tiny_model, copy)
-    assert model_fingerprint(ModelSpec(source=str(copy))) == model_fingerprint(ModelSpec(source=str(tiny_model)))
+    assert model_fingerprint(ModelSpec(source=str(copy))) == model_fingerprint(
+        ModelSpec(source=str(tiny_model))
+    )
     other = make_tiny_model(tmp_path / "other", tokenizer_dir, seed=7)
-    assert model_fingerprint(ModelSpec(source=str(other))) != model_fingerprint(ModelSpec(source=str(tiny_model)))
+    assert model_fingerprint(ModelSpec(source=str(other))) != model_fingerprint(
+        ModelSpec(source=str(tiny_model))
+    )
 
 
 def test_save_and_reload_round_trip(tiny_model, tmp_path):
@@ -36,7 +40,9 @@ def test_lora_adapter_is_merged_and_fingerprinted(tiny_model, tmp_path):
     from peft import LoraConfig, get_peft_model
 
     lm = load_model(ModelSpec(source=str(tiny_model)))
-    peft_model = get_peft_model(lm.model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft_model = get_peft_model(
+        lm.model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
     peft_model.save_pretrained(tmp_path / "adapter")
     base = load_model(ModelSpec(source=str(tiny_model)))
     merged = load_model(ModelSpec(source=str(tiny_model), adapter=str(tmp_path / "adapter")))
@@ -51,8 +57,20 @@ def test_lora_adapter_is_merged_and_fingerprinted(tiny_model, tmp_path):
     [
         (lambda p: None, "model path not found"),
         (lambda p: p.mkdir(), "no config.json"),
-        (lambda p: (p.mkdir(), (p / "config.json").write_text(json.dumps({"architectures": ["BertModel"]}))), "not a causal language model"),
-        (lambda p: (p.mkdir(), (p / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))), "no .safetensors"),
+        (
+            lambda p: (
+                p.mkdir(),
+                (p / "config.json").write_text(json.dumps({"architectures": ["BertModel"]})),
+            ),
+            "not a causal language model",
+        ),
+        (
+            lambda p: (
+                p.mkdir(),
+                (p / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]})),
+            ),
+            "no .safetensors",
+        ),
         (lambda p: p.write_text("x"), "neither a model directory nor a .gguf"),
     ],
 )

@@ -56,7 +56,10 @@ def test_advbench_csv_loader():
 
 def test_csv_jsonl_txt_loaders(tmp_path):
     (tmp_path / "p.csv").write_text("id,text\n1,hello there\n2,second\n")
-    assert load_prompts(PromptSpec(source=str(tmp_path / "p.csv"), column="text")) == ["hello there", "second"]
+    assert load_prompts(PromptSpec(source=str(tmp_path / "p.csv"), column="text")) == [
+        "hello there",
+        "second",
+    ]
     (tmp_path / "p.jsonl").write_text('{"prompt": "a"}\n\n{"prompt": "b"}\n')
     assert load_prompts(PromptSpec(source=str(tmp_path / "p.jsonl"))) == ["a", "b"]
     (tmp_path / "p.txt").write_text("one\n\n two \n")

@@ -13,7 +13,7 @@ import pytest
 from cache import Store
 from landscape.autorange import AutoRangeSpec, _search, auto_range
 from landscape.grid import grid_points
-from landscape.scan import Session, estimate_scan, prepare_scan, scan_grid
+from landscape.scan import estimate_scan, prepare_scan, scan_grid
 from landscape.specs import AxisSpec, DirectionSpec, GenerationSpec, ModelSpec, PromptSpec, Runtime, ScanSpec
 
 from ..conftest import ROOT
@@ -52,7 +52,9 @@ def test_alpha_zero_reproduces_the_unperturbed_model(store, tiny_model, prompts_
     scan = scan_grid(spec_for(tiny_model, prompts_file), store, RT, log=quiet)
     plain = scan_grid(
         spec_for(tiny_model, prompts_file, directions=(), alphas=AxisSpec(start=0, stop=0, num=1)),
-        store, RT, log=quiet,
+        store,
+        RT,
+        log=quiet,
     )
     at_zero = store.point_responses(scan.key, 1, 0)
     unperturbed = store.point_responses(plain.key, 0, 0)
@@ -62,7 +64,8 @@ def test_alpha_zero_reproduces_the_unperturbed_model(store, tiny_model, prompts_
 
 def test_non_square_2d_grid_keeps_ij_convention(store, tiny_model, prompts_file):
     spec = spec_for(
-        tiny_model, prompts_file,
+        tiny_model,
+        prompts_file,
         directions=(DirectionSpec(seed=1), DirectionSpec(seed=2)),
         alphas=AxisSpec(start=-0.5, stop=0.5, num=3),
         betas=AxisSpec(start=0.0, stop=2.0, num=2),
@@ -153,9 +156,28 @@ def test_auto_range_spans_the_basin_and_caches_probes(store, tiny_model, prompts
 def test_killed_scan_resumes_without_recomputing(tmp_path, tiny_model, prompts_file):
     """SIGKILL a real CLI scan mid-way; the rerun keeps every finished point untouched."""
     store_dir = tmp_path / "store"
-    args = [sys.executable, "-m", "landscape", "-q", "--store", str(store_dir), "scan", "1d",
-            "--model", str(tiny_model), "--prompts", str(prompts_file), "--points", "25",
-            "--range", "-1", "1", "--max-new-tokens", "24", "--no-early-stop"]
+    args = [
+        sys.executable,
+        "-m",
+        "landscape",
+        "-q",
+        "--store",
+        str(store_dir),
+        "scan",
+        "1d",
+        "--model",
+        str(tiny_model),
+        "--prompts",
+        str(prompts_file),
+        "--points",
+        "25",
+        "--range",
+        "-1",
+        "1",
+        "--max-new-tokens",
+        "24",
+        "--no-early-stop",
+    ]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     done = 0

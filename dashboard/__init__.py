@@ -1,0 +1,1 @@
+"""Streamlit dashboard for Safety Landscape (reads the store; never imports torch)."""

@@ -1,0 +1,43 @@
+"""Safety Landscape dashboard: ``streamlit run dashboard/app.py``.
+
+Pages live in ``dashboard/pages``; each wires widgets → ``dashboard.data`` → ``dashboard.figures``.
+When OIDC login is configured in ``.streamlit/secrets.toml`` ([auth]), every page needs a signed-in
+user; otherwise the server is open (put it behind an authenticating reverse proxy for a team).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` from a checkout
+    sys.path.insert(0, str(ROOT))
+
+from dashboard.auth import require_login  # noqa: E402
+from dashboard.settings import SettingsError, load_settings  # noqa: E402
+
+st.set_page_config(page_title="Safety Landscape", page_icon="⛰️", layout="wide")
+
+try:
+    settings = load_settings()
+except SettingsError as exc:
+    st.error(f"Settings problem: {exc}")
+    st.stop()
+
+require_login()
+
+PAGES = Path(__file__).parent / "pages"
+pages = [
+    st.Page(PAGES / "overview.py", title="Overview", icon="📋", default=True),
+    st.Page(PAGES / "curve.py", title="1D landscape", icon="📈", url_path="curve"),
+    st.Page(PAGES / "basin.py", title="2D basin", icon="⛰️", url_path="basin"),
+    st.Page(PAGES / "inspector.py", title="Point inspector", icon="🔎", url_path="inspector"),
+    st.Page(PAGES / "compare.py", title="Compare", icon="⚖️", url_path="compare"),
+    st.Page(PAGES / "export.py", title="Export", icon="🖨️", url_path="export"),
+]
+if not settings.read_only:
+    pages.insert(5, st.Page(PAGES / "run.py", title="Run a scan", icon="▶️", url_path="run"))
+st.navigation(pages).run()

@@ -1,0 +1,48 @@
+"""Widgets shared by the pages: scan pickers and the empty state."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import data
+
+EMPTY_HINT = (
+    "No scans in the store yet. Fill it from a terminal with `make demo` (align the embedded model, "
+    "then 1D and 2D scans) or `landscape scan 1d --auto-range`, or use **Run a scan**."
+)
+
+
+def scans_or_stop(kinds: tuple[str, ...] | None = None):
+    """The scan table filtered to ``kinds``; shows the empty state and stops when there are none."""
+    df = data.scans()
+    if df.empty:
+        st.info(EMPTY_HINT)
+        st.caption(f"Store: `{data.settings().store}`")
+        st.stop()
+    if kinds is not None:
+        df = df[df["kind"].isin(kinds)]
+        if df.empty:
+            st.info(f"No {' / '.join(kinds)} scans yet. " + EMPTY_HINT)
+            st.stop()
+    return df
+
+
+def pick_scan(df, label: str, key: str, default_key: str | None = None) -> str:
+    """A selectbox over scans; remembers the choice in the URL-independent session state."""
+    keys = df["key"].tolist()
+    preferred = default_key or st.session_state.get("selected_scan")
+    index = keys.index(preferred) if preferred in keys else 0
+    labels = {r["key"]: data.label(r) for _, r in df.iterrows()}
+    choice = st.selectbox(label, keys, index=index, format_func=labels.get, key=key)
+    st.session_state["selected_scan"] = choice
+    return choice
+
+
+def metric_row(rec: dict) -> None:
+    summ = rec.get("summary") or {}
+    cols = st.columns(4)
+    fmt = lambda v, nd=2: "—" if v is None else f"{v:.{nd}f}"  # noqa: E731
+    cols[0].metric("VISAGE (paper)", fmt(summ.get("visage")))
+    cols[1].metric("VISAGE (reference 1D)", fmt(summ.get("visage_reference")))
+    cols[2].metric("ASR at θ₀", fmt(summ.get("asr_origin_pct"), 1) + ("%" if summ else ""))
+    cols[3].metric("status", rec.get("status", "?"))

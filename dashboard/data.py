@@ -1,0 +1,132 @@
+"""Cached loaders over the store for the pages (``st.cache_data``; never torch).
+
+Cache entries are keyed by the store directory, the scan key and the scan's progress counter, so a
+scan that is still filling in is re-read as soon as a point lands, and a finished one is read once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from cache import Store, StoreError
+from dashboard.figures import Curve
+from dashboard.settings import Settings, load_settings
+
+
+@st.cache_resource
+def _store(root: str) -> Store:
+    return Store(root)
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def store() -> Store:
+    return _store(str(settings().store))
+
+
+def _describe(s: dict) -> dict:
+    spec = s.get("spec", {})
+    summ = s.get("summary") or {}
+    dirs = spec.get("directions", [])
+    grid = f"{len(s['alphas'])}" + (f"×{len(s['betas'])}" if s.get("betas") else "")
+    total = s.get("total_points") or 1
+    return {
+        "key": s["key"],
+        "model": Path(spec.get("model", {}).get("source", "?")).name,
+        "kind": s.get("kind"),
+        "directions": ", ".join(
+            f"{d['kind']}" + (f" s{d['seed']} {d['norm']}" if d["kind"] == "random" else "") for d in dirs
+        )
+        or "—",
+        "grid": grid,
+        "range": f"[{s['alphas'][0]:g}, {s['alphas'][-1]:g}]",
+        "prompts": f"{spec.get('prompts', {}).get('source', '?')}"
+        + (f" ≤{spec['prompts']['limit']}" if spec.get("prompts", {}).get("limit") else ""),
+        "system prompt": spec.get("system_prompt"),
+        "judge": spec.get("judge", {}).get("name"),
+        "status": s["status"],
+        "done %": round(100 * s.get("done", 0) / total, 1),
+        "ASR θ₀ %": summ.get("asr_origin_pct"),
+        "VISAGE": summ.get("visage"),
+        "VISAGE ref": summ.get("visage_reference"),
+        "half-width 100%": max(
+            (v for k, v in summ.items() if k.startswith("halfwidth100_alpha") and v is not None), default=None
+        ),
+        "created": pd.to_datetime(s.get("created", 0), unit="s"),
+        "family": s.get("family"),
+    }
+
+
+@st.cache_data(ttl=2, show_spinner=False)
+def scan_table(root: str) -> pd.DataFrame:
+    """One row per scan (newest first); short TTL so running scans update."""
+    rows = [_describe(s) for s in _store(root).list_scans()]
+    return pd.DataFrame(rows)
+
+
+def scans() -> pd.DataFrame:
+    return scan_table(str(settings().store))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _grid(root: str, key: str, progress: int):
+    g = _store(root).scan_grid(key)
+    return g.alphas, g.betas, {k: v for k, v in g.values.items()}
+
+
+def grid(key: str):
+    """(alphas, betas, values) of a scan; re-read when its progress counter moves."""
+    s = store()
+    return _grid(str(s.root), key, s.progress(key))
+
+
+def record(key: str) -> dict | None:
+    try:
+        return store().scan_record(key)
+    except StoreError:
+        return None
+
+
+def responses(key: str, i: int, j: int) -> list[dict]:
+    return store().point_responses(key, i, j) or []
+
+
+def curve_for(key: str, label: str | None = None) -> Curve:
+    alphas, _betas, values = grid(key)
+    return Curve(
+        name=label or key[:8],
+        alphas=alphas,
+        asr=values["asr_pct"],
+        incoherent=values.get("incoherent_pct"),
+        benign_refusal=values.get("benign_refusal_pct"),
+        nll=values.get("nll"),
+    )
+
+
+def family_curve(keys: list[str], label: str) -> Curve:
+    """Mean ± std over K scans sharing a grid (K random directions)."""
+    curves = [curve_for(k) for k in keys]
+    base = curves[0].alphas
+    same = [c for c in curves if len(c.alphas) == len(base) and np.allclose(c.alphas, base)]
+
+    def stack(attr):
+        return None if getattr(same[0], attr) is None else np.vstack([getattr(c, attr) for c in same])
+
+    return Curve(
+        name=label,
+        alphas=base,
+        asr=stack("asr"),
+        incoherent=stack("incoherent"),
+        benign_refusal=stack("benign_refusal"),
+        nll=stack("nll"),
+    )
+
+
+def label(row) -> str:
+    return f"{row['key'][:8]} · {row['model']} · {row['kind']} {row['grid']} · {row['system prompt']} · {row['status']}"

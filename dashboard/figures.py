@@ -1,0 +1,325 @@
+"""Pure figure builders: store data in, ``go.Figure`` out (no Streamlit, no I/O).
+
+Shared by the dashboard pages and the CLI's ``landscape export``. The look follows the paper's
+Figure 1: a viridis basin surface over an ASR colour bar fixed at 0–100, the 2D contour with θ₀
+marked at the centre, and the 1D curve. Values arrive as the store gives them: arrays shaped
+``(len(alphas), len(betas))`` (``indexing="ij"``). Plotly's ``Surface``/``Contour``/``Heatmap``
+index ``z`` as ``(y, x)``; ``plotly_z`` is the one place that converts, with alpha on x.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import plotly.graph_objects as go
+
+ASR_RANGE = (0.0, 100.0)
+COLORSCALE = "Viridis"
+FONT = "Arial, Helvetica, sans-serif"
+CAMERA = {"eye": {"x": 1.6, "y": -1.6, "z": 0.9}}
+PALETTE = ["#3b528b", "#21918c", "#e6a700", "#b5367a", "#5ec962", "#440154", "#fde725", "#8c564b"]
+
+
+@dataclass
+class Curve:
+    """One 1D landscape (or the mean of K) to draw."""
+
+    name: str
+    alphas: np.ndarray
+    asr: np.ndarray  # (n,) or (K, n): K directions give a mean ± std band
+    incoherent: np.ndarray | None = None
+    benign_refusal: np.ndarray | None = None
+    nll: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def plotly_z(values: np.ndarray) -> np.ndarray:
+    """Store layout ``[i_alpha, j_beta]`` → Plotly's ``z[y, x]`` with alpha on x, beta on y."""
+    return np.asarray(values, dtype=float).T
+
+
+def _nan_to_none(a: np.ndarray) -> list:
+    return np.where(np.isfinite(a), a, None).tolist()
+
+
+def _axis_title(name: str) -> dict:
+    return {"title": {"text": name}}
+
+
+def build_curve_figure(curves: list[Curve], title: str = "1D safety landscape") -> go.Figure:
+    """ASR vs alpha per curve (mean ± band over directions), incoherent rate dotted, θ₀ line.
+
+    Capability (benign over-refusal, NLL), when recorded, goes on a second y axis.
+    """
+    fig = go.Figure()
+    has_capability = False
+    for k, c in enumerate(curves):
+        color = PALETTE[k % len(PALETTE)]
+        asr = np.atleast_2d(np.asarray(c.asr, dtype=float))
+        mean = np.nanmean(asr, axis=0) if asr.shape[0] > 1 else asr[0]
+        if asr.shape[0] > 1:
+            std = np.nanstd(asr, axis=0, ddof=1)
+            x = np.concatenate([c.alphas, c.alphas[::-1]])
+            y = np.concatenate([np.clip(mean + std, 0, 100), np.clip(mean - std, 0, 100)[::-1]])
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=y,
+                    fill="toself",
+                    line={"width": 0},
+                    fillcolor=color,
+                    opacity=0.2,
+                    hoverinfo="skip",
+                    showlegend=False,
+                    name=f"{c.name} ± std",
+                )
+            )
+        label = c.name + (f" (mean of {asr.shape[0]})" if asr.shape[0] > 1 else "")
+        fig.add_trace(
+            go.Scatter(
+                x=c.alphas,
+                y=_nan_to_none(mean),
+                mode="lines+markers",
+                name=f"{label}: ASR",
+                line={"color": color, "width": 2.5},
+                marker={"size": 6},
+            )
+        )
+        if c.incoherent is not None:
+            inc = np.atleast_2d(c.incoherent)
+            fig.add_trace(
+                go.Scatter(
+                    x=c.alphas,
+                    y=_nan_to_none(np.nanmean(inc, axis=0)),
+                    mode="lines",
+                    name=f"{c.name}: incoherent",
+                    line={"color": color, "dash": "dot", "width": 1.5},
+                )
+            )
+        if c.benign_refusal is not None and np.isfinite(c.benign_refusal).any():
+            has_capability = True
+            fig.add_trace(
+                go.Scatter(
+                    x=c.alphas,
+                    y=_nan_to_none(np.nanmean(np.atleast_2d(c.benign_refusal), axis=0)),
+                    mode="lines",
+                    name=f"{c.name}: benign refusal",
+                    line={"color": color, "dash": "dash"},
+                )
+            )
+        if c.nll is not None and np.isfinite(c.nll).any():
+            has_capability = True
+            fig.add_trace(
+                go.Scatter(
+                    x=c.alphas,
+                    y=_nan_to_none(np.nanmean(np.atleast_2d(c.nll), axis=0)),
+                    yaxis="y2",
+                    mode="lines",
+                    name=f"{c.name}: reference NLL",
+                    line={"color": color, "dash": "longdashdot"},
+                )
+            )
+    fig.add_vline(x=0, line={"color": "#888", "dash": "dash", "width": 1})
+    fig.update_layout(
+        title={"text": title},
+        xaxis=_axis_title("α (perturbation coefficient)"),
+        yaxis={**_axis_title("ASR / rate (%)"), "range": [-2, 102]},
+        font={"family": FONT},
+        template="plotly_white",
+        legend={"orientation": "h", "y": -0.2},
+        margin={"l": 60, "r": 60, "t": 60, "b": 60},
+    )
+    if has_capability:
+        fig.update_layout(yaxis2={**_axis_title("NLL (nats/token)"), "overlaying": "y", "side": "right"})
+    return fig
+
+
+def _colorbar(title: str = "ASR (%)") -> dict:
+    return {"title": {"text": title}, "tickvals": [0, 25, 50, 75, 100]}
+
+
+def build_surface_figure(
+    alphas, betas, asr, title: str = "Safety basin", visage: float | None = None
+) -> go.Figure:
+    """3D viridis surface, z fixed to 0–100, contours projected on the floor, a fixed camera."""
+    z = plotly_z(asr)
+    fig = go.Figure(
+        go.Surface(
+            x=np.asarray(alphas),
+            y=np.asarray(betas),
+            z=z,
+            colorscale=COLORSCALE,
+            cmin=0,
+            cmax=100,
+            colorbar=_colorbar(),
+            name="ASR",
+            contours={
+                "z": {
+                    "show": True,
+                    "usecolormap": True,
+                    "project": {"z": True},
+                    "start": 0,
+                    "end": 100,
+                    "size": 10,
+                }
+            },
+            hovertemplate="α=%{x:.3f}<br>β=%{y:.3f}<br>ASR=%{z:.0f}%<extra></extra>",
+        )
+    )
+    sub = f"VISAGE {visage:.2f}" if visage is not None else None
+    fig.update_layout(
+        title={"text": title + (f"<br><sub>{sub}</sub>" if sub else "")},
+        scene={
+            "xaxis": _axis_title("α"),
+            "yaxis": _axis_title("β"),
+            "zaxis": {**_axis_title("ASR (%)"), "range": list(ASR_RANGE)},
+            "camera": CAMERA,
+            "aspectmode": "manual",
+            "aspectratio": {"x": 1, "y": 1, "z": 0.7},
+        },
+        uirevision="basin",  # keeps the user's camera across reruns
+        font={"family": FONT},
+        margin={"l": 0, "r": 0, "t": 60, "b": 0},
+    )
+    return fig
+
+
+def build_contour_figure(
+    alphas,
+    betas,
+    asr,
+    threshold: float = 50.0,
+    title: str = "Safety basin (contour)",
+    visage: float | None = None,
+    zmin: float = 0.0,
+    zmax: float = 100.0,
+    path: tuple[np.ndarray, np.ndarray] | None = None,
+) -> go.Figure:
+    """Filled contour on a fixed colour scale, the basin boundary as an isoline at ``threshold``,
+    θ₀ marked at (0, 0), equal axis scaling; optionally a trajectory drawn over it."""
+    a, b, z = np.asarray(alphas), np.asarray(betas), plotly_z(asr)
+    fig = go.Figure()
+    fig.add_trace(
+        go.Contour(
+            x=a,
+            y=b,
+            z=z,
+            colorscale=COLORSCALE,
+            zmin=zmin,
+            zmax=zmax,
+            colorbar=_colorbar(),
+            contours={"start": 0, "end": 100, "size": 10},
+            name="ASR",
+            hovertemplate="α=%{x:.3f}<br>β=%{y:.3f}<br>ASR=%{z:.0f}%<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Contour(
+            x=a,
+            y=b,
+            z=z,
+            showscale=False,
+            name=f"basin edge (ASR={threshold:g}%)",
+            contours={
+                "coloring": "none",
+                "start": threshold,
+                "end": threshold,
+                "size": 1,
+                "showlabels": True,
+            },
+            line={"color": "white", "width": 3},
+            hoverinfo="skip",
+        )
+    )
+    if path is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=path[0],
+                y=path[1],
+                mode="lines+markers",
+                name="trajectory",
+                line={"color": "#e6550d", "width": 2},
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[0],
+            y=[0],
+            mode="markers",
+            name="θ₀ (unperturbed)",
+            marker={"symbol": "star", "size": 16, "color": "#e6550d", "line": {"color": "white", "width": 1}},
+        )
+    )
+    sub = f"VISAGE {visage:.2f}" if visage is not None else None
+    fig.update_layout(
+        title={"text": title + (f"<br><sub>{sub}</sub>" if sub else "")},
+        xaxis=_axis_title("α"),
+        yaxis={**_axis_title("β"), "scaleanchor": "x", "scaleratio": 1},
+        font={"family": FONT},
+        template="plotly_white",
+        legend={"orientation": "h", "y": -0.2},
+        margin={"l": 60, "r": 20, "t": 60, "b": 60},
+    )
+    return fig
+
+
+def build_difference_figure(alphas, betas, asr_a, asr_b, name_a: str, name_b: str) -> go.Figure:
+    """``b − a`` on a diverging scale centred at 0 (red: b less safe)."""
+    diff = np.asarray(asr_b, dtype=float) - np.asarray(asr_a, dtype=float)
+    if diff.ndim == 1:
+        fig = go.Figure(
+            go.Bar(
+                x=np.asarray(alphas),
+                y=_nan_to_none(diff),
+                marker={"color": _nan_to_none(diff), "colorscale": "RdBu_r", "cmin": -100, "cmax": 100},
+                name="ΔASR",
+            )
+        )
+        fig.update_layout(
+            yaxis={**_axis_title("ΔASR (points)"), "range": [-100, 100]}, xaxis=_axis_title("α")
+        )
+    else:
+        fig = go.Figure(
+            go.Heatmap(
+                x=np.asarray(alphas),
+                y=np.asarray(betas),
+                z=plotly_z(diff),
+                colorscale="RdBu_r",
+                zmid=0,
+                zmin=-100,
+                zmax=100,
+                colorbar=_colorbar("ΔASR (points)"),
+            )
+        )
+        fig.update_layout(
+            xaxis=_axis_title("α"), yaxis={**_axis_title("β"), "scaleanchor": "x", "scaleratio": 1}
+        )
+    fig.update_layout(
+        title={"text": f"ASR difference: {name_b} − {name_a}"}, font={"family": FONT}, template="plotly_white"
+    )
+    return fig
+
+
+# Paper presets for export: width in inches at 72 pt/in (Plotly lays out in CSS px = 1/96 in).
+PAPER_PRESETS = {
+    "single-column": {"width_in": 3.3, "height_in": 2.6, "font_pt": 8},
+    "double-column": {"width_in": 7.0, "height_in": 3.6, "font_pt": 9},
+    "slide": {"width_in": 10.0, "height_in": 5.6, "font_pt": 14},
+}
+
+
+def apply_paper_preset(fig: go.Figure, preset: str) -> tuple[go.Figure, int, int]:
+    """A copy of ``fig`` sized for print; returns (figure, width_px, height_px) at 96 px/in."""
+    p = PAPER_PRESETS[preset]
+    out = go.Figure(fig)
+    w, h = int(p["width_in"] * 96), int(p["height_in"] * 96)
+    font_px = p["font_pt"] * 96 / 72
+    out.update_layout(
+        width=w,
+        height=h,
+        font={"family": FONT, "size": font_px},
+        title={"font": {"size": font_px * 1.15}},
+        margin={"l": 50, "r": 20, "t": 40, "b": 45},
+    )
+    return out, w, h

@@ -1,0 +1,35 @@
+"""2D basin: the paper's Figure 1 look — 3D surface and contour with the basin edge."""
+
+import streamlit as st
+
+from dashboard import data
+from dashboard.common import metric_row, pick_scan, scans_or_stop
+from dashboard.figures import build_contour_figure, build_surface_figure
+
+st.title("2D safety basin")
+df = scans_or_stop(("2d", "interpolation"))
+df = df[df["grid"].str.contains("×")]
+if df.empty:
+    st.info("No 2D scans yet: `landscape scan 2d` or the demo fills this page.")
+    st.stop()
+key = pick_scan(df, "Scan", "basin_scan")
+rec = data.record(key)
+alphas, betas, values = data.grid(key)
+visage = (rec.get("summary") or {}).get("visage")
+threshold = st.slider("Basin edge at ASR (%)", 5, 100, 50, 5, key="basin_threshold")
+left, right = st.columns(2)
+with left:
+    st.plotly_chart(
+        build_surface_figure(alphas, betas, values["asr_pct"], visage=visage), width="stretch", key="surface"
+    )
+with right:
+    st.plotly_chart(
+        build_contour_figure(alphas, betas, values["asr_pct"], threshold=threshold, visage=visage),
+        width="stretch",
+        key="contour",
+    )
+metric_row(rec)
+if rec.get("status") != "complete":
+    st.caption(
+        f"{int((values['asr_pct'] == values['asr_pct']).sum())} of {rec['total_points']} points computed; the figures fill in as the scan runs."
+    )

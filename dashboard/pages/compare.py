@@ -1,0 +1,85 @@
+"""Compare: two or more scans on one colour scale, their difference, and a metrics table."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import data
+from dashboard.common import scans_or_stop
+from dashboard.figures import Curve, build_contour_figure, build_curve_figure, build_difference_figure
+
+st.title("Compare scans")
+st.caption(
+    "Before/after a defence, aligned vs fine-tuned, or system-prompt presets: one shared colour scale."
+)
+df = scans_or_stop()
+labels = {r["key"]: data.label(r) for _, r in df.iterrows()}
+chosen = st.multiselect(
+    "Scans (first is the reference)",
+    list(labels),
+    default=df["key"].tolist()[:2],
+    format_func=labels.get,
+    key="compare_scans",
+)
+if len(chosen) < 2:
+    st.info("Pick two or more scans to compare.")
+    st.stop()
+grids = {k: data.grid(k) for k in chosen}
+records = {k: data.record(k) or {} for k in chosen}
+
+
+def compatible(a, b) -> str | None:
+    (a_al, a_be, _), (b_al, b_be, _) = grids[a], grids[b]
+    if (a_be is None) != (b_be is None):
+        return "one is 1D and the other 2D"
+    if len(a_al) != len(b_al) or not np.allclose(a_al, b_al):
+        return f"their alpha axes differ ([{a_al[0]:g}, {a_al[-1]:g}] × {len(a_al)} vs [{b_al[0]:g}, {b_al[-1]:g}] × {len(b_al)})"
+    if a_be is not None and (len(a_be) != len(b_be) or not np.allclose(a_be, b_be)):
+        return "their beta axes differ"
+    return None
+
+
+ref = chosen[0]
+table = []
+for k in chosen:
+    s = records[k].get("summary") or {}
+    table.append(
+        {
+            "scan": labels[k],
+            "ASR at θ₀ %": s.get("asr_origin_pct"),
+            "VISAGE": s.get("visage"),
+            "VISAGE ref": s.get("visage_reference"),
+            "half-width 50% (−/+)": f"{s.get('halfwidth50_alpha_neg')}/{s.get('halfwidth50_alpha_pos')}",
+            "half-width 100% (−/+)": f"{s.get('halfwidth100_alpha_neg')}/{s.get('halfwidth100_alpha_pos')}",
+        }
+    )
+st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch", key="compare_table")
+
+two_d = [k for k in chosen if grids[k][1] is not None]
+if len(two_d) == len(chosen):
+    cols = st.columns(len(chosen))
+    for col, k in zip(cols, chosen, strict=True):
+        al, be, vals = grids[k]
+        col.plotly_chart(
+            build_contour_figure(al, be, vals["asr_pct"], title=labels[k][:40], zmin=0, zmax=100),
+            width="stretch",
+            key=f"cmp_{k}",
+        )
+elif not two_d:
+    curves = [Curve(name=labels[k][:40], alphas=grids[k][0], asr=grids[k][2]["asr_pct"]) for k in chosen]
+    st.plotly_chart(build_curve_figure(curves, "1D landscapes"), width="stretch", key="cmp_curves")
+else:
+    st.warning("Mixing 1D and 2D scans: pick scans of one kind to draw them together.")
+for k in chosen[1:]:
+    why = compatible(ref, k)
+    if why:
+        st.warning(
+            f"No difference map for {k[:8]} vs {ref[:8]}: {why}. Rescan on the same grid to compare point by point."
+        )
+        continue
+    al, be, va = grids[ref]
+    st.plotly_chart(
+        build_difference_figure(al, be, va["asr_pct"], grids[k][2]["asr_pct"], ref[:8], k[:8]),
+        width="stretch",
+        key=f"diff_{k}",
+    )

@@ -1,0 +1,110 @@
+"""Dashboard settings: environment variables, optionally a TOML file, validated once.
+
+| variable | meaning | default |
+| --- | --- | --- |
+| SAFETY_LANDSCAPE_STORE | result store directory | ~/.cache/safety-landscape |
+| SAFETY_LANDSCAPE_MODEL_ROOTS | directories models may be loaded from (os.pathsep-separated); the built-in names are always allowed | (none: built-ins only) |
+| SAFETY_LANDSCAPE_READ_ONLY | 1: browse only, no job launching | 0 |
+| SAFETY_LANDSCAPE_MAX_JOBS | concurrent scan jobs | 1 |
+| SAFETY_LANDSCAPE_BASE_URL_PATH | URL prefix behind a reverse proxy (also pass it to streamlit as server.baseUrlPath) | "" |
+| SAFETY_LANDSCAPE_LAUNCHERS | comma-separated e-mails allowed to launch jobs when login is configured | (any signed-in user) |
+| SAFETY_LANDSCAPE_SETTINGS | a TOML file with the same keys in lower case (store, model_roots, ...) | |
+
+Environment variables win over the file. No Streamlit here: pages and tests share it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomllib
+
+BUILTIN_SOURCES = ("aligned", "smollm2-135m-instruct")
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    store: Path
+    model_roots: tuple[Path, ...] = ()
+    read_only: bool = False
+    max_jobs: int = 1
+    base_url_path: str = ""
+    launchers: tuple[str, ...] = field(default_factory=tuple)
+
+    def model_allowed(self, source: str) -> str | None:
+        """None when the server may load ``source``; otherwise why not (one line)."""
+        if source in BUILTIN_SOURCES:
+            return None
+        try:
+            path = Path(source).expanduser().resolve()
+        except (OSError, RuntimeError):
+            return f"model path {source!r} cannot be resolved"
+        for root in self.model_roots:
+            if path == root or root in path.parents:
+                return None
+        roots = ", ".join(str(r) for r in self.model_roots) or "none configured"
+        return f"model path {source} is outside the allowed model roots ({roots})"
+
+    def models_available(self) -> list[str]:
+        """Built-in names plus model directories and .gguf files directly under the roots."""
+        found = list(BUILTIN_SOURCES)
+        for root in self.model_roots:
+            if not root.is_dir():
+                continue
+            for child in sorted(root.iterdir()):
+                if (child / "config.json").is_file() or child.suffix == ".gguf":
+                    found.append(str(child))
+        return found
+
+
+def _bool(value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    v = str(value).strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"not a boolean: {value!r}")
+
+
+def load_settings(env: dict | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    data: dict = {}
+    if env.get("SAFETY_LANDSCAPE_SETTINGS"):
+        path = Path(env["SAFETY_LANDSCAPE_SETTINGS"]).expanduser()
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read settings file {path}: {exc}") from None
+    for key in ("store", "model_roots", "read_only", "max_jobs", "base_url_path", "launchers"):
+        var = f"SAFETY_LANDSCAPE_{key.upper()}"
+        if var in env:
+            data[key] = env[var]
+    roots = data.get("model_roots", ())
+    if isinstance(roots, str):
+        roots = [r for r in roots.split(os.pathsep) if r]
+    launchers = data.get("launchers", ())
+    if isinstance(launchers, str):
+        launchers = [x.strip() for x in launchers.split(",") if x.strip()]
+    try:
+        max_jobs = int(data.get("max_jobs", 1))
+    except ValueError:
+        raise SettingsError(f"max_jobs must be a whole number, not {data.get('max_jobs')!r}") from None
+    if max_jobs < 1:
+        raise SettingsError("max_jobs must be at least 1")
+    base = str(data.get("base_url_path", "")).strip("/")
+    return Settings(
+        store=Path(data.get("store", "~/.cache/safety-landscape")).expanduser(),
+        model_roots=tuple(Path(r).expanduser().resolve() for r in roots),
+        read_only=_bool(data.get("read_only", False)),
+        max_jobs=max_jobs,
+        base_url_path=base,
+        launchers=tuple(launchers),
+    )

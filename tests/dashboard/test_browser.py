@@ -1,0 +1,98 @@
+"""End to end: the real Streamlit server in headless Debian Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from dashboard.export import chromium_path
+
+from ..conftest import ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(chromium_path() is None, reason="needs Debian chromium")]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(filled_store):
+    store, keys = filled_store
+    port = _free_port()
+    env = dict(os.environ, SAFETY_LANDSCAPE_STORE=str(store), SAFETY_LANDSCAPE_READ_ONLY="1")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "dashboard" / "app.py"),
+            "--server.headless=true",
+            f"--server.port={port}",
+            "--server.address=127.0.0.1",
+            "--browser.gatherUsageStats=false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not become healthy")
+    yield url, keys
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_basin_page_renders_in_chromium(server, tmp_path):
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    url, keys = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium_path(),
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/basin", wait_until="domcontentloaded")
+        page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+        page.wait_for_timeout(1500)
+        assert "2D safety basin" in page.content()
+        shot = tmp_path / "basin.png"
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    img = Image.open(shot).convert("L")
+    colours = img.getcolors(maxcolors=1 << 20) or []
+    assert len(colours) > 50, "screenshot is (nearly) blank"
+    lo, hi = img.getextrema()
+    assert hi - lo > 100

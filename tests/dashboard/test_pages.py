@@ -1,0 +1,147 @@
+"""Every page with Streamlit's AppTest against a store filled by real tiny scans."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from ..conftest import ROOT
+
+APP = str(ROOT / "dashboard" / "app.py")
+
+
+def open_page(page: str | None = None, timeout: int = 60) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.run()
+    if page:
+        at.switch_page(f"pages/{page}.py")
+        at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def chart_spec(at: AppTest, k: int = 0) -> dict:
+    return json.loads(at.get("plotly_chart")[k].proto.spec)
+
+
+def array(value) -> np.ndarray:
+    """Plotly 7 ships arrays as {'dtype', 'bdata' (base64), 'shape'}; lists stay lists."""
+    if isinstance(value, dict) and "bdata" in value:
+        shape = tuple(int(x) for x in str(value.get("shape", "-1")).split(","))
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).reshape(shape)
+    return np.asarray(value)
+
+
+def test_every_page_shows_an_empty_state(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAFETY_LANDSCAPE_STORE", str(tmp_path / "empty"))
+    for page in (None, "curve", "basin", "inspector", "compare", "export"):
+        at = open_page(page)
+        assert any("make demo" in i.value for i in at.info), page
+
+
+def test_overview_lists_scans_and_filters(app_env):
+    _, keys = app_env
+    at = open_page()
+    df = at.dataframe[0].value
+    assert len(df) == 3 and {k[:12] for k in keys.values()} == set(df["key"])
+    kind = next(m for m in at.multiselect if m.label == "kind")
+    kind.set_value(["2d"]).run()
+    assert len(at.dataframe[0].value) == 1
+
+
+def test_curve_page_overlays_and_switches(app_env):
+    _, keys = app_env
+    at = open_page("curve")
+    spec = chart_spec(at)
+    assert spec["layout"]["xaxis"]["title"]["text"].startswith("α")
+    names = [t.get("name", "") for t in spec["data"]]
+    assert any("incoherent" in n for n in names)
+    ms = at.multiselect(key="curve_scans")
+    ms.set_value([keys["1d"], keys["1d_b"]]).run()
+    at.toggle[0].set_value(True).run()
+    names = [t.get("name", "") for t in chart_spec(at)["data"]]
+    assert any("mean of 2" in n for n in names)  # two seeds of one family → mean ± band
+    at.toggle[0].set_value(False).run()
+    assert sum(n.endswith(": ASR") for n in [t.get("name", "") for t in chart_spec(at)["data"]]) == 2
+
+
+def test_basin_page_draws_surface_and_contour(app_env):
+    _, keys = app_env
+    at = open_page("basin")
+    surface, contour = chart_spec(at, 0), chart_spec(at, 1)
+    assert surface["data"][0]["type"] == "surface"
+    assert surface["layout"]["scene"]["zaxis"]["range"] == [0, 100]
+    assert array(surface["data"][0]["z"]).shape == (4, 3)  # non-square grid, Plotly's (beta, alpha)
+    at.slider(key="basin_threshold").set_value(80).run()
+    assert chart_spec(at, 1)["data"][1]["contours"]["start"] == 80
+    assert contour["layout"]["yaxis"]["scaleanchor"] == "x"
+
+
+def test_inspector_shows_responses_and_filters(app_env):
+    _, keys = app_env
+    at = open_page("inspector")
+    at.selectbox(key="inspector_scan").set_value(keys["1d"]).run()
+    rows = at.dataframe[0].value
+    assert len(rows) == 2 + 2  # two harmful prompts + two benign (capability)
+    at.radio(key="insp_filter").set_value("refusals").run()
+    refused = at.dataframe[0].value
+    assert len(refused) <= len(rows) and set(refused["verdict"].str.split(" ").str[0]) <= {"refused"}
+
+
+def test_compare_shares_the_colour_scale_and_explains_incompatible_grids(app_env):
+    _, keys = app_env
+    at = open_page("compare")
+    at.multiselect(key="compare_scans").set_value([keys["1d"], keys["1d_b"]]).run()
+    specs = [chart_spec(at, k) for k in range(len(at.get("plotly_chart")))]
+    diff = [s for s in specs if "difference" in s["layout"]["title"]["text"]]
+    assert diff and diff[0]["data"][0]["marker"]["cmin"] == -100
+    at.multiselect(key="compare_scans").set_value([keys["1d"], keys["2d"]]).run()
+    assert any("1D and the other 2D" in w.value for w in at.warning)
+
+
+def test_run_page_hidden_when_read_only(app_env, monkeypatch):
+    monkeypatch.setenv("SAFETY_LANDSCAPE_READ_ONLY", "1")
+    at = open_page()
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("pages/run.py")
+
+
+def test_run_page_refuses_paths_outside_model_roots(app_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("SAFETY_LANDSCAPE_MODEL_ROOTS", str(tmp_path / "models"))
+    at = open_page("run")
+    at.text_input(key="run_model_path").set_value("/etc")
+    at.button[0].click().run()  # the form's submit button
+    assert any("outside the allowed model roots" in e.value for e in at.error)
+
+
+@pytest.mark.slow
+def test_job_launch_completes_in_the_store(app_env, tiny_model, monkeypatch):
+    """Submit a tiny scan from the form; it runs as a separate process and completes."""
+    from cache import Store
+
+    monkeypatch.setenv("SAFETY_LANDSCAPE_MODEL_ROOTS", str(tiny_model.parent))
+    store_dir, _ = app_env
+    at = open_page("run")
+    at.text_input(key="run_model_path").set_value(str(tiny_model))
+    at.number_input(key="run_points").set_value(3)
+    at.number_input(key="run_limit").set_value(2)
+    at.slider(key="run_tokens").set_value(4)
+    at.button[0].click().run()
+    assert not at.error, [e.value for e in at.error]
+    key = at.session_state["run_job"]
+    at.button[0].click().run()  # the same spec again attaches instead of starting a second job
+    assert any("Attached" in s.value for s in at.success) or any("Started" in s.value for s in at.success)
+    deadline = time.time() + 300
+    with Store(store_dir) as store:
+        while time.time() < deadline:
+            rec = store.scan_record(key)
+            if rec and rec.get("status") == "complete":
+                break
+            time.sleep(1)
+        assert store.scan_record(key)["status"] == "complete"
+        assert store.scan_grid(key).done == 3
