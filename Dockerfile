@@ -13,7 +13,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     SAFETY_LANDSCAPE_STORE=/data/store \
     SAFETY_LANDSCAPE_MODEL_ROOTS=/models \
-    SAFETY_LANDSCAPE_BASE_URL_PATH="" \
+    STREAMLIT_SERVER_BASE_URL_PATH="" \
+    STREAMLIT_SERVER_PORT=8501 \
+    STREAMLIT_SERVER_ADDRESS=0.0.0.0 \
+    STREAMLIT_SERVER_HEADLESS=true \
+    STREAMLIT_BROWSER_GATHER_USAGE_STATS=false \
     BROWSER_PATH=/usr/bin/chromium
 
 # Debian's Chromium drives kaleido's PNG/SVG/PDF export; fonts for legible, embedded text.
@@ -34,12 +38,13 @@ RUN python3 -m pip install --no-deps .
 RUN useradd --create-home --uid 10001 landscape \
  && mkdir -p /data/store /models \
  && chown -R landscape:landscape /data
-USER landscape
+USER 10001
 VOLUME ["/data/store", "/models"]
 EXPOSE 8501
 
-# The health endpoint moves under the base URL path when one is set.
+# Streamlit reads STREAMLIT_SERVER_* from the environment; behind a proxy set
+# STREAMLIT_SERVER_BASE_URL_PATH=landscape and the health endpoint moves under it.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-  CMD sh -c 'curl -fsS "http://localhost:8501${SAFETY_LANDSCAPE_BASE_URL_PATH:+/${SAFETY_LANDSCAPE_BASE_URL_PATH}}/_stcore/health" || exit 1'
+  CMD ["sh", "-c", "curl -fsS \"http://localhost:8501${STREAMLIT_SERVER_BASE_URL_PATH:+/${STREAMLIT_SERVER_BASE_URL_PATH}}/_stcore/health\" || exit 1"]
 
-CMD ["sh", "-c", "exec streamlit run /app/dashboard/app.py --server.port=8501 --server.address=0.0.0.0 --server.headless=true --browser.gatherUsageStats=false --server.baseUrlPath=\"${SAFETY_LANDSCAPE_BASE_URL_PATH}\""]
+CMD ["streamlit", "run", "/app/dashboard/app.py"]

@@ -6,7 +6,7 @@
 | SAFETY_LANDSCAPE_MODEL_ROOTS | directories models may be loaded from (os.pathsep-separated); the built-in names are always allowed | (none: built-ins only) |
 | SAFETY_LANDSCAPE_READ_ONLY | 1: browse only, no job launching | 0 |
 | SAFETY_LANDSCAPE_MAX_JOBS | concurrent scan jobs | 1 |
-| SAFETY_LANDSCAPE_BASE_URL_PATH | URL prefix behind a reverse proxy (also pass it to streamlit as server.baseUrlPath) | "" |
+| SAFETY_LANDSCAPE_BASE_URL_PATH | URL prefix behind a reverse proxy; defaults to STREAMLIT_SERVER_BASE_URL_PATH, which Streamlit itself serves under | "" |
 | SAFETY_LANDSCAPE_LAUNCHERS | comma-separated e-mails allowed to launch jobs when login is configured | (any signed-in user) |
 | SAFETY_LANDSCAPE_SETTINGS | a TOML file with the same keys in lower case (store, model_roots, ...) | |
 
@@ -83,6 +83,8 @@ def load_settings(env: dict | None = None) -> Settings:
             data = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(f"cannot read settings file {path}: {exc}") from None
+    if "STREAMLIT_SERVER_BASE_URL_PATH" in env:  # what Streamlit itself serves under
+        data["base_url_path"] = env["STREAMLIT_SERVER_BASE_URL_PATH"]
     for key in ("store", "model_roots", "read_only", "max_jobs", "base_url_path", "launchers"):
         var = f"SAFETY_LANDSCAPE_{key.upper()}"
         if var in env:

@@ -217,22 +217,34 @@ def build_scan_spec(ctx, kind: str, o: dict, device: str) -> ScanSpec:
         spec["directions"] = dirs
     default_range = (-0.25, 1.25) if kind == "interpolate" else (-0.5, 0.5)
     default_points = 16 if kind == "interpolate" else 21
-    if not base or use("alpha_range") or use("points"):
-        start, stop = o["alpha_range"] or default_range
-        spec["alphas"] = AxisSpec(start=start, stop=stop, num=o["points"] or default_points)
-    if len(spec["directions"]) == 2 and (not base or use("beta_range") or use("beta_points")):
-        start, stop = o["beta_range"] or (-0.5, 0.5)
-        spec["betas"] = AxisSpec(start=start, stop=stop, num=o["beta_points"] or 21)
-    if not base or use("prompts") or use("column") or use("limit"):
-        spec["prompts"] = PromptSpec(source=o["prompts"], column=o["column"], limit=o["limit"])
+
+    def axis(current, rng_flag: str, num_flag: str, rng_default, num_default) -> AxisSpec:
+        """Flags given override the file's axis field by field; the rest come from the file."""
+        cur = dict(current) if current else {"start": rng_default[0], "stop": rng_default[1], "num": num_default}
+        if use(rng_flag) and o[rng_flag]:
+            cur["start"], cur["stop"] = o[rng_flag]
+        if use(num_flag) and o[num_flag]:
+            cur["num"] = o[num_flag]
+        return AxisSpec(**cur)
+
+    spec["alphas"] = axis(spec.get("alphas"), "alpha_range", "points", default_range, default_points)
+    if len(spec["directions"]) == 2:
+        spec["betas"] = axis(spec.get("betas"), "beta_range", "beta_points", (-0.5, 0.5), 21)
+    prompts = dict(spec["prompts"]) if spec.get("prompts") else {}
+    for field, flag in (("source", "prompts"), ("column", "column"), ("limit", "limit")):
+        if use(flag) or field not in prompts:
+            prompts[field] = o[flag]
+    spec["prompts"] = PromptSpec(**prompts)
     if not base or use("system_prompt"):
         spec["system_prompt"] = o["system_prompt"]
     if not base or use("judge"):
         spec["judge"] = JudgeSpec(name=o["judge"])
-    if not base or use("max_new_tokens") or use("no_early_stop"):
-        spec["generation"] = GenerationSpec(
-            max_new_tokens=o["max_new_tokens"], early_stop=not o["no_early_stop"]
-        )
+    gen = dict(spec["generation"]) if spec.get("generation") else {}
+    if use("max_new_tokens") or "max_new_tokens" not in gen:
+        gen["max_new_tokens"] = o["max_new_tokens"]
+    if use("no_early_stop") or "early_stop" not in gen:
+        gen["early_stop"] = not o["no_early_stop"]
+    spec["generation"] = GenerationSpec(**gen)
     if o["capability"]:
         spec["capability"] = CapabilitySpec(benign_limit=o["benign_limit"])
     if not base or use("no_orthogonalize"):
@@ -269,8 +281,23 @@ def run_scans(c: Ctx, spec: ScanSpec, o: dict):
             )
             c.log("  basin edges: " + ", ".join(f"-{n:.3f}/+{p:.3f}" for n, p in ar.edges))
             s = ar.spec
+        c.log(cost_line(s, c.store))
         results.append(scan_grid(s, c.store, runtime, log=c.log, session=session))
     return results
+
+
+def cost_line(spec: ScanSpec, store) -> str:
+    """What a scan will cost before it starts: points × prompts × token budget."""
+    from landscape.scan import missing_points, prepare_scan
+
+    prep = prepare_scan(spec, store)
+    todo = len(missing_points(store, prep, lambda m: None))
+    per = len(prep.prompts) + (spec.capability.benign_limit if spec.capability else 0)
+    return (
+        f"scan {prep.key[:12]}: {len(prep.points)} points ({todo} to compute) × {per} prompts × "
+        f"≤{spec.generation.max_new_tokens} tokens = ≤{todo * per * spec.generation.max_new_tokens:,} new tokens"
+        + ("; `landscape estimate` times one point first" if todo > 20 else "")
+    )
 
 
 def _print_results(results, as_json: bool) -> None:

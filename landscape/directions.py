@@ -106,10 +106,16 @@ class RandomDirection(LazyDirection):
     def __init__(self, weights: Mapping[str, torch.Tensor], seed: int, norm: str):
         self.weights, self.seed, self.norm = weights, seed, norm
         self.names = tuple(weights)
+        self._last: tuple[str, torch.Tensor] | None = None
 
     def tensor(self, name: str) -> torch.Tensor:
+        # One-entry memo: a point asks for d1[name] once for itself and once to orthogonalise d2.
+        if self._last is not None and self._last[0] == name:
+            return self._last[1]
         w = self.weights[name]
-        return normalize_tensor(gaussian_like(name, w.shape, self.seed), w, self.norm)
+        t = normalize_tensor(gaussian_like(name, w.shape, self.seed), w, self.norm)
+        self._last = (name, t)
+        return t
 
 
 class StoredDirection(LazyDirection):

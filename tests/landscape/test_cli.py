@@ -106,7 +106,7 @@ def test_help_everywhere():
         ),
         (["scan", "1d", "--model", "{tiny}", "--judge", "gpt4"], "unknown judge"),
         (["scan", "3d"], "is not one of"),
-        (["scan", "1d", "--spec", "{badyaml}"], "extra"),
+        (["scan", "1d", "--spec", "{badyaml}"], "colour: Extra inputs are not permitted"),
         (["visage", "--asr", "1,x"], "comma-separated"),
         (["visage", "--asr", "150,20"], "[0, 100]"),
         (["show", "ffffffff"], "no scan"),
