@@ -82,7 +82,9 @@ def run_reference(args) -> dict:
     prompts = load_prompts(spec.prompts)
     inputs = [format_chat(tok, p) for p in prompts]
     t0 = time.perf_counter()
-    theta0 = {k: v.clone() for k, v in model.state_dict().items()}  # copy 1: θ₀
+    # The parameters (tied embeddings once, as the paper asks), not state_dict(): its duplicate
+    # lm_head entry would overwrite the perturbed embedding on load.
+    theta0 = {k: v.detach().clone() for k, v in model.named_parameters()}  # copy 1: θ₀
     names = perturbable_parameters(model)
     direction = random_direction({n: theta0[n] for n in names}, 0, "layer")  # copy 2: direction
     verdicts, per_point = [], []
@@ -91,7 +93,7 @@ def run_reference(args) -> dict:
         perturbed = {
             k: (v + alpha * direction[k] if k in direction else v.clone()) for k, v in theta0.items()
         }  # copy 3
-        model.load_state_dict(perturbed)
+        model.load_state_dict(perturbed, strict=False)
         del perturbed
         point = []
         for s in range(0, len(inputs), 4):

@@ -86,38 +86,24 @@ def build_curve_figure(curves: list[Curve], title: str = "1D safety landscape") 
                 marker={"size": 6},
             )
         )
-        if c.incoherent is not None:
-            inc = np.atleast_2d(c.incoherent)
+        rates = (
+            ("incoherent", c.incoherent, {"dash": "dot", "width": 1.5}, "y"),
+            ("benign refusal", c.benign_refusal, {"dash": "dash"}, "y"),
+            ("reference NLL", c.nll, {"dash": "longdashdot"}, "y2"),
+        )
+        for what, values, line, yaxis in rates:
+            if values is None or not np.isfinite(values).any():
+                continue
+            has_capability |= what != "incoherent"
+            mean_values = np.nanmean(np.atleast_2d(values), axis=0)
             fig.add_trace(
                 go.Scatter(
                     x=c.alphas,
-                    y=_nan_to_none(np.nanmean(inc, axis=0)),
+                    y=_nan_to_none(mean_values),
                     mode="lines",
-                    name=f"{c.name}: incoherent",
-                    line={"color": color, "dash": "dot", "width": 1.5},
-                )
-            )
-        if c.benign_refusal is not None and np.isfinite(c.benign_refusal).any():
-            has_capability = True
-            fig.add_trace(
-                go.Scatter(
-                    x=c.alphas,
-                    y=_nan_to_none(np.nanmean(np.atleast_2d(c.benign_refusal), axis=0)),
-                    mode="lines",
-                    name=f"{c.name}: benign refusal",
-                    line={"color": color, "dash": "dash"},
-                )
-            )
-        if c.nll is not None and np.isfinite(c.nll).any():
-            has_capability = True
-            fig.add_trace(
-                go.Scatter(
-                    x=c.alphas,
-                    y=_nan_to_none(np.nanmean(np.atleast_2d(c.nll), axis=0)),
-                    yaxis="y2",
-                    mode="lines",
-                    name=f"{c.name}: reference NLL",
-                    line={"color": color, "dash": "longdashdot"},
+                    yaxis=yaxis,
+                    name=f"{c.name}: {what}",
+                    line={"color": color, **line},
                 )
             )
     fig.add_vline(x=0, line={"color": "#888", "dash": "dash", "width": 1})

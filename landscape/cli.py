@@ -220,7 +220,11 @@ def build_scan_spec(ctx, kind: str, o: dict, device: str) -> ScanSpec:
 
     def axis(current, rng_flag: str, num_flag: str, rng_default, num_default) -> AxisSpec:
         """Flags given override the file's axis field by field; the rest come from the file."""
-        cur = dict(current) if current else {"start": rng_default[0], "stop": rng_default[1], "num": num_default}
+        cur = (
+            dict(current)
+            if current
+            else {"start": rng_default[0], "stop": rng_default[1], "num": num_default}
+        )
         if use(rng_flag) and o[rng_flag]:
             cur["start"], cur["stop"] = o[rng_flag]
         if use(num_flag) and o[num_flag]:
@@ -325,11 +329,15 @@ def _print_results(results, as_json: bool) -> None:
         click.echo("\n" + family_visage([r.summary for r in results]))
 
 
-@main.command()
-@click.argument("kind", type=click.Choice(["1d", "2d", "interpolate"]))
-@click.option("--target", default=None, help="interpolate: θ_b (model at alpha = 1).")
-@scan_options
-@click.pass_context
+def scan_command(fn):
+    """The arguments shared by ``scan`` and ``estimate``."""
+    fn = click.pass_context(scan_options(fn))
+    fn = click.option("--target", default=None, help="interpolate: θ_b (the model at alpha = 1).")(fn)
+    fn = click.argument("kind", type=click.Choice(["1d", "2d", "interpolate"]))(fn)
+    return main.command()(fn)
+
+
+@scan_command
 def scan(ctx, kind, **o):
     """Scan the safety landscape along 1 or 2 directions (or an interpolation)."""
     c: Ctx = ctx.obj
@@ -337,11 +345,7 @@ def scan(ctx, kind, **o):
     _print_results(run_scans(c, spec, o), o["as_json"])
 
 
-@main.command()
-@click.argument("kind", type=click.Choice(["1d", "2d", "interpolate"]))
-@click.option("--target", default=None, help="interpolate: θ_b.")
-@scan_options
-@click.pass_context
+@scan_command
 def estimate(ctx, kind, **o):
     """Cost of a scan: points × prompts × tokens, timed on one real (stored) point."""
     from landscape.scan import estimate_scan, format_duration
@@ -470,7 +474,7 @@ def show(key, point, as_json):
     help="Harmful prompts per point.",
 )
 @click.option("--points", default=13, show_default=True, type=click.IntRange(3, 101), help="1D grid points.")
-@click.option("--grid2d", default=7, show_default=True, type=click.IntRange(3, 41), help="2D grid side.")
+@click.option("--grid2d", default=5, show_default=True, type=click.IntRange(3, 41), help="2D grid side.")
 @click.option(
     "--prompts2d", default=12, show_default=True, type=click.IntRange(4), help="Prompts per 2D point."
 )

@@ -41,7 +41,7 @@ def demo_specs(n_prompts: int, points: int, grid2d: int, prompts2d: int, dtype: 
         alphas=AxisSpec(num=grid2d),
         betas=AxisSpec(num=grid2d),
         prompts=PromptSpec(source="builtin:harmful", limit=prompts2d),
-        generation=gen,
+        generation=GenerationSpec(max_new_tokens=24),
     )
     return one, two
 
@@ -74,14 +74,20 @@ def run_demo(c, n_prompts: int, points: int, grid2d: int, prompts2d: int) -> Non
     r1 = scan_grid(ar.spec, c.store, runtime, log=c.log, session=session)
     print_curve(r1.grid)
     print_summary(r1.summary)
-    half = ar.spec.alphas.stop
+    # The 2D grid spans the basin edges with a small margin: a square at the 1D range would spend
+    # most of its points in the corners, far outside the basin, where every response runs to the
+    # token limit.
+    half = round(max(neg, pos) * 1.15, 4)
     two = two.model_copy(
         update={
             "alphas": AxisSpec(start=-half, stop=half, num=grid2d),
             "betas": AxisSpec(start=-half, stop=half, num=grid2d),
         }
     )
-    click.echo(f"\n== 5. 2D safety landscape ({grid2d}x{grid2d}, {prompts2d} prompts, orthogonal directions)")
+    click.echo(
+        f"\n== 5. 2D safety landscape ({grid2d}x{grid2d} over ±{half:g}, {prompts2d} prompts, "
+        "orthogonal directions)"
+    )
     r2 = scan_grid(two, c.store, runtime, log=c.log, session=session)
     print_grid(r2.grid)
     print_summary(r2.summary)

@@ -98,8 +98,17 @@ def _prefill(model, token_lists: list[list[int]], pad_id: int, device, cache: Dy
             [torch.tensor([t[:p] for t in token_lists], dtype=torch.long, device=device), ids], -1
         )
         mask = torch.cat([suffix_mask.new_ones(len(token_lists), p), suffix_mask], dim=-1)
+    return mask, _step(model, ids, mask, cache)
+
+
+def _step(model, ids, mask, cache: DynamicCache):
+    """One cached forward pass over ``ids`` (the newest tokens); logits of the last position.
+
+    Positions come from the attention mask, so left padding and the pads after a shared prefix
+    never shift a prompt's positions.
+    """
     pos = (mask.cumsum(-1) - 1).clamp_min(0)[:, -ids.shape[1] :]
-    logits = model(
+    return model(
         input_ids=ids,
         attention_mask=mask,
         position_ids=pos,
@@ -107,7 +116,6 @@ def _prefill(model, token_lists: list[list[int]], pad_id: int, device, cache: Dy
         use_cache=True,
         logits_to_keep=1,
     ).logits[:, -1, :]
-    return mask, logits
 
 
 def _generate_batch(model, tokenizer, batch, max_new_tokens, stop, check_every):
@@ -122,15 +130,7 @@ def _generate_batch(model, tokenizer, batch, max_new_tokens, stop, check_every):
     ids = None  # the previous step's tokens, fed from step 1 on
     for step in range(max_new_tokens):
         if step > 0:
-            pos = (mask.cumsum(-1) - 1)[:, -1:]
-            logits = model(
-                input_ids=ids,
-                attention_mask=mask,
-                position_ids=pos,
-                past_key_values=cache,
-                use_cache=True,
-                logits_to_keep=1,
-            ).logits[:, -1, :]
+            logits = _step(model, ids, mask, cache)
         nxt = logits.argmax(-1)  # (live,)
         finished = torch.isin(nxt, eos) if eos.numel() else torch.zeros_like(nxt, dtype=torch.bool)
         for r, tok, fin in zip(rows.tolist(), nxt.tolist(), finished.tolist(), strict=True):
