@@ -80,7 +80,7 @@ def render(page: str | None) -> float:
     at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=120)
     if page:
         at.run()
-        at.switch_page(f"pages/{page}.py")
+        at.switch_page(f"views/{page}.py")
     t0 = time.perf_counter()
     at.run()
     elapsed = time.perf_counter() - t0

@@ -1,6 +1,7 @@
 """Safety Landscape dashboard: ``streamlit run dashboard/app.py``.
 
-Pages live in ``dashboard/pages``; each wires widgets → ``dashboard.data`` → ``dashboard.figures``.
+Pages live in ``dashboard/views`` (a folder named ``pages/`` would also be auto-registered by
+Streamlit); each wires widgets → ``dashboard.data`` → ``dashboard.figures``.
 When OIDC login is configured in ``.streamlit/secrets.toml`` ([auth]), every page needs a signed-in
 user; otherwise the server is open (put it behind an authenticating reverse proxy for a team).
 """
@@ -19,7 +20,7 @@ if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` from a checkou
 from dashboard.auth import require_login  # noqa: E402
 from dashboard.settings import SettingsError, load_settings  # noqa: E402
 
-st.set_page_config(page_title="Safety Landscape", page_icon="⛰️", layout="wide")
+st.set_page_config(page_title="Safety Landscape", page_icon=":material/landscape:", layout="wide")
 
 try:
     settings = load_settings()
@@ -29,15 +30,17 @@ except SettingsError as exc:
 
 require_login()
 
-PAGES = Path(__file__).parent / "pages"
+PAGES = Path(__file__).parent / "views"
 pages = [
-    st.Page(PAGES / "overview.py", title="Overview", icon="📋", default=True),
-    st.Page(PAGES / "curve.py", title="1D landscape", icon="📈", url_path="curve"),
-    st.Page(PAGES / "basin.py", title="2D basin", icon="⛰️", url_path="basin"),
-    st.Page(PAGES / "inspector.py", title="Point inspector", icon="🔎", url_path="inspector"),
-    st.Page(PAGES / "compare.py", title="Compare", icon="⚖️", url_path="compare"),
-    st.Page(PAGES / "export.py", title="Export", icon="🖨️", url_path="export"),
+    st.Page(PAGES / "overview.py", title="Overview", icon=":material/table_chart:", default=True),
+    st.Page(PAGES / "curve.py", title="1D landscape", icon=":material/show_chart:", url_path="curve"),
+    st.Page(PAGES / "basin.py", title="2D basin", icon=":material/landscape:", url_path="basin"),
+    st.Page(PAGES / "inspector.py", title="Point inspector", icon=":material/search:", url_path="inspector"),
+    st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+    st.Page(PAGES / "export.py", title="Export", icon=":material/download:", url_path="export"),
 ]
 if not settings.read_only:
-    pages.insert(5, st.Page(PAGES / "run.py", title="Run a scan", icon="▶️", url_path="run"))
+    pages.insert(
+        5, st.Page(PAGES / "run.py", title="Run a scan", icon=":material/play_arrow:", url_path="run")
+    )
 st.navigation(pages).run()

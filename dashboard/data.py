@@ -45,7 +45,7 @@ def _describe(s: dict) -> dict:
         )
         or "—",
         "grid": grid,
-        "range": f"[{s['alphas'][0]:g}, {s['alphas'][-1]:g}]",
+        "range": f"[{s['alphas'][0]:.3g}, {s['alphas'][-1]:.3g}]",
         "prompts": f"{spec.get('prompts', {}).get('source', '?')}"
         + (f" ≤{spec['prompts']['limit']}" if spec.get("prompts", {}).get("limit") else ""),
         "system prompt": spec.get("system_prompt"),

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -25,15 +26,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server(filled_store):
+def server(filled_store, tmp_path_factory):
     store, keys = filled_store
     port = _free_port()
     env = dict(os.environ, SAFETY_LANDSCAPE_STORE=str(store), SAFETY_LANDSCAPE_READ_ONLY="1")
+    # Started as `make serve` does (the console script, from another directory), so nothing rides
+    # on the test's working directory being importable.
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "streamlit",
+            str(Path(sys.executable).parent / "streamlit"),
             "run",
             str(ROOT / "dashboard" / "app.py"),
             "--server.headless=true",
@@ -41,7 +42,7 @@ def server(filled_store):
             "--server.address=127.0.0.1",
             "--browser.gatherUsageStats=false",
         ],
-        cwd=ROOT,
+        cwd=tmp_path_factory.mktemp("elsewhere"),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -88,6 +89,7 @@ def test_basin_page_renders_in_chromium(server, tmp_path):
         page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
         page.wait_for_timeout(1500)
         assert "2D safety basin" in page.content()
+        assert "Error" not in page.inner_text("body")
         shot = tmp_path / "basin.png"
         page.screenshot(path=str(shot), full_page=True)
         browser.close()

@@ -19,7 +19,7 @@ def open_page(page: str | None = None, timeout: int = 60) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=timeout)
     at.run()
     if page:
-        at.switch_page(f"pages/{page}.py")
+        at.switch_page(f"views/{page}.py")
         at.run()
     assert not at.exception, [e.message for e in at.exception]
     return at
@@ -108,7 +108,7 @@ def test_run_page_hidden_when_read_only(app_env, monkeypatch):
     monkeypatch.setenv("SAFETY_LANDSCAPE_READ_ONLY", "1")
     at = open_page()
     with pytest.raises(ValueError, match="Could not find a navigation page"):
-        at.switch_page("pages/run.py")
+        at.switch_page("views/run.py")
 
 
 def test_run_page_refuses_paths_outside_model_roots(app_env, tmp_path, monkeypatch):

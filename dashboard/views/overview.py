@@ -62,6 +62,6 @@ if rows:
     )
     st.success(f"Selected {picked['key'][:12]} ({picked['kind']}).")
     st.page_link(
-        f"pages/{'basin' if target == 'basin' else 'curve'}.py",
+        f"views/{'basin' if target == 'basin' else 'curve'}.py",
         label=f"Open in the {'2D basin' if target == 'basin' else '1D landscape'} page →",
     )
