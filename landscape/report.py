@@ -49,12 +49,19 @@ def print_summary(summary: dict) -> None:
         f"VISAGE (reference 1D): {_fmt(summary.get('visage_reference'), 2)}   "
         f"ASR at origin: {_fmt(summary['asr_origin_pct'], 1)}%"
     )
+
+    def side(key: str) -> str:
+        v = summary.get(key)
+        if v is None:
+            return "beyond the grid"
+        return f"{'−' if key.endswith('_neg') else '+'}{v:.3f}"
+
     for axis in ("alpha", "beta"):
         if f"halfwidth100_{axis}_pos" in summary:
             click.echo(
-                f"basin half-width along {axis}: ASR≥50% at "
-                f"-{_fmt(summary[f'halfwidth50_{axis}_neg'], 3)}/+{_fmt(summary[f'halfwidth50_{axis}_pos'], 3)}, "
-                f"ASR=100% at -{_fmt(summary[f'halfwidth100_{axis}_neg'], 3)}/+{_fmt(summary[f'halfwidth100_{axis}_pos'], 3)}"
+                f"basin half-width along {axis}: ASR≥50% at {side(f'halfwidth50_{axis}_neg')} / "
+                f"{side(f'halfwidth50_{axis}_pos')}, ASR=100% at {side(f'halfwidth100_{axis}_neg')} / "
+                f"{side(f'halfwidth100_{axis}_pos')}"
             )
 
 
