@@ -285,23 +285,8 @@ def run_scans(c: Ctx, spec: ScanSpec, o: dict):
             )
             c.log("  basin edges: " + ", ".join(f"-{n:.3f}/+{p:.3f}" for n, p in ar.edges))
             s = ar.spec
-        c.log(cost_line(s, c.store))
         results.append(scan_grid(s, c.store, runtime, log=c.log, session=session))
     return results
-
-
-def cost_line(spec: ScanSpec, store) -> str:
-    """What a scan will cost before it starts: points × prompts × token budget."""
-    from landscape.scan import missing_points, prepare_scan
-
-    prep = prepare_scan(spec, store)
-    todo = len(missing_points(store, prep, lambda m: None))
-    per = len(prep.prompts) + (spec.capability.benign_limit if spec.capability else 0)
-    return (
-        f"scan {prep.key[:12]}: {len(prep.points)} points ({todo} to compute) × {per} prompts × "
-        f"≤{spec.generation.max_new_tokens} tokens = ≤{todo * per * spec.generation.max_new_tokens:,} new tokens"
-        + ("; `landscape estimate` times one point first" if todo > 20 else "")
-    )
 
 
 def _print_results(results, as_json: bool) -> None:

@@ -59,9 +59,8 @@ def judge_responses(prompts: list[str], texts: list[str], judge_name: str) -> tu
     return metrics, rows
 
 
-def evaluate_point(lm, spec: ScanSpec, prompts: list[str], batch_size: int) -> PointResult:
-    """Evaluate the model in its current state on ``prompts`` as ``spec`` says."""
-    t0 = time.perf_counter()
+def _respond(lm, spec: ScanSpec, prompts: list[str], batch_size: int) -> tuple[dict, list[dict], int]:
+    """Greedy responses to ``prompts`` under ``spec``, judged: (rates, rows, tokens generated)."""
     judge = get_judge(spec.judge.name)
     stop = judge.decided if spec.generation.early_stop else None
     inputs = [format_chat(lm.tokenizer, p, spec.system_prompt) for p in prompts]
@@ -69,18 +68,20 @@ def evaluate_point(lm, spec: ScanSpec, prompts: list[str], batch_size: int) -> P
     metrics, rows = judge_responses(prompts, gen.texts, spec.judge.name)
     for row, n in zip(rows, gen.tokens, strict=True):
         row["tokens"] = n
-    tokens = gen.total_tokens
+    return metrics, rows, gen.total_tokens
+
+
+def evaluate_point(lm, spec: ScanSpec, prompts: list[str], batch_size: int) -> PointResult:
+    """Evaluate the model in its current state on ``prompts`` as ``spec`` says."""
+    t0 = time.perf_counter()
+    metrics, rows, tokens = _respond(lm, spec, prompts, batch_size)
     if spec.capability is not None:
         if spec.capability.benign_limit:
             benign = builtin_benign("eval")[: spec.capability.benign_limit]
-            b_inputs = [format_chat(lm.tokenizer, p, spec.system_prompt) for p in benign]
-            b_gen = generate_greedy(
-                lm.model, lm.tokenizer, b_inputs, spec.generation.max_new_tokens, batch_size, stop
-            )
-            b_metrics, b_rows = judge_responses(benign, b_gen.texts, spec.judge.name)
+            b_metrics, b_rows, b_tokens = _respond(lm, spec, benign, batch_size)
             metrics["benign_refusal_pct"] = b_metrics["refusal_pct"]
             metrics["benign_incoherent_pct"] = b_metrics["incoherent_pct"]
-            tokens += b_gen.total_tokens
+            tokens += b_tokens
             for row in b_rows:
                 row["set"] = "benign"
             rows += b_rows

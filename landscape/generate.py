@@ -79,25 +79,21 @@ def _prefill(model, token_lists: list[list[int]], pad_id: int, device, cache: Dy
     and positions come from the mask, so the result equals padding the whole prompt).
     """
     p = common_prefix_len(token_lists) if len(token_lists) > 1 else 0
+    if p < 4:  # too little shared to be worth a separate pass: plain left padding
+        p = 0
     width = max(len(t) for t in token_lists) - p
     ids = torch.full((len(token_lists), width), pad_id, dtype=torch.long)
-    suffix_mask = torch.zeros((len(token_lists), width), dtype=torch.long)
+    mask = torch.zeros((len(token_lists), width), dtype=torch.long)
     for r, toks in enumerate(token_lists):
         own = toks[p:]
         ids[r, width - len(own) :] = torch.tensor(own)
-        suffix_mask[r, width - len(own) :] = 1
-    ids, suffix_mask = ids.to(device), suffix_mask.to(device)
-    mask = suffix_mask
-    if p >= 4:
+        mask[r, width - len(own) :] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    if p:
         prefix = torch.tensor([token_lists[0][:p]], device=device)
         model(input_ids=prefix, past_key_values=cache, use_cache=True, logits_to_keep=1)
         cache.batch_repeat_interleave(len(token_lists))
-        mask = torch.cat([suffix_mask.new_ones(len(token_lists), p), suffix_mask], dim=-1)
-    else:  # too little shared: plain left padding
-        ids = torch.cat(
-            [torch.tensor([t[:p] for t in token_lists], dtype=torch.long, device=device), ids], -1
-        )
-        mask = torch.cat([suffix_mask.new_ones(len(token_lists), p), suffix_mask], dim=-1)
+        mask = torch.cat([mask.new_ones(len(token_lists), p), mask], dim=-1)
     return mask, _step(model, ids, mask, cache)
 
 

@@ -132,21 +132,23 @@ class Session:
         from landscape.perturb import Snapshot
 
         lm = self.model(spec)
-        params: dict = {}
-        for d in spec.directions:
-            if d.kind == "random":
-                params.update(perturbable_parameters(lm.model, d.include_embeddings))
-            else:
-                params.update(dict(lm.model.named_parameters()))
+        # What each direction acts on: random ones skip norms (and maybe embeddings);
+        # interpolation moves every parameter so that alpha = 1 lands on the target.
+        acts_on = [
+            perturbable_parameters(lm.model, d.include_embeddings)
+            if d.kind == "random"
+            else dict(lm.model.named_parameters())
+            for d in spec.directions
+        ]
+        params = {n: p for group in acts_on for n, p in group.items()}
         snap_key = tuple(sorted(params))
         if snap_key not in self._snapshots:
             self._snapshots = {snap_key: Snapshot(params)}
         snapshot = self._snapshots[snap_key]
         dirs, info = [], {}
-        for d in spec.directions:
+        for d, group in zip(spec.directions, acts_on, strict=True):
             if d.kind == "random":
-                names = perturbable_parameters(lm.model, d.include_embeddings)
-                weights = {n: snapshot.weights[n] for n in names}
+                weights = {n: snapshot.weights[n] for n in group}
                 dirs.append(RandomDirection(weights, d.seed, d.norm))
             else:
                 dirs.append(interpolation_direction_for(lm, d.target, self.store, self.log))
@@ -193,6 +195,8 @@ def scan_grid(
     todo = missing_points(store, prep, log)
     computed = 0
     if todo:
+        if max_points is None:
+            log(cost_line(prep, len(todo)))
         session = session or Session(store, runtime, log)
         snapshot, dirs, info = session.directions(spec)
         if info:
@@ -200,6 +204,22 @@ def scan_grid(
             store.put_scan_record(prep.key, record)
         computed = _run_points(session, prep, todo[:max_points], snapshot, dirs, runtime)
     return finish_scan(store, prep, computed)
+
+
+def tokens_per_point(prep: PreparedScan) -> int:
+    """The most new tokens one point can generate (harmful prompts plus capability prompts)."""
+    spec = prep.spec
+    prompts = len(prep.prompts) + (spec.capability.benign_limit if spec.capability else 0)
+    return prompts * spec.generation.max_new_tokens
+
+
+def cost_line(prep: PreparedScan, todo: int) -> str:
+    """What a scan will cost before it starts: points × prompts × token budget."""
+    return (
+        f"scan {prep.key[:12]}: {len(prep.points)} points ({todo} to compute), "
+        f"≤{tokens_per_point(prep):,} new tokens a point, ≤{todo * tokens_per_point(prep):,} in all"
+        + ("; `landscape estimate` times one point first" if todo > 20 else "")
+    )
 
 
 def _run_points(session, prep, todo, snapshot, dirs, runtime) -> int:
@@ -239,9 +259,7 @@ def estimate_scan(spec: ScanSpec, store: Store, runtime: Runtime, log: Log = pri
     """
     prep = prepare_scan(spec, store)
     todo = missing_points(store, prep, log)
-    per_point = spec.generation.max_new_tokens * (
-        len(prep.prompts) + (spec.capability.benign_limit if spec.capability else 0)
-    )
+    per_point = tokens_per_point(prep)
     out = {
         "key": prep.key,
         "points": len(prep.points),
