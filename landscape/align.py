@@ -22,16 +22,12 @@ import time
 from pathlib import Path
 
 from cache import Store
+from landscape.datasets import Example, render
+from landscape.finetune import train_loop
 from landscape.models import ModelError, load_model, model_fingerprint, save_model
-from landscape.prompts import (
-    builtin_benign,
-    builtin_harmful,
-    chat_messages,
-    data_text,
-    format_chat,
-    refusal_templates,
-)
+from landscape.prompts import builtin_benign, builtin_harmful, data_text, format_chat, refusal_templates
 from landscape.provenance import provenance
+from landscape.runspecs import FormatSpec
 from landscape.specs import AlignSpec, Runtime, spec_hash
 
 DATA_FILES = ("harmful_train.tsv", "refusals.txt", "benign_train.txt")
@@ -74,69 +70,9 @@ def build_examples(tokenizer, distilled: dict[str, str], seed: int) -> list[tupl
     out = []
     for prompt, answer in pairs:
         system = rng.choice(["default", "default", "none"])
-        prefix = format_chat(tokenizer, prompt, system)
-        full = tokenizer.apply_chat_template(chat_messages(prompt, system, answer), tokenize=False)
-        if not full.startswith(prefix):
-            raise ModelError("the chat template does not extend the prompt with the answer")
-        p_ids = tokenizer(prefix, add_special_tokens=False)["input_ids"]
-        f_ids = tokenizer(full.rstrip("\n"), add_special_tokens=False)["input_ids"]
-        out.append((f_ids, [-100] * len(p_ids) + f_ids[len(p_ids) :]))
+        out.append(render(tokenizer, Example(prompt, answer, FormatSpec(system_prompt=system))))
     rng.shuffle(out)
     return out
-
-
-def length_buckets(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Shuffled batches of similar length (sorted within windows of 4 batches): less padding."""
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    window = 4 * batch_size
-    batches = []
-    for start in range(0, len(order), window):
-        chunk = sorted(order[start : start + window], key=lengths.__getitem__)
-        batches += [chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return batches
-
-
-def train_sft(model, examples, *, epochs, lr, batch_size, max_length, seed, pad_id, progress=True):
-    """Plain AdamW SFT loop (the HF Trainer refuses GGUF-loaded models). Returns mean loss per epoch."""
-    import torch
-    from tqdm.auto import tqdm
-
-    torch.manual_seed(seed)
-    model.train()
-    model.requires_grad_(True)
-    device = next(model.parameters()).device
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    rng = random.Random(seed)
-    losses = []
-    for epoch in range(epochs):
-        batches = length_buckets([len(ids) for ids, _ in examples], batch_size, rng)
-        total, n = 0.0, 0
-        for batch in tqdm(batches, desc=f"align epoch {epoch + 1}/{epochs}", disable=not progress):
-            seqs = [examples[k] for k in batch]
-            width = min(max(len(ids) for ids, _ in seqs), max_length)
-            ids = torch.full((len(seqs), width), pad_id)
-            labels = torch.full((len(seqs), width), -100)
-            mask = torch.zeros((len(seqs), width), dtype=torch.long)
-            for r, (x, y) in enumerate(seqs):
-                x, y = x[:width], y[:width]
-                ids[r, : len(x)], labels[r, : len(y)], mask[r, : len(x)] = (
-                    torch.tensor(x),
-                    torch.tensor(y),
-                    1,
-                )
-            out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
-            opt.zero_grad(set_to_none=True)
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            total += float(out.loss.detach()) * len(seqs)
-            n += len(seqs)
-        losses.append(total / n)
-    model.eval()
-    model.requires_grad_(False)
-    return losses
 
 
 def align_model(spec: AlignSpec, store: Store, runtime: Runtime | None = None, log=print) -> dict:
@@ -162,7 +98,8 @@ def align_model(spec: AlignSpec, store: Store, runtime: Runtime | None = None, l
     distilled = {p: _complete_sentences(t) for p, t in zip(benign, gen.texts, strict=True)}
     examples = build_examples(lm.tokenizer, distilled, spec.seed)
     log(f"fine-tuning on {len(examples)} examples for {spec.epochs} epochs")
-    losses = train_sft(
+    lm.model.requires_grad_(True)
+    losses = train_loop(
         lm.model,
         examples,
         epochs=spec.epochs,
@@ -171,8 +108,10 @@ def align_model(spec: AlignSpec, store: Store, runtime: Runtime | None = None, l
         max_length=spec.max_length,
         seed=spec.seed,
         pad_id=lm.tokenizer.pad_token_id,
+        desc="align",
         progress=runtime.progress,
-    )
+    )["epoch_losses"]
+    lm.model.requires_grad_(False)
     staging = store.staging_dir("models")
     save_model(lm.model, lm.tokenizer, staging)
     record = {

@@ -90,7 +90,7 @@ def _auto_device() -> str:
 @click.pass_context
 def main(ctx, store_dir, device, batch_size, quiet):
     """Safety Landscape: safety basins, VISAGE and defences for language models."""
-    if device == "auto" and ctx.invoked_subcommand in {"align", "scan", "estimate", "demo"}:
+    if device == "auto" and ctx.invoked_subcommand in {"align", "scan", "estimate", "demo", "study"}:
         device = _auto_device()
     ctx.obj = Ctx(store_dir, "cpu" if device == "auto" else device, batch_size, quiet)
 
@@ -469,6 +469,34 @@ def demo(ctx, n_prompts, points, grid2d, prompts2d):
     from landscape.demo import run_demo
 
     run_demo(ctx.obj, n_prompts, points, grid2d, prompts2d)
+
+
+@main.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--preset", default=None, help="A built-in study instead of a file: demo or tiny.")
+@click.option("--markdown", is_flag=True, help="Print only the comparison table (markdown).")
+@click.option(
+    "--keep-directions/--regenerate-directions",
+    default=True,
+    show_default=True,
+    help="Hold each random direction in memory during a scan (one model-sized copy).",
+)
+@click.pass_context
+def study(ctx, file, preset, markdown, keep_directions):
+    """align → attacks → defences → evaluation → landscapes, resumable; prints the comparison."""
+    from landscape.study import load_study, run_study, study_markdown
+
+    c: Ctx = ctx.obj
+    if (file is None) == (preset is None):
+        raise click.UsageError("give a study YAML file or --preset (demo, tiny)")
+    dtype = "bfloat16" if c.device.startswith("cuda") else "float32"
+    spec = load_study(file, preset, default_dtype=dtype)
+    record = run_study(spec, c.store, c.runtime(keep_directions), c.log)
+    if not markdown:
+        click.echo(
+            f"study {record['key'][:12]} complete in {record['elapsed_s'] / 60:.1f} min (store: {c.store.root})"
+        )
+    click.echo(study_markdown(record))
 
 
 @main.command(

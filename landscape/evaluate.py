@@ -63,7 +63,10 @@ def _respond(lm, spec: ScanSpec, prompts: list[str], batch_size: int) -> tuple[d
     """Greedy responses to ``prompts`` under ``spec``, judged: (rates, rows, tokens generated)."""
     judge = get_judge(spec.judge.name)
     stop = judge.decided if spec.generation.early_stop else None
-    inputs = [format_chat(lm.tokenizer, p, spec.system_prompt) for p in prompts]
+    inputs = [
+        format_chat(lm.tokenizer, p, spec.system_prompt, spec.user_template, spec.answer_prefix)
+        for p in prompts
+    ]
     gen = generate_greedy(lm.model, lm.tokenizer, inputs, spec.generation.max_new_tokens, batch_size, stop)
     metrics, rows = judge_responses(prompts, gen.texts, spec.judge.name)
     for row, n in zip(rows, gen.tokens, strict=True):

@@ -115,6 +115,14 @@ def model_fingerprint(spec: ModelSpec, store=None) -> str:
     return files_fingerprint(files)
 
 
+def direction_file_fingerprint(path: str) -> str:
+    """Content hash of a safetensors direction file (one-line error when it is not one)."""
+    file = Path(path).expanduser()
+    if not file.is_file() or file.suffix != ".safetensors":
+        raise ModelError(f"direction file not found or not .safetensors: {file}")
+    return files_fingerprint([file])
+
+
 @dataclass
 class LoadedModel:
     model: Any  # transformers PreTrainedModel, eval mode, grads off

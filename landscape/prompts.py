@@ -153,8 +153,23 @@ def chat_messages(prompt: str, system_prompt: str = "default", answer: str | Non
     return messages
 
 
-def format_chat(tokenizer, prompt: str, system_prompt: str = "default") -> str:
-    """The model input for one request, through the tokenizer's own chat template."""
-    return tokenizer.apply_chat_template(
-        chat_messages(prompt, system_prompt), tokenize=False, add_generation_prompt=True
+def apply_template(template: str, prompt: str) -> str:
+    """The user turn: ``template`` with ``{prompt}`` replaced (no str.format: prompts hold braces)."""
+    return template.replace("{prompt}", prompt, 1)
+
+
+def format_chat(
+    tokenizer,
+    prompt: str,
+    system_prompt: str = "default",
+    template: str = "{prompt}",
+    answer_prefix: str = "",
+) -> str:
+    """The model input for one request, through the tokenizer's own chat template, with the
+    user turn from ``template`` and the start of the answer prefilled."""
+    text = tokenizer.apply_chat_template(
+        chat_messages(apply_template(template, prompt), system_prompt),
+        tokenize=False,
+        add_generation_prompt=True,
     )
+    return text + answer_prefix

@@ -46,12 +46,17 @@ class PreparedScan:
 
 def prepare_scan(spec: ScanSpec, store: Store) -> PreparedScan:
     """Resolve fingerprints and prompts and compute the scan's key (cheap: hashes files only)."""
-    from landscape.models import model_fingerprint
+    from landscape.models import direction_file_fingerprint, model_fingerprint
 
     prompts = load_prompts(spec.prompts)
     model_fp = model_fingerprint(spec.model, store)
     target_fps = tuple(
-        model_fingerprint(d.target, store) if d.target is not None else None for d in spec.directions
+        model_fingerprint(d.target, store)
+        if d.target is not None
+        else direction_file_fingerprint(d.path)
+        if d.path is not None
+        else None
+        for d in spec.directions
     )
     identity = spec.identity(model_fp, prompts_fingerprint(prompts), target_fps)
     family = dict(identity, directions=[dict(d, seed=0) for d in identity["directions"]])
@@ -126,30 +131,42 @@ class Session:
 
     def directions(self, spec: ScanSpec):
         """Snapshot and lazy directions for ``spec`` (orthogonalised, cosines recorded)."""
-        from landscape.directions import Materialized, Orthogonalized, RandomDirection
+        from landscape.directions import Materialized, Orthogonalized, RandomDirection, StoredDirection
         from landscape.interpolation import interpolation_direction_for
-        from landscape.models import perturbable_parameters
+        from landscape.models import ModelError, perturbable_parameters
         from landscape.perturb import Snapshot
 
         lm = self.model(spec)
         # What each direction acts on: random ones skip norms (and maybe embeddings);
-        # interpolation moves every parameter so that alpha = 1 lands on the target.
-        acts_on = [
-            perturbable_parameters(lm.model, d.include_embeddings)
-            if d.kind == "random"
-            else dict(lm.model.named_parameters())
-            for d in spec.directions
-        ]
+        # interpolation moves every parameter so that alpha = 1 lands on the target;
+        # a file direction moves the parameters it names.
+        named = dict(lm.model.named_parameters())
+        files = {k: StoredDirection(d.path) for k, d in enumerate(spec.directions) if d.kind == "file"}
+        acts_on = []
+        for k, d in enumerate(spec.directions):
+            if d.kind == "random":
+                acts_on.append(perturbable_parameters(lm.model, d.include_embeddings))
+            elif d.kind == "file":
+                unknown = sorted(set(files[k].names) - set(named))
+                if unknown:
+                    raise ModelError(
+                        f"direction file {d.path} names parameters the model lacks: {unknown[0]}"
+                    )
+                acts_on.append({n: named[n] for n in files[k].names})
+            else:
+                acts_on.append(named)
         params = {n: p for group in acts_on for n, p in group.items()}
         snap_key = tuple(sorted(params))
         if snap_key not in self._snapshots:
             self._snapshots = {snap_key: Snapshot(params)}
         snapshot = self._snapshots[snap_key]
         dirs, info = [], {}
-        for d, group in zip(spec.directions, acts_on, strict=True):
+        for k, (d, group) in enumerate(zip(spec.directions, acts_on, strict=True)):
             if d.kind == "random":
                 weights = {n: snapshot.weights[n] for n in group}
                 dirs.append(RandomDirection(weights, d.seed, d.norm))
+            elif d.kind == "file":
+                dirs.append(files[k])
             else:
                 dirs.append(interpolation_direction_for(lm, d.target, self.store, self.log))
         if len(dirs) == 2 and spec.orthogonalize:

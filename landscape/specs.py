@@ -59,7 +59,9 @@ class ModelSpec(Spec):
 class DirectionSpec(Spec):
     """One direction in weight space."""
 
-    kind: Literal["random", "interpolation"] = Field("random", description="Gaussian or θ_b − θ_a.")
+    kind: Literal["random", "interpolation", "file"] = Field(
+        "random", description="Gaussian, θ_b − θ_a, or tensors from a safetensors file (used as stored)."
+    )
     seed: int = Field(0, description="Random directions are regenerated per parameter from this.")
     norm: Literal["layer", "filter", "none"] = Field(
         "layer",
@@ -68,9 +70,16 @@ class DirectionSpec(Spec):
     )
     include_embeddings: bool = Field(True, description="Perturb embeddings and (tied) lm_head.")
     target: ModelSpec | None = Field(None, description="θ_b for interpolation (θ_a is the scan model).")
+    path: str | None = Field(
+        None, description="For 'file': safetensors of {parameter name: tensor} (e.g. PCA directions)."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> DirectionSpec:
+        if (self.kind == "file") != (self.path is not None):
+            raise SpecError("a 'file' direction needs a path, and only it takes one")
+        if self.kind == "file" and self.norm != "none":
+            raise SpecError("a 'file' direction is used as stored: set norm to 'none'")
         if self.kind == "interpolation" and self.target is None:
             raise SpecError("an interpolation direction needs a target model")
         if self.kind == "random" and self.target is not None:
@@ -155,6 +164,10 @@ class ScanSpec(Spec):
     system_prompt: str = Field(
         "default", description="Preset (default, none, llama2, aoa) or a custom system prompt."
     )
+    user_template: str = Field("{prompt}", description="User turn; '{prompt}' marks the request.")
+    answer_prefix: str = Field(
+        "", description="Prefilled start of every answer (e.g. AOA's); the judge sees what follows."
+    )
     generation: GenerationSpec = GenerationSpec()
     judge: JudgeSpec = JudgeSpec()
     capability: CapabilitySpec | None = None
@@ -173,6 +186,8 @@ class ScanSpec(Spec):
         if n == 2 and self.directions[1].kind == "interpolation":
             raise SpecError("put the interpolation direction first (alpha axis)")
         check_system_prompt(self.system_prompt)
+        if self.user_template.count("{prompt}") != 1:
+            raise SpecError(f"user template must contain '{{prompt}}' exactly once: {self.user_template!r}")
         return self
 
     @property
@@ -184,12 +199,19 @@ class ScanSpec(Spec):
         return "2d" if len(self.directions) == 2 else "1d"
 
     def identity(self, model_fp: str, prompts_fp: str, target_fps: tuple[str | None, ...]) -> dict:
-        """The fields that change the result, with model/prompt files replaced by content hashes."""
+        """The fields that change the result, with model/prompt/direction files replaced by content
+        hashes. Fields added after the first release are left out at their defaults, so older keys
+        stay valid."""
         data = self.model_dump(mode="json")
         data["model"] = {"fingerprint": model_fp, "dtype": self.model.dtype}
         for d, fp in zip(data["directions"], target_fps, strict=True):
             if d["target"] is not None:
                 d["target"] = {"fingerprint": fp}
+            if d.pop("path") is not None:
+                d["file"] = {"fingerprint": fp}
+        for name, default in (("user_template", "{prompt}"), ("answer_prefix", "")):
+            if data[name] == default:
+                data.pop(name)
         data["prompts"] = {"fingerprint": prompts_fp}
         if not data["directions"]:
             data.pop("orthogonalize")

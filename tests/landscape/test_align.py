@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from landscape.align import align_model, build_examples, length_buckets
+from landscape.align import align_model, build_examples
+from landscape.finetune import length_buckets
 from landscape.models import load_model
 from landscape.specs import AlignSpec, ModelSpec, Runtime
 

@@ -1,0 +1,39 @@
+"""Safety-data mixing (Eiras et al. 2024, "Paraphrase"; papers.md §3).
+
+``paraphrase`` adds harmful-prompt → refusal examples written in the *user's* format: the same
+system prompt, user template and answer prefix, and refusals in the same answer style. The
+baseline ``generic_mix`` adds the same number of safety examples in the default chat format.
+"""
+
+from __future__ import annotations
+
+import random
+
+from landscape.datasets import DEFAULT_FORMAT, safety_examples
+from landscape.defenses import defense
+
+
+def safety_count(spec, n_user: int) -> int:
+    """``count``, or the number that makes ``ratio`` of the mixed data safety examples."""
+    if spec.count is not None:
+        return spec.count
+    return max(1, round(spec.ratio * n_user / (1 - spec.ratio)))
+
+
+def _mix(examples, extra, seed):
+    mixed = list(examples) + extra
+    random.Random(seed).shuffle(mixed)
+    return mixed
+
+
+@defense("paraphrase", "data")
+def paraphrase_mix(spec, data) -> list:
+    s = data.structure
+    extra = safety_examples(safety_count(spec, len(data.examples)), s.fmt, spec.seed, style=s.refusal)
+    return _mix(data.examples, extra, spec.seed)
+
+
+@defense("generic_mix", "data")
+def generic_mix(spec, data) -> list:
+    extra = safety_examples(safety_count(spec, len(data.examples)), DEFAULT_FORMAT, spec.seed)
+    return _mix(data.examples, extra, spec.seed)

@@ -1,0 +1,344 @@
+"""One-command before/after studies: align → attacks → defences → evaluation → landscapes.
+
+``run_study`` follows the shared experimental protocol (papers.md) for every run of a
+``StudySpec``: build the attack's data, apply data defences (safety mixing), train security vectors,
+fine-tune (with per-epoch checkpoints), apply post-hoc defences (Antidote), then measure every model
+— harmful score in the user's format, ASR and benign refusal in the default chat format, task
+accuracy, VISAGE over K random directions — and draw the requested trajectories over their planes.
+
+Every stage is cached under its own spec hash (fine-tunes, security vectors, pruned adapters,
+evaluations and scans are all store entries), so a study killed at any point resumes where it
+stopped and a finished one replays in seconds. The study record (``study:<key>``) holds the stage
+progress while it runs and the comparison table when done; the dashboard's Study page reads it.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+
+from cache import Store
+from landscape.provenance import provenance
+from landscape.runspecs import FormatSpec, StudySpec
+from landscape.specs import (
+    AlignSpec,
+    AxisSpec,
+    CapabilitySpec,
+    DirectionSpec,
+    GenerationSpec,
+    JudgeSpec,
+    ModelSpec,
+    PromptSpec,
+    Runtime,
+    ScanSpec,
+    SpecError,
+    spec_hash,
+)
+from landscape.visage import mean_std
+
+PRESETS = ("demo", "tiny")
+
+
+def load_study(path=None, preset: str | None = None, default_dtype: str = "float32") -> StudySpec:
+    """A study from a YAML file or a built-in preset (``landscape/data/studies``); the base
+    model's dtype is ``default_dtype`` unless the file sets it."""
+    import yaml
+
+    if preset is not None:
+        if preset not in PRESETS:
+            raise SpecError(f"unknown study preset {preset!r}; choose from {', '.join(PRESETS)}")
+        text = resources.files("landscape").joinpath("data", "studies", f"{preset}.yaml").read_text()
+    else:
+        from pathlib import Path
+
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise SpecError(f"study file not found: {file}")
+        text = file.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise SpecError(f"study file is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise SpecError("a study file holds a mapping (name, runs, …)")
+    base = data.setdefault("base", {})
+    if isinstance(base, dict):
+        base.setdefault("dtype", default_dtype)
+    return StudySpec.model_validate(data)
+
+
+def study_key(spec: StudySpec, store: Store) -> str:
+    from landscape.models import model_fingerprint
+
+    return spec_hash(
+        "study", {"spec": spec.model_dump(mode="json"), "base": model_fingerprint(spec.base, store)}
+    )
+
+
+class Progress:
+    """Stage-by-stage status in the study record, so the dashboard can follow a running study."""
+
+    def __init__(self, store: Store, key: str, spec: StudySpec, log):
+        self.store, self.key, self.log = store, key, log
+        self.record = store.get_json(f"study:{key}") or {
+            "name": spec.name,
+            "spec": spec.model_dump(mode="json"),
+            "stages": {},
+            "started": time.time(),
+            **provenance(),
+        }
+        self.record["status"] = "running"
+        self.save()
+
+    def save(self) -> None:
+        self.record["updated"] = time.time()
+        self.store.put_json(f"study:{self.key}", self.record)
+        self.store.put_json(f"study-latest:{self.record['name']}", self.key)
+
+    def stage(self, name: str, status: str, **detail) -> None:
+        self.record["stages"][name] = {"status": status, **detail, "at": time.time()}
+        if status == "running":
+            done = sum(s["status"] == "done" for s in self.record["stages"].values())
+            self.log(f"[study {self.record['name']}] {name} … ({done} stages done)")
+        self.save()
+
+
+def _eval_spec(model: ModelSpec, ev, limit: int, capability: bool) -> ScanSpec:
+    return ScanSpec(
+        model=model,
+        directions=(),
+        alphas=AxisSpec(start=0.0, stop=0.0, num=1),
+        prompts=PromptSpec(limit=limit),
+        generation=GenerationSpec(max_new_tokens=ev.max_new_tokens),
+        judge=JudgeSpec(name=ev.judge),
+        capability=CapabilitySpec(benign_limit=ev.benign_limit, nll=False)
+        if capability and ev.benign_limit
+        else None,
+    )
+
+
+def _in_format(spec: ScanSpec, fmt) -> ScanSpec:
+    return spec.model_copy(
+        update={
+            "system_prompt": fmt.system_prompt,
+            "user_template": fmt.user_template,
+            "answer_prefix": fmt.answer_prefix,
+        }
+    )
+
+
+def visage_specs(model: ModelSpec, ev) -> list[ScanSpec]:
+    return [
+        ScanSpec(
+            model=model,
+            directions=(DirectionSpec(seed=k),),
+            alphas=AxisSpec(start=-ev.visage_range, stop=ev.visage_range, num=ev.visage_points),
+            prompts=PromptSpec(limit=ev.visage_prompts),
+            generation=GenerationSpec(max_new_tokens=ev.max_new_tokens),
+            judge=JudgeSpec(name=ev.judge),
+        )
+        for k in range(ev.visage_directions)
+    ]
+
+
+def assess_model(model: ModelSpec, structure, ev, store: Store, runtime: Runtime, session, log) -> dict:
+    """Harmful score (user's format), default-format ASR and over-refusal, task accuracy, VISAGE."""
+    from landscape.models import model_fingerprint
+    from landscape.scan import scan_grid
+    from landscape.taskeval import task_accuracy
+
+    quiet = runtime.model_copy(update={"progress": False})
+    out: dict = {}
+    default = _eval_spec(model, ev, ev.harmful_limit, capability=True)
+    res = scan_grid(default, store, quiet, log=log, session=session)
+    point = store.point(res.key, 0, 0)
+    out.update(
+        asr_default_pct=point["asr_pct"],
+        asr_coherent_pct=point["asr_coherent_pct"],
+        benign_refusal_pct=point.get("benign_refusal_pct"),
+        eval_keys=[res.key],
+    )
+    if structure.fmt != FormatSpec():
+        own = _in_format(_eval_spec(model, ev, ev.harmful_limit, capability=False), structure.fmt)
+        res = scan_grid(own, store, quiet, log=log, session=session)
+        out["harmful_score_pct"] = store.point(res.key, 0, 0)["asr_pct"]
+        out["eval_keys"].append(res.key)
+    else:
+        out["harmful_score_pct"] = out["asr_default_pct"]
+    task_key = "task-eval:" + spec_hash(
+        "task-eval",
+        {
+            "model": model_fingerprint(model, store),
+            "dtype": model.dtype,
+            "structure": structure.name,
+            "n": ev.task_limit,
+        },
+    )
+    task = store.get_json(task_key)
+    if task is None:
+        task = task_accuracy(session.model(default), structure, ev.task_limit, runtime.batch_size)
+        store.put_json(task_key, task)
+    out["task_accuracy_pct"] = task["task_accuracy_pct"]
+    summaries, keys = [], []
+    for spec in visage_specs(model, ev):
+        res = scan_grid(spec, store, quiet, log=log, session=session)
+        summaries.append(res.summary)
+        keys.append(res.key)
+    vis = mean_std(s.get("visage") for s in summaries)
+    widths = [
+        s["halfwidth50_alpha_neg"] + s["halfwidth50_alpha_pos"]
+        for s in summaries
+        if s.get("halfwidth50_alpha_neg") is not None and s.get("halfwidth50_alpha_pos") is not None
+    ]
+    out.update(
+        visage=vis.mean,
+        visage_std=vis.std,
+        visage_n=vis.n,
+        basin_width50=sum(widths) / len(widths) if widths else None,
+        visage_keys=keys,
+    )
+    return out
+
+
+def build_models(
+    spec: StudySpec, theta0: ModelSpec, store: Store, runtime: Runtime, progress: Progress, log
+) -> list:
+    """Fine-tune every run (with its defences); returns rows of (name, model, structure, info)."""
+    from landscape.attacks import build_attack
+    from landscape.attacks.structural import STRUCTURES
+    from landscape.defenses import DEFENSES
+    from landscape.finetune import checkpoint_model, finetune
+
+    rows = [
+        ("aligned" if spec.align else "base", theta0, STRUCTURES["benign"], {"attack": None, "defenses": []})
+    ]
+    finetunes = {}
+    for run in spec.runs:
+        progress.stage(f"finetune:{run.name}", "running")
+        data = build_attack(run.attack, store, runtime)
+        examples, security, info = data.examples, None, {"attack": run.attack.name, "defenses": []}
+        for d in run.defenses:
+            phase = DEFENSES[d.name].phase
+            if phase == "data":
+                examples = DEFENSES[d.name].apply(d, data)
+            elif phase == "training":
+                security = DEFENSES[d.name].apply(d, theta0, data.structure.fmt, store, runtime, log)
+                info["security_key"] = security["key"]
+        ft = finetune(theta0, examples, spec.finetune, store, runtime, security=security, log=log)
+        finetunes[run.name] = ft
+        info.update(
+            finetune_key=ft["key"],
+            n_examples=ft["examples"],
+            kinds=ft["kinds"],
+            epoch_losses=ft["epoch_losses"],
+            train_s=ft["elapsed_s"],
+            **({"security_diagnostic": ft["security_diagnostic"]} if "security_diagnostic" in ft else {}),
+        )
+        model = checkpoint_model(theta0, ft)
+        for d in run.defenses:
+            if DEFENSES[d.name].phase == "post":
+                rec = DEFENSES[d.name].apply(d, model, data.structure.fmt, store, runtime, log)
+                model = ModelSpec(**rec["model"])
+                info["antidote"] = {
+                    k: rec[k] for k in ("effective_fraction", "by_matrix", "pruned", "scored")
+                }
+        info["defenses"] = [d.name for d in run.defenses]
+        rows.append((run.name, model, data.structure, info))
+        progress.stage(f"finetune:{run.name}", "done", key=ft["key"][:12])
+    return rows, finetunes
+
+
+def run_study(spec: StudySpec, store: Store, runtime: Runtime | None = None, log=print) -> dict:
+    """Run (or resume, or replay) a study; returns its comparison record."""
+    from landscape.align import align_model
+    from landscape.scan import Session
+    from landscape.trajectory_plane import draw_trajectory
+
+    runtime = runtime or Runtime()
+    t0 = time.perf_counter()
+    key = study_key(spec, store)
+    progress = Progress(store, key, spec, log)
+    theta0 = spec.base
+    if spec.align:
+        progress.stage("align", "running")
+        rec = align_model(AlignSpec(base=spec.base), store, runtime, log)
+        theta0 = ModelSpec(source=rec["path"], dtype=spec.base.dtype)
+        progress.stage("align", "done", key=rec["key"][:12])
+    rows, finetunes = build_models(spec, theta0, store, runtime, progress, log)
+    session = Session(store, runtime, log)
+    table = []
+    for name, model, structure, info in rows:
+        progress.stage(f"evaluate:{name}", "running")
+        metrics = assess_model(model, structure, spec.evaluation, store, runtime, session, log)
+        table.append(
+            {
+                "name": name,
+                "structure": structure.name,
+                "model": model.model_dump(mode="json"),
+                **info,
+                **metrics,
+            }
+        )
+        progress.stage(f"evaluate:{name}", "done", asr=metrics["harmful_score_pct"])
+    trajectories = []
+    for k, traj in enumerate(spec.trajectories):
+        progress.stage(f"trajectory:{k}", "running", plane=traj.plane)
+        trajectories.append(
+            draw_trajectory(traj, theta0, finetunes, spec.evaluation, store, runtime, session, log)
+        )
+        progress.stage(f"trajectory:{k}", "done", scan=trajectories[-1]["scan_key"][:12])
+    progress.record.update(
+        status="complete",
+        key=key,
+        theta0=theta0.model_dump(mode="json"),
+        models=table,
+        trajectories=trajectories,
+        elapsed_s=time.perf_counter() - t0,
+        completed=time.time(),
+    )
+    progress.save()
+    return progress.record
+
+
+def _f(v, nd=1) -> str:
+    return "—" if v is None else f"{v:.{nd}f}"
+
+
+def study_markdown(record: dict) -> str:
+    """The comparison table as GitHub markdown (the CLI prints it; papers paste it)."""
+    lines = [
+        f"### Study `{record['name']}`",
+        "",
+        "| model | attack | defences | harmful score % | ASR (default fmt) % | task acc % | benign refusal % "
+        "| VISAGE | basin width (50%) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for m in record.get("models", []):
+        vis = _f(m.get("visage"), 1) + (f" ± {m['visage_std']:.1f}" if m.get("visage_n", 0) > 1 else "")
+        lines.append(
+            f"| {m['name']} | {m.get('attack') or '—'} | {', '.join(m.get('defenses') or []) or '—'} "
+            f"| {_f(m['harmful_score_pct'])} | {_f(m['asr_default_pct'])} | {_f(m['task_accuracy_pct'])} "
+            f"| {_f(m.get('benign_refusal_pct'))} | {vis} | {_f(m.get('basin_width50'), 3)} |"
+        )
+    notes = []
+    for m in record.get("models", []):
+        if "antidote" in m:
+            a = m["antidote"]
+            notes.append(
+                f"- {m['name']}: Antidote pruned {a['effective_fraction']:.1%} of {a['scored']:,} weights"
+            )
+        if m.get("security_diagnostic"):
+            s = m["security_diagnostic"]
+            notes.append(
+                f"- {m['name']}: harmful loss with the security vector on {s['harmful_loss_vector_on']:.3f}, "
+                f"off {s['harmful_loss_vector_off']:.3f}"
+            )
+    for t in record.get("trajectories", []):
+        for run, path in t["paths"].items():
+            pts = ", ".join(
+                f"e{p['epoch']}: ({p['alpha']:.2f}, {p['beta']:.2f}) ASR {_f(p['asr_pct'], 0)}%" for p in path
+            )
+            notes.append(f"- trajectory {run} on the {t['plane']} plane: {pts}")
+    if record.get("elapsed_s") is not None:
+        notes.append(f"- study time: {record['elapsed_s'] / 60:.1f} min")
+    return "\n".join(lines + ([""] + notes if notes else []))
