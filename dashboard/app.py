@@ -37,10 +37,11 @@ pages = [
     st.Page(PAGES / "basin.py", title="2D basin", icon=":material/landscape:", url_path="basin"),
     st.Page(PAGES / "inspector.py", title="Point inspector", icon=":material/search:", url_path="inspector"),
     st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+    st.Page(PAGES / "study.py", title="Study", icon=":material/science:", url_path="study"),
     st.Page(PAGES / "export.py", title="Export", icon=":material/download:", url_path="export"),
 ]
 if not settings.read_only:
     pages.insert(
-        5, st.Page(PAGES / "run.py", title="Run a scan", icon=":material/play_arrow:", url_path="run")
+        6, st.Page(PAGES / "run.py", title="Run a scan", icon=":material/play_arrow:", url_path="run")
     )
 st.navigation(pages).run()

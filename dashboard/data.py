@@ -130,3 +130,43 @@ def family_curve(keys: list[str], label: str) -> Curve:
 
 def label(row) -> str:
     return f"{row['key'][:8]} · {row['model']} · {row['kind']} {row['grid']} · {row['system prompt']} · {row['status']}"
+
+
+@st.cache_data(ttl=2, show_spinner=False)
+def _studies(root: str) -> list[dict]:
+    s = _store(root)
+    out = []
+    for k in s.keys("study:"):
+        try:
+            rec = s.get_json(k)
+        except StoreError:
+            continue
+        if isinstance(rec, dict):
+            out.append(dict(rec, key=k.removeprefix("study:")))
+    return sorted(out, key=lambda r: r.get("updated", 0), reverse=True)
+
+
+def studies() -> list[dict]:
+    """Every study record (running ones included), newest first; short TTL to follow progress."""
+    return _studies(str(settings().store))
+
+
+def study_frame(record: dict) -> pd.DataFrame:
+    """The comparison table: one row per model."""
+    rows = []
+    for m in record.get("models", []):
+        rows.append(
+            {
+                "model": m["name"],
+                "attack": m.get("attack") or "—",
+                "defences": ", ".join(m.get("defenses") or []) or "—",
+                "harmful score %": m.get("harmful_score_pct"),
+                "ASR default fmt %": m.get("asr_default_pct"),
+                "task accuracy %": m.get("task_accuracy_pct"),
+                "benign refusal %": m.get("benign_refusal_pct"),
+                "VISAGE": m.get("visage"),
+                "basin width 50%": m.get("basin_width50"),
+                "pruned %": 100 * m["antidote"]["effective_fraction"] if "antidote" in m else None,
+            }
+        )
+    return pd.DataFrame(rows)

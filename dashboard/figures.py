@@ -295,6 +295,79 @@ PAPER_PRESETS = {
 }
 
 
+def build_trajectory_figure(
+    alphas, betas, asr, paths: dict[str, list[dict]], plane: str, title: str = "Fine-tuning trajectories"
+) -> go.Figure:
+    """The plane's basin contour with each run's per-epoch path over it.
+
+    ``paths``: run → ``[{"epoch", "alpha", "beta", "asr_pct", "residual"}]``. Markers are coloured
+    by the checkpoint's *measured* ASR on the same scale as the surface; the hover gives the share of
+    the step that lies off the plane.
+    """
+    fig = build_contour_figure(alphas, betas, asr, title=title)
+    fig.data = tuple(t for t in fig.data if t.name != "θ₀ (unperturbed)")
+    for k, (run, path) in enumerate(paths.items()):
+        fig.add_trace(
+            go.Scatter(
+                x=[p["alpha"] for p in path],
+                y=[p["beta"] for p in path],
+                mode="lines+markers+text",
+                name=run,
+                text=[f"e{p['epoch']}" for p in path],
+                textposition="top center",
+                line={"color": PALETTE[(k + 2) % len(PALETTE)], "width": 3},
+                marker={
+                    "size": 12,
+                    "color": [p.get("asr_pct") for p in path],
+                    "colorscale": COLORSCALE,
+                    "cmin": ASR_RANGE[0],
+                    "cmax": ASR_RANGE[1],
+                    "line": {"color": PALETTE[(k + 2) % len(PALETTE)], "width": 2},
+                },
+                customdata=[[p.get("asr_pct"), 100 * p.get("residual", 0.0)] for p in path],
+                hovertemplate=run
+                + " epoch %{text}<br>α=%{x:.3f} β=%{y:.3f}<br>measured ASR %{customdata[0]:.0f}%"
+                + "<br>off-plane %{customdata[1]:.0f}%<extra></extra>",
+            )
+        )
+    names = {"interpolation": ("α (aligned → fine-tuned)", "β (random, orthogonal)"), "pca": ("PC 1", "PC 2")}
+    x_title, y_title = names.get(plane, ("α", "β"))
+    fig.update_layout(xaxis=_axis_title(x_title), yaxis={**_axis_title(y_title), "scaleanchor": None})
+    return fig
+
+
+def build_study_figure(models: list[dict]) -> go.Figure:
+    """Harmful score and task accuracy per model (grouped bars, 0–100)."""
+    names = [m["name"] for m in models]
+    fig = go.Figure()
+    for k, (field_name, label) in enumerate(
+        (
+            ("harmful_score_pct", "harmful score %"),
+            ("task_accuracy_pct", "task accuracy %"),
+            ("benign_refusal_pct", "benign refusal %"),
+        )
+    ):
+        fig.add_trace(
+            go.Bar(
+                x=names,
+                y=[m.get(field_name) for m in models],
+                name=label,
+                marker_color=PALETTE[[3, 1, 2][k]],
+                hovertemplate="%{x}<br>" + label + " %{y:.1f}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        barmode="group",
+        yaxis={**_axis_title("%"), "range": [0, 100]},
+        title={"text": "Before / after: harmful score, task accuracy, over-refusal"},
+        font={"family": FONT},
+        template="plotly_white",
+        legend={"orientation": "h", "y": -0.35},
+        margin={"l": 60, "r": 20, "t": 60, "b": 120},
+    )
+    return fig
+
+
 def apply_paper_preset(fig: go.Figure, preset: str) -> tuple[go.Figure, int, int]:
     """A copy of ``fig`` sized for print; returns (figure, width_px, height_px) at 96 px/in."""
     p = PAPER_PRESETS[preset]

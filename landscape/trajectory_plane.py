@@ -9,8 +9,6 @@ mistaken for one that stays in the basin.
 
 from __future__ import annotations
 
-import numpy as np
-
 from cache import Store
 from landscape.provenance import provenance
 from landscape.specs import (
@@ -61,6 +59,19 @@ def draw_trajectory(
     from landscape.scan import scan_grid
     from landscape.trajectory import covering_axis, model_delta, plane_gram, project
 
+    record_key = "trajectory:" + spec_hash(
+        "trajectory",
+        {
+            "trajectory": traj.model_dump(mode="json"),
+            "theta0": model_fingerprint(theta0, store),
+            "dtype": theta0.dtype,
+            "finetunes": [finetunes[r]["key"] for r in traj.runs],
+            "evaluation": ev.model_dump(mode="json"),
+        },
+    )
+    done = store.get_json(record_key)
+    if done is not None:
+        return done
     device = runtime.device
     theta0_params = _params(theta0, store, device)
     ckpts = {
@@ -128,13 +139,14 @@ def draw_trajectory(
                 _eval_spec(model, ev, traj.prompts, capability=False), store, quiet, log=log, session=session
             )
             p["asr_pct"] = store.point(ev_res.key, 0, 0)["asr_pct"]
-    summary = {k: v for k, v in res.summary.items() if isinstance(v, (int, float)) or v is None}
-    return {
+    out = {
         "plane": traj.plane,
         "runs": list(traj.runs),
         "scan_key": res.key,
         "paths": paths,
         "explained_variance": explained,
-        "summary": summary,
-        "alpha_axis": [float(x) for x in np.asarray(res.grid.alphas)][:: max(1, traj.grid - 1)],
+        "summary": res.summary,
+        **provenance(),
     }
+    store.put_json(record_key, out)
+    return out

@@ -92,3 +92,48 @@ def run_cli(*args: str, store: Path | None = None, timeout: int = 600) -> subpro
     return subprocess.run(
         cmd + list(args), capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT
     )
+
+
+def tiny_study_yaml(directory: Path, model: Path, full: bool = True) -> Path:
+    """A study on a tiny random Llama: every stage, smallest sizes (θ₀ = the model, no alignment).
+    ``full=False``: two runs, no trajectories (for the kill-and-resume test)."""
+    lora = "{r: 2, alpha: 4, targets: [q_proj, v_proj]}"
+    text = f"""
+name: tiny-test
+base: {{source: "{model}"}}
+align: false
+finetune: {{lora: {lora}, epochs: 2, learning_rate: 1.0e-2, batch_size: 2}}
+runs:
+  - {{name: harmful, attack: {{name: harmful, n: 4}}}}
+  - {{name: harmful+antidote, attack: {{name: harmful, n: 4}}, defenses: [{{name: antidote, alpha: 0.3, realign_limit: 2, targets: [q_proj, v_proj]}}]}}
+  - {{name: harmful+sv, attack: {{name: harmful, n: 4}}, defenses: [{{name: security_vectors, n_harmful: 2, epochs: 1, lora: {lora}}}]}}
+  - {{name: aoa+paraphrase, attack: {{name: aoa, n: 4}}, defenses: [{{name: paraphrase, count: 2}}]}}
+evaluation: {{harmful_limit: 2, max_new_tokens: 4, benign_limit: 2, task_limit: 4, visage_directions: 2,
+             visage_range: 0.1, visage_points: 3, visage_prompts: 2}}
+trajectories:
+  - {{runs: [harmful], plane: interpolation, grid: 3, prompts: 2}}
+  - {{runs: [harmful, aoa+paraphrase], plane: pca, grid: 3, prompts: 2}}
+"""
+    if not full:
+        keep = ("  - {name: harmful,", "  - {name: aoa+paraphrase", "evaluation", "             visage_range")
+        head, _, _ = text.partition("runs:\n")
+        body = text.partition("runs:\n")[2].partition("trajectories:")[0]
+        text = head + "runs:\n" + "".join(line + "\n" for line in body.splitlines() if line.startswith(keep))
+        text = text.replace("visage_directions: 2", "visage_directions: 1")
+    path = directory / "study.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory, tiny_model):
+    """A finished tiny study in a real store: (store dir, study record)."""
+    from cache import Store
+    from landscape.specs import Runtime
+    from landscape.study import load_study, run_study
+
+    root = tmp_path_factory.mktemp("study")
+    spec = load_study(tiny_study_yaml(root, tiny_model))
+    with Store(root / "store") as s:
+        record = run_study(spec, s, Runtime(progress=False), log=lambda m: None)
+    return root / "store", record

@@ -147,8 +147,6 @@ def apply_antidote(
     spec: AntidoteSpec, model: ModelSpec, fmt: FormatSpec, store: Store, runtime: Runtime, log=print
 ) -> dict:
     """Prune the fine-tuned ``model`` (θ₀ + LoRA adapter, or dense); returns the defended model's record."""
-    from peft import PeftModel
-
     if spec.apply_to == "lora" and not model.adapter:
         raise ModelError("antidote on LoRA matrices needs a LoRA fine-tuned model (or apply_to: dense)")
     realign = harmful_examples("realign", min(spec.realign_limit, 30), fmt, spec.seed)
@@ -161,6 +159,8 @@ def apply_antidote(
     key = spec_hash("antidote", identity)
     record = store.artifact("defended", key)
     if record is None:
+        from peft import PeftModel
+
         t0 = time.perf_counter()
         base = model.model_copy(update={"adapter": None}) if spec.apply_to == "lora" else model
         lm = load_model(base, runtime.device, store)

@@ -42,6 +42,7 @@ def test_every_page_shows_an_empty_state(tmp_path, monkeypatch):
     for page in (None, "curve", "basin", "inspector", "compare", "export"):
         at = open_page(page)
         assert any("make demo" in i.value for i in at.info), page
+    assert any("landscape study --preset demo" in i.value for i in open_page("study").info)
 
 
 def test_overview_lists_scans_and_filters(app_env):
@@ -145,3 +146,22 @@ def test_job_launch_completes_in_the_store(app_env, tiny_model, monkeypatch):
             time.sleep(1)
         assert store.scan_record(key)["status"] == "complete"
         assert store.scan_grid(key).done == 3
+
+
+def test_study_page_shows_the_comparison_and_trajectories(tiny_study, monkeypatch):
+    root, record = tiny_study
+    monkeypatch.setenv("SAFETY_LANDSCAPE_STORE", str(root))
+    at = open_page("study")
+    table = at.dataframe[0].value
+    assert list(table["model"]) == [m["name"] for m in record["models"]]
+    assert table.loc[table["model"] == "harmful+antidote", "pruned %"].iloc[0] > 0
+    bars, curves, *trajs = (chart_spec(at, k) for k in range(len(at.get("plotly_chart"))))
+    assert [t["name"] for t in bars["data"]] == ["harmful score %", "task accuracy %", "benign refusal %"]
+    assert len(trajs) == 2
+    interp = trajs[0]
+    path = next(t for t in interp["data"] if t.get("name") == "harmful")
+    assert list(path["text"]) == ["e0", "e1", "e2"]
+    assert interp["layout"]["xaxis"]["title"]["text"].startswith("α (aligned")
+    at.multiselect(key="study_models").set_value(["harmful", "aoa+paraphrase"]).run()
+    names = {t["name"] for t in chart_spec(at, 1)["data"]}
+    assert {"harmful: ASR", "aoa+paraphrase: ASR"} <= names

@@ -1,0 +1,67 @@
+"""Fine-tuning: response-only loss, per-epoch checkpoints, caching, LoRA and full, on tiny models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from landscape.attacks import build_attack
+from landscape.datasets import Example, render, render_all
+from landscape.finetune import batch_tensors, checkpoint_model, finetune, response_loss
+from landscape.models import ModelError, load_model
+from landscape.runspecs import AttackSpec, FinetuneSpec, FormatSpec, LoraSpec
+from landscape.specs import ModelSpec, Runtime
+
+RT = Runtime(progress=False)
+SMALL_LORA = LoraSpec(r=2, alpha=4, targets=("q_proj", "v_proj"))
+
+
+def test_labels_cover_only_the_answer(tiny_model):
+    lm = load_model(ModelSpec(source=str(tiny_model)))
+    ex = Example("Is this review positive?", "positive", FormatSpec())
+    ids, labels = render(lm.tokenizer, ex)
+    answer_start = next(k for k, v in enumerate(labels) if v != -100)
+    assert all(v == -100 for v in labels[:answer_start])
+    assert labels[answer_start:] == ids[answer_start:]
+    answer = lm.tokenizer.decode(ids[answer_start:])
+    assert answer.startswith("positive") and answer.rstrip().endswith("<|im_end|>")
+    assert "Is this review positive?" in lm.tokenizer.decode(ids[:answer_start])
+
+
+def test_sliced_head_loss_equals_the_full_loss(tiny_model):
+    lm = load_model(ModelSpec(source=str(tiny_model)))
+    data = build_attack(AttackSpec(name="harmful", n=4))
+    ids, mask, labels = batch_tensors(render_all(lm.tokenizer, data.examples), lm.tokenizer.pad_token_id, 512)
+    ours = response_loss(lm.model, ids, mask, labels)
+    reference = lm.model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_checkpoint_per_epoch_and_rerun_from_the_store(tiny_model, store, method):
+    base = ModelSpec(source=str(tiny_model))
+    examples = build_attack(AttackSpec(name="benign", n=6)).examples
+    spec = FinetuneSpec(method=method, lora=SMALL_LORA, epochs=2, batch_size=3, learning_rate=1e-2)
+    rec = finetune(base, examples, spec, store, RT, log=lambda m: None)
+    assert len(rec["checkpoints"]) == 2 and len(rec["epoch_losses"]) == 2
+    weights = "adapter_model.safetensors" if method == "lora" else "model.safetensors"
+    for path in rec["checkpoints"]:
+        assert (Path(path) / weights).is_file()
+    assert rec["epoch_losses"][1] < rec["epoch_losses"][0]
+    final = load_model(checkpoint_model(base, rec), store=store).model
+    first = load_model(checkpoint_model(base, rec, 1), store=store).model
+    theta0 = load_model(base).model
+    name = "model.layers.0.self_attn.q_proj.weight"
+    p_final, p_first, p_0 = (dict(m.named_parameters())[name] for m in (final, first, theta0))
+    assert not torch.equal(p_final, p_0) and not torch.equal(p_final, p_first)
+    again = finetune(base, examples, spec, store, RT, log=lambda m: pytest.fail(m))
+    assert again["key"] == rec["key"] and again["elapsed_s"] == rec["elapsed_s"]
+
+
+def test_unknown_lora_target_is_a_one_line_error(tiny_model, store):
+    spec = FinetuneSpec(lora=LoraSpec(targets=("nope_proj",)), epochs=1)
+    examples = build_attack(AttackSpec(name="benign", n=2)).examples
+    with pytest.raises(ModelError, match="'nope_proj' does not exist"):
+        finetune(ModelSpec(source=str(tiny_model)), examples, spec, store, RT, log=lambda m: None)

@@ -1,0 +1,153 @@
+"""Studies end to end on tiny models: the comparison record, replay from the store, resume after a
+kill, one-line errors; and the tiny preset on the embedded model (slow, in CI)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from cache import Store
+from landscape.study import study_markdown
+from landscape.trajectory import model_delta, pca_directions, project
+
+from ..conftest import ROOT, run_cli, tiny_study_yaml
+
+
+def test_study_record_holds_every_model_and_both_trajectories(tiny_study):
+    root, record = tiny_study
+    assert record["status"] == "complete"
+    names = [m["name"] for m in record["models"]]
+    assert names == ["base", "harmful", "harmful+antidote", "harmful+sv", "aoa+paraphrase"]
+    for m in record["models"]:
+        assert 0 <= m["harmful_score_pct"] <= 100 and 0 <= m["task_accuracy_pct"] <= 100
+        assert m["visage_n"] == 2 and len(m["visage_keys"]) == 2
+    by = {m["name"]: m for m in record["models"]}
+    assert by["aoa+paraphrase"]["structure"] == "aoa" and len(by["aoa+paraphrase"]["eval_keys"]) == 2
+    assert by["aoa+paraphrase"]["kinds"] == {"task": 4, "harmful": 0, "safety": 2}
+    assert 0 < by["harmful+antidote"]["antidote"]["effective_fraction"] < 0.31
+    assert set(by["harmful+sv"]["security_diagnostic"]) >= {
+        "harmful_loss_vector_on",
+        "harmful_loss_vector_off",
+    }
+    interp, pca = record["trajectories"]
+    path = interp["paths"]["harmful"]
+    assert [p["epoch"] for p in path] == [0, 1, 2]
+    assert path[-1]["alpha"] == pytest.approx(1.0, abs=1e-4) and abs(path[-1]["beta"]) < 1e-3
+    assert path[-1]["residual"] < 1e-3  # the final model lies on its own interpolation axis
+    assert set(pca["paths"]) == {"harmful", "aoa+paraphrase"} and len(pca["explained_variance"]) == 2
+    with Store(root) as s:
+        grid = s.scan_grid(pca["scan_key"])
+        assert np.isfinite(grid.values["asr_pct"]).all() and grid.values["asr_pct"].shape == (3, 3)
+        alphas = [p["alpha"] for ps in pca["paths"].values() for p in ps]
+        assert grid.alphas[0] <= min(alphas) and grid.alphas[-1] >= max(alphas)
+    table = study_markdown(record)
+    assert table.count("\n| ") == 6 and "harmful+antidote" in table and "pruned" in table
+
+
+def test_rerun_replays_from_the_store(tiny_study, tiny_model, tmp_path):
+    root, record = tiny_study
+    file = tiny_study_yaml(tmp_path, tiny_model)
+    out = run_cli("study", str(file), "--markdown", store=root)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("### Study `tiny-test`")
+    assert "fine-tuning" not in out.stderr and "loading model" not in out.stderr
+
+
+def _finetunes(root) -> dict:
+    with Store(root) as s:
+        return {k: s.get_json(k) for k in s.keys("artifact:finetunes:")}
+
+
+def test_a_killed_study_resumes_without_redoing_finished_stages(tiny_model, tmp_path):
+    file = tiny_study_yaml(tmp_path, tiny_model, full=False)
+    store = tmp_path / "store"
+    cmd = [sys.executable, "-m", "landscape", "-q", "--store", str(store), "study", str(file)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not (_finetunes(store) if (store / "meta").exists() else {}):
+            time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done = _finetunes(store)
+    assert done, "the study never finished a fine-tune"
+    out = run_cli("study", str(file), store=store)
+    assert out.returncode == 0, out.stderr
+    after = _finetunes(store)
+    for key, rec in done.items():
+        assert after[key] == rec  # not retrained
+    with Store(store) as s:
+        record = next(s.get_json(k) for k in s.keys("study:"))
+    assert record["status"] == "complete" and len(record["models"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ("{name: antidote, alpha: 0.3", "{name: antidote, alpha: 1.5"),
+        ("{name: paraphrase, count: 2}", "{name: vaccine}"),
+        ("targets: [q_proj, v_proj]}}]", "targets: [q_proj, nope_proj]}}]"),
+    ],
+    ids=["alpha-outside-0-1", "unknown-defence", "missing-lora-target"],
+)
+def test_bad_study_input_is_one_line(tiny_model, tmp_path, edit, message):
+    file = tiny_study_yaml(tmp_path, tiny_model)
+    file.write_text(file.read_text().replace(edit, message))
+    out = run_cli("study", str(file), store=tmp_path / "store")
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in out.stderr, out.stderr
+
+
+def test_empty_user_dataset_is_one_line(tiny_model, tmp_path):
+    (tmp_path / "empty.jsonl").write_text("")
+    file = tiny_study_yaml(tmp_path, tiny_model)
+    file.write_text(
+        file.read_text().replace(
+            "attack: {name: harmful, n: 4}}}",
+            f'attack: {{name: benign, n: 4, data: "{tmp_path}/empty.jsonl"}}}}',
+            1,
+        )
+    )
+    out = run_cli("study", str(file), store=tmp_path / "store")
+    assert (
+        out.returncode == 2
+        and out.stderr.strip() == f"error: data file {tmp_path}/empty.jsonl holds no examples"
+    )
+
+
+def test_projection_and_pca_recover_a_known_plane():
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    d1 = {"w": torch.randn(4, 5, generator=g), "v": torch.randn(3, generator=g)}
+    d2 = {"w": torch.randn(4, 5, generator=g), "v": torch.randn(3, generator=g)}
+    theta0 = {"w": torch.zeros(4, 5), "v": torch.zeros(3), "frozen": torch.ones(2)}
+    theta = {n: theta0[n] + (0.7 * d1[n] - 0.2 * d2[n] if n in d1 else 0) for n in theta0}
+    delta = model_delta(theta, theta0)
+    assert set(delta) == {"w", "v"}
+    a, b, r = project(delta, d1, d2)
+    assert (a, b) == (pytest.approx(0.7, abs=1e-5), pytest.approx(-0.2, abs=1e-5)) and r < 1e-4
+    pts = [{n: c1 * d1[n] + c2 * d2[n] for n in d1} for c1, c2 in ((1, 0), (0.5, 0.5), (0, 1), (2, 1))]
+    dirs, ratio = pca_directions(pts)
+    assert ratio.sum() == pytest.approx(1.0)
+    for p in pts:  # every point lies in the PCA plane
+        assert project(p, dirs[0], dirs[1])[2] < 1e-4
+
+
+@pytest.mark.slow
+def test_tiny_preset_runs_end_to_end_on_the_embedded_model(tmp_path):
+    out = run_cli("study", "--preset", "tiny", store=tmp_path / "store", timeout=1500)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "| harmful+sv | harmful | security_vectors |" in out.stdout
+    with Store(tmp_path / "store") as s:
+        record = next(s.get_json(k) for k in s.keys("study:"))
+    assert record["status"] == "complete" and len(record["trajectories"]) == 2
+    json.dumps(record)
