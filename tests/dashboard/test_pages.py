@@ -164,4 +164,4 @@ def test_study_page_shows_the_comparison_and_trajectories(tiny_study, monkeypatc
     assert interp["layout"]["xaxis"]["title"]["text"].startswith("α (aligned")
     at.multiselect(key="study_models").set_value(["harmful", "aoa+paraphrase"]).run()
     names = {t["name"] for t in chart_spec(at, 1)["data"]}
-    assert {"harmful: ASR", "aoa+paraphrase: ASR"} <= names
+    assert {"harmful (mean of 2): ASR", "aoa+paraphrase (mean of 2): ASR"} <= names
