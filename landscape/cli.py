@@ -518,6 +518,10 @@ def export(ctx, args):
 
 def run(argv=None) -> int:
     """Entry point: user errors become one line on stderr and exit 2."""
+    import warnings
+
+    # transformers' own deprecation notices (peft triggers them) are not the user's problem
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
     from pydantic import ValidationError
 
     from cache import StoreError
