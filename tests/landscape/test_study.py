@@ -109,12 +109,11 @@ def test_bad_study_input_is_one_line(tiny_model, tmp_path, edit, message):
 def test_empty_user_dataset_is_one_line(tiny_model, tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     file = tiny_study_yaml(tmp_path, tiny_model)
+    text = file.read_text()
+    edit = "attack: {name: harmful, n: 4}}"
+    assert edit in text  # the edit must take, or this would run the whole study
     file.write_text(
-        file.read_text().replace(
-            "attack: {name: harmful, n: 4}}}",
-            f'attack: {{name: benign, n: 4, data: "{tmp_path}/empty.jsonl"}}}}',
-            1,
-        )
+        text.replace(edit, f'attack: {{name: benign, n: 4, data: "{tmp_path}/empty.jsonl"}}}}', 1)
     )
     out = run_cli("study", str(file), store=tmp_path / "store")
     assert (
