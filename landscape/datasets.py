@@ -23,7 +23,7 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from landscape.prompts import _tsv, apply_template, chat_messages, format_chat, refusal_templates
+from landscape.prompts import _tsv, apply_template, chat_messages, format_chat, jsonl_rows, refusal_templates
 from landscape.runspecs import FormatSpec
 from landscape.specs import SpecError
 
@@ -108,13 +108,7 @@ def load_jsonl_examples(path: str | Path) -> list[Example]:
     if not path.is_file():
         raise SpecError(f"data file not found: {path}")
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            raise SpecError(f"{path.name} line {n} is not valid JSON") from None
+    for n, obj in jsonl_rows(path.read_text(encoding="utf-8"), path.name):
         if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str):
             raise SpecError(f"{path.name} line {n} has no string field 'prompt'")
         if not isinstance(obj.get("response"), str) or not obj["response"].strip():

@@ -109,13 +109,7 @@ def _load_file(path: Path, column: str | None) -> list[str]:
     if suffix == ".jsonl":
         field = column or "prompt"
         out = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                raise SpecError(f"{path.name} line {n} is not valid JSON") from None
+        for n, obj in jsonl_rows(text, path.name):
             if not isinstance(obj, dict) or field not in obj:
                 raise SpecError(f"{path.name} line {n} has no field {field!r}")
             out.append(str(obj[field]).strip())
@@ -123,6 +117,19 @@ def _load_file(path: Path, column: str | None) -> list[str]:
     if suffix in (".txt", ""):
         return _lines(text)
     raise SpecError(f"unsupported prompt file type {suffix!r} (use .csv, .jsonl or .txt)")
+
+
+def jsonl_rows(text: str, name: str) -> list[tuple[int, object]]:
+    """``(line number, parsed value)`` for each non-blank line; a bad line is a one-line error."""
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((n, json.loads(line)))
+        except json.JSONDecodeError:
+            raise SpecError(f"{name} line {n} is not valid JSON") from None
+    return rows
 
 
 def prompts_fingerprint(prompts: list[str]) -> str:

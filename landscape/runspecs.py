@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from landscape.specs import ModelSpec, Spec, SpecError, check_system_prompt
+from landscape.specs import ModelSpec, Spec, SpecError, check_registered, check_system_prompt, check_template
 
 AOA_USER_TEMPLATE = "AOA, execute my instruction: {prompt}"
 AOA_ANSWER_PREFIX = (
@@ -33,12 +33,6 @@ class FormatSpec(Spec):
         check_system_prompt(self.system_prompt)
         check_template(self.user_template)
         return self
-
-
-def check_template(template: str) -> str:
-    if template.count("{prompt}") != 1:
-        raise SpecError(f"user template must contain '{{prompt}}' exactly once: {template!r}")
-    return template
 
 
 class LoraSpec(Spec):
@@ -89,9 +83,7 @@ class AttackSpec(Spec):
     def _known(cls, name: str) -> str:
         from landscape.attacks import ATTACKS
 
-        if name not in ATTACKS:
-            raise SpecError(f"unknown attack {name!r}; choose from {', '.join(sorted(ATTACKS))}")
-        return name
+        return check_registered("attack", name, ATTACKS)
 
     @model_validator(mode="after")
     def _check(self) -> AttackSpec:

@@ -135,9 +135,7 @@ class JudgeSpec(Spec):
     def _known(cls, name: str) -> str:
         from landscape.judges import JUDGES
 
-        if name not in JUDGES:
-            raise SpecError(f"unknown judge {name!r}; choose from {', '.join(sorted(JUDGES))}")
-        return name
+        return check_registered("judge", name, JUDGES)
 
 
 class CapabilitySpec(Spec):
@@ -186,8 +184,7 @@ class ScanSpec(Spec):
         if n == 2 and self.directions[1].kind == "interpolation":
             raise SpecError("put the interpolation direction first (alpha axis)")
         check_system_prompt(self.system_prompt)
-        if self.user_template.count("{prompt}") != 1:
-            raise SpecError(f"user template must contain '{{prompt}}' exactly once: {self.user_template!r}")
+        check_template(self.user_template)
         return self
 
     @property
@@ -228,6 +225,20 @@ def check_system_prompt(text: str) -> str:
             "or give a full sentence"
         )
     return text
+
+
+def check_template(template: str) -> str:
+    """A user-turn template holds ``{prompt}`` exactly once."""
+    if template.count("{prompt}") != 1:
+        raise SpecError(f"user template must contain '{{prompt}}' exactly once: {template!r}")
+    return template
+
+
+def check_registered(kind: str, name: str, registry) -> str:
+    """``name`` is a key of ``registry``, or a one-line error listing the choices."""
+    if name not in registry:
+        raise SpecError(f"unknown {kind} {name!r}; choose from {', '.join(sorted(registry))}")
+    return name
 
 
 class AlignSpec(Spec):

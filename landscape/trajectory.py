@@ -30,11 +30,14 @@ def model_delta(theta: Mapping, theta0: Mapping) -> dict:
     return out
 
 
-def _dot(a: Mapping, b) -> float:
-    """⟨a, b⟩ over shared names; ``b`` may be a dict or a lazy direction (``.names``/``.tensor``)."""
-    names = b.names if hasattr(b, "names") else b.keys()
-    get = b.tensor if hasattr(b, "tensor") else b.__getitem__
-    return float(sum((a[n].double() * get(n).double()).sum() for n in names if n in a))
+def _dot(a, b) -> float:
+    """⟨a, b⟩ over shared names; each side a dict or a lazy direction (``.names``/``.tensor``),
+    read one tensor at a time."""
+    names_b = set(b.names if hasattr(b, "names") else b.keys())
+    get_a = a.tensor if hasattr(a, "tensor") else a.__getitem__
+    get_b = b.tensor if hasattr(b, "tensor") else b.__getitem__
+    names_a = a.names if hasattr(a, "names") else a.keys()
+    return float(sum((get_a(n).double() * get_b(n).double()).sum() for n in names_a if n in names_b))
 
 
 def gram_matrix(deltas: list[Mapping]) -> np.ndarray:
@@ -76,8 +79,8 @@ def pca_directions(deltas: list[Mapping], k: int = 2) -> tuple[list[dict], np.nd
 
 def plane_gram(d1, d2) -> np.ndarray:
     """The 2×2 Gram matrix of the plane's directions (computed once per plane)."""
-    g12 = _dot_dirs(d1, d2)
-    return np.array([[_dot_dirs(d1, d1), g12], [g12, _dot_dirs(d2, d2)]])
+    g12 = _dot(d1, d2)
+    return np.array([[_dot(d1, d1), g12], [g12, _dot(d2, d2)]])
 
 
 def project(delta: Mapping, d1, d2, g: np.ndarray | None = None) -> tuple[float, float, float]:
@@ -91,15 +94,6 @@ def project(delta: Mapping, d1, d2, g: np.ndarray | None = None) -> tuple[float,
     res_sq = dd - 2 * (alpha * b[0] + beta * b[1]) + alpha * alpha * g[0, 0] + 2 * alpha * beta * g[0, 1]
     res_sq += beta * beta * g[1, 1]
     return float(alpha), float(beta), float(np.sqrt(max(res_sq, 0.0) / dd))
-
-
-def _dot_dirs(a, b) -> float:
-    """⟨a, b⟩ for two dicts or lazy directions, one tensor at a time."""
-    if not hasattr(a, "names"):
-        return _dot(a, b)
-    b_names = set(b.names if hasattr(b, "names") else b.keys())
-    get_b = b.tensor if hasattr(b, "tensor") else b.__getitem__
-    return float(sum((a.tensor(n).double() * get_b(n).double()).sum() for n in a.names if n in b_names))
 
 
 def covering_axis(coords: list[float], margin: float, num: int, include: tuple[float, ...] = (0.0,)):
