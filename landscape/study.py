@@ -22,13 +22,7 @@ from landscape.provenance import provenance
 from landscape.runspecs import FormatSpec, StudySpec
 from landscape.specs import (
     AlignSpec,
-    AxisSpec,
-    CapabilitySpec,
-    DirectionSpec,
-    GenerationSpec,
-    JudgeSpec,
     ModelSpec,
-    PromptSpec,
     Runtime,
     ScanSpec,
     SpecError,
@@ -103,20 +97,6 @@ class Progress:
         self.save()
 
 
-def _eval_spec(model: ModelSpec, ev, limit: int, capability: bool) -> ScanSpec:
-    return ScanSpec(
-        model=model,
-        directions=(),
-        alphas=AxisSpec(start=0.0, stop=0.0, num=1),
-        prompts=PromptSpec(limit=limit),
-        generation=GenerationSpec(max_new_tokens=ev.max_new_tokens),
-        judge=JudgeSpec(name=ev.judge),
-        capability=CapabilitySpec(benign_limit=ev.benign_limit, nll=False)
-        if capability and ev.benign_limit
-        else None,
-    )
-
-
 def _in_format(spec: ScanSpec, fmt) -> ScanSpec:
     return spec.model_copy(
         update={
@@ -127,20 +107,6 @@ def _in_format(spec: ScanSpec, fmt) -> ScanSpec:
     )
 
 
-def visage_specs(model: ModelSpec, ev) -> list[ScanSpec]:
-    return [
-        ScanSpec(
-            model=model,
-            directions=(DirectionSpec(seed=k),),
-            alphas=AxisSpec(start=-ev.visage_range, stop=ev.visage_range, num=ev.visage_points),
-            prompts=PromptSpec(limit=ev.visage_prompts),
-            generation=GenerationSpec(max_new_tokens=ev.max_new_tokens),
-            judge=JudgeSpec(name=ev.judge),
-        )
-        for k in range(ev.visage_directions)
-    ]
-
-
 def assess_model(model: ModelSpec, structure, ev, store: Store, runtime: Runtime, session, log) -> dict:
     """Harmful score (user's format), default-format ASR and over-refusal, task accuracy, VISAGE."""
     from landscape.models import model_fingerprint
@@ -149,7 +115,7 @@ def assess_model(model: ModelSpec, structure, ev, store: Store, runtime: Runtime
 
     quiet = runtime.model_copy(update={"progress": False})
     out: dict = {}
-    default = _eval_spec(model, ev, ev.harmful_limit, capability=True)
+    default = ev.point_spec(model, ev.harmful_limit, capability=True)
     res = scan_grid(default, store, quiet, log=log, session=session)
     point = store.point(res.key, 0, 0)
     out.update(
@@ -159,7 +125,7 @@ def assess_model(model: ModelSpec, structure, ev, store: Store, runtime: Runtime
         eval_keys=[res.key],
     )
     if structure.fmt != FormatSpec():
-        own = _in_format(_eval_spec(model, ev, ev.harmful_limit, capability=False), structure.fmt)
+        own = _in_format(ev.point_spec(model, ev.harmful_limit, capability=False), structure.fmt)
         res = scan_grid(own, store, quiet, log=log, session=session)
         out["harmful_score_pct"] = store.point(res.key, 0, 0)["asr_pct"]
         out["eval_keys"].append(res.key)
@@ -180,7 +146,7 @@ def assess_model(model: ModelSpec, structure, ev, store: Store, runtime: Runtime
         store.put_json(task_key, task)
     out["task_accuracy_pct"] = task["task_accuracy_pct"]
     summaries, keys = [], []
-    for spec in visage_specs(model, ev):
+    for spec in ev.visage_specs(model):
         res = scan_grid(spec, store, quiet, log=log, session=session)
         summaries.append(res.summary)
         keys.append(res.key)

@@ -130,13 +130,11 @@ def draw_trajectory(
     )
     log(f"trajectory plane ({traj.plane}): {traj.grid}×{traj.grid} landscape")
     res = scan_grid(spec, store, runtime, log=log, session=session)
-    from landscape.study import _eval_spec
-
     quiet = runtime.model_copy(update={"progress": False})
     for run, path in paths.items():  # measured ASR of every checkpoint (θ₀ is epoch 0)
         for p, model in zip(path, [theta0, *ckpts[run]], strict=True):
             ev_res = scan_grid(
-                _eval_spec(model, ev, traj.prompts, capability=False), store, quiet, log=log, session=session
+                ev.point_spec(model, traj.prompts, capability=False), store, quiet, log=log, session=session
             )
             p["asr_pct"] = store.point(ev_res.key, 0, 0)["asr_pct"]
     out = {

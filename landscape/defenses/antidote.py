@@ -149,7 +149,7 @@ def apply_antidote(
     """Prune the fine-tuned ``model`` (θ₀ + LoRA adapter, or dense); returns the defended model's record."""
     if spec.apply_to == "lora" and not model.adapter:
         raise ModelError("antidote on LoRA matrices needs a LoRA fine-tuned model (or apply_to: dense)")
-    realign = harmful_examples("realign", min(spec.realign_limit, 30), fmt, spec.seed)
+    realign = harmful_examples("realign", spec.realign_limit, fmt, spec.seed)
     identity = {
         "model": model_fingerprint(model, store),
         "dtype": model.dtype,

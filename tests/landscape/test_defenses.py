@@ -162,6 +162,8 @@ def test_bad_defence_specs_are_one_line_errors():
 
     with pytest.raises(ValidationError, match="less than 1"):
         AntidoteSpec(alpha=1.0)
+    with pytest.raises(ValidationError, match="realign_limit 31: the built-in re-alignment set has 30"):
+        AntidoteSpec(realign_limit=31)  # refused at load time, not silently capped after fine-tuning
     with pytest.raises(ValidationError, match="does not match any of the expected tags"):
         RunSpec(name="x", defenses=[{"name": "vaccine"}])
     with pytest.raises(ValidationError, match="exactly one of count or ratio"):
