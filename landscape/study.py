@@ -19,7 +19,7 @@ from importlib import resources
 
 from cache import Store
 from landscape.provenance import provenance
-from landscape.runspecs import FormatSpec, StudySpec
+from landscape.runspecs import EvalSpec, FormatSpec, StudySpec
 from landscape.specs import (
     AlignSpec,
     ModelSpec,
@@ -305,6 +305,14 @@ def study_markdown(record: dict) -> str:
                 f"e{p['epoch']}: ({p['alpha']:.2f}, {p['beta']:.2f}) ASR {_f(p['asr_pct'], 0)}%" for p in path
             )
             notes.append(f"- trajectory {run} on the {t['plane']} plane: {pts}")
+    ev = record.get("spec", {}).get("evaluation")
+    if ev is not None:  # 32 prompts cannot tell 60% from 70%: say how far a share can move by chance
+        ev = EvalSpec(**ev)
+        half = [196 * (0.25 / n) ** 0.5 for n in (ev.harmful_limit, ev.task_limit)]
+        notes.append(
+            f"- sampling error: harmful score and ASR are shares of {ev.harmful_limit} prompts, task accuracy "
+            f"of {ev.task_limit} items; near 50% a 95% binomial interval is ±{half[0]:.0f} / ±{half[1]:.0f} points"
+        )
     if record.get("elapsed_s") is not None:
         notes.append(f"- study time: {record['elapsed_s'] / 60:.1f} min")
     return "\n".join(lines + ([""] + notes if notes else []))

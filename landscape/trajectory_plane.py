@@ -67,6 +67,7 @@ def draw_trajectory(
             "dtype": theta0.dtype,
             "finetunes": [finetunes[r]["key"] for r in traj.runs],
             "evaluation": ev.model_dump(mode="json"),
+            "checkpoint_prompts": ev.harmful_limit,
         },
     )
     done = store.get_json(record_key)
@@ -131,10 +132,17 @@ def draw_trajectory(
     log(f"trajectory plane ({traj.plane}): {traj.grid}×{traj.grid} landscape")
     res = scan_grid(spec, store, runtime, log=log, session=session)
     quiet = runtime.model_copy(update={"progress": False})
-    for run, path in paths.items():  # measured ASR of every checkpoint (θ₀ is epoch 0)
+    # Measured ASR of every checkpoint (θ₀ is epoch 0) on the study's harmful_limit prompts, like the
+    # table (the grid's few prompts per point would leave it ±35 points at 8); θ₀'s and the final
+    # checkpoint's scans are the table's own default-format ones, so they are not run twice.
+    for run, path in paths.items():
         for p, model in zip(path, [theta0, *ckpts[run]], strict=True):
             ev_res = scan_grid(
-                ev.point_spec(model, traj.prompts, capability=False), store, quiet, log=log, session=session
+                ev.point_spec(model, ev.harmful_limit, capability=False),
+                store,
+                quiet,
+                log=log,
+                session=session,
             )
             p["asr_pct"] = store.point(ev_res.key, 0, 0)["asr_pct"]
     out = {

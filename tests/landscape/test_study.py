@@ -40,6 +40,9 @@ def test_study_record_holds_every_model_and_both_trajectories(tiny_study):
     assert [p["epoch"] for p in path] == [0, 1, 2]
     assert path[-1]["alpha"] == pytest.approx(1.0, abs=1e-4) and abs(path[-1]["beta"]) < 1e-3
     assert path[-1]["residual"] < 1e-3  # the final model lies on its own interpolation axis
+    # checkpoints are measured like the table: θ₀ and the final model are the table's own scans
+    assert path[0]["asr_pct"] == by["base"]["asr_default_pct"]
+    assert path[-1]["asr_pct"] == by["harmful"]["asr_default_pct"]
     assert set(pca["paths"]) == {"harmful", "aoa+paraphrase"} and len(pca["explained_variance"]) == 2
     with Store(root) as s:
         grid = s.scan_grid(pca["scan_key"])
@@ -48,6 +51,10 @@ def test_study_record_holds_every_model_and_both_trajectories(tiny_study):
         assert grid.alphas[0] <= min(alphas) and grid.alphas[-1] >= max(alphas)
     table = study_markdown(record)
     assert table.count("\n| ") == 6 and "harmful+antidote" in table and "pruned" in table
+    assert (
+        "shares of 2 prompts, task accuracy of 4 items; near 50% a 95% binomial interval is ±69 / ±49"
+        in table
+    )
 
 
 def test_rerun_replays_from_the_store(tiny_study, tiny_model, tmp_path):
