@@ -70,7 +70,10 @@ def study_key(spec: StudySpec, store: Store) -> str:
 
 
 class Progress:
-    """Stage-by-stage status in the study record, so the dashboard can follow a running study."""
+    """Stage-by-stage status in the study record, so the dashboard can follow a running study.
+
+    ``elapsed_s`` is the wall time of all invocations together (a killed run counts up to its last
+    stage change), so replaying or resuming a study adds to its time rather than overwriting it."""
 
     def __init__(self, store: Store, key: str, spec: StudySpec, log):
         self.store, self.key, self.log = store, key, log
@@ -82,10 +85,13 @@ class Progress:
             **provenance(),
         }
         self.record["status"] = "running"
+        self.record["invocations"] = self.record.get("invocations", 0) + 1
+        self.prior_s, self.t0 = self.record.get("elapsed_s", 0.0), time.perf_counter()
         self.save()
 
     def save(self) -> None:
         self.record["updated"] = time.time()
+        self.record["elapsed_s"] = self.prior_s + time.perf_counter() - self.t0
         self.store.put_json(f"study:{self.key}", self.record)
         self.store.put_json(f"study-latest:{self.record['name']}", self.key)
 
@@ -214,6 +220,33 @@ def build_models(
     return rows, finetunes
 
 
+def format_baselines(rows, theta0: ModelSpec, ev, store: Store, runtime, session, progress, log) -> list:
+    """θ₀'s harmful score in each run format other than the default one (AOA's pledge prefilled, …).
+
+    A structural attack's harmful score is measured in its own format, so the fair "before" is the
+    aligned model in that same format, not its default-format ASR: the format alone may do part of
+    the attack's work. One scan per distinct format."""
+    from landscape.scan import scan_grid
+
+    quiet = runtime.model_copy(update={"progress": False})
+    out, seen = [], set()
+    for _, _, structure, _ in rows[1:]:
+        fmt_id = structure.fmt.model_dump_json()
+        if structure.fmt == FormatSpec() or fmt_id in seen:
+            continue
+        seen.add(fmt_id)
+        stage = f"evaluate:{rows[0][0]}@{structure.name}"
+        progress.stage(stage, "running")
+        spec = _in_format(ev.point_spec(theta0, ev.harmful_limit, capability=False), structure.fmt)
+        res = scan_grid(spec, store, quiet, log=log, session=session)
+        score = store.point(res.key, 0, 0)["asr_pct"]
+        out.append(
+            {"model": rows[0][0], "structure": structure.name, "harmful_score_pct": score, "key": res.key}
+        )
+        progress.stage(stage, "done", asr=score)
+    return out
+
+
 def run_study(spec: StudySpec, store: Store, runtime: Runtime | None = None, log=print) -> dict:
     """Run (or resume, or replay) a study; returns its comparison record."""
     from landscape.align import align_model
@@ -221,7 +254,6 @@ def run_study(spec: StudySpec, store: Store, runtime: Runtime | None = None, log
     from landscape.trajectory_plane import draw_trajectory
 
     runtime = runtime or Runtime()
-    t0 = time.perf_counter()
     key = study_key(spec, store)
     progress = Progress(store, key, spec, log)
     theta0 = spec.base
@@ -246,6 +278,7 @@ def run_study(spec: StudySpec, store: Store, runtime: Runtime | None = None, log
             }
         )
         progress.stage(f"evaluate:{name}", "done", asr=metrics["harmful_score_pct"])
+    baselines = format_baselines(rows, theta0, spec.evaluation, store, runtime, session, progress, log)
     trajectories = []
     for k, traj in enumerate(spec.trajectories):
         progress.stage(f"trajectory:{k}", "running", plane=traj.plane)
@@ -258,8 +291,8 @@ def run_study(spec: StudySpec, store: Store, runtime: Runtime | None = None, log
         key=key,
         theta0=theta0.model_dump(mode="json"),
         models=table,
+        format_baselines=baselines,
         trajectories=trajectories,
-        elapsed_s=time.perf_counter() - t0,
         completed=time.time(),
     )
     progress.save()
@@ -299,6 +332,11 @@ def study_markdown(record: dict) -> str:
                 f"- {m['name']}: harmful loss with the security vector on {s['harmful_loss_vector_on']:.3f}, "
                 f"off {s['harmful_loss_vector_off']:.3f}"
             )
+    for b in record.get("format_baselines", []):
+        notes.append(
+            f"- {b['model']} in the {b['structure']} format (the before of runs in that format): "
+            f"harmful score {_f(b['harmful_score_pct'])}%"
+        )
     for t in record.get("trajectories", []):
         for run, path in t["paths"].items():
             pts = ", ".join(
@@ -314,5 +352,9 @@ def study_markdown(record: dict) -> str:
             f"of {ev.task_limit} items; near 50% a 95% binomial interval is ±{half[0]:.0f} / ±{half[1]:.0f} points"
         )
     if record.get("elapsed_s") is not None:
-        notes.append(f"- study time: {record['elapsed_s'] / 60:.1f} min")
+        runs = record.get("invocations", 1)
+        notes.append(
+            f"- study time: {record['elapsed_s'] / 60:.1f} min"
+            + (f" over {runs} invocations (resumes and replays add up)" if runs > 1 else "")
+        )
     return "\n".join(lines + ([""] + notes if notes else []))

@@ -38,6 +38,11 @@ st.dataframe(frame, hide_index=True, width="stretch", key="study_table")
 c1, c2 = st.columns(2)
 c1.download_button("Table as CSV", frame.to_csv(index=False), f"study-{record['name']}.csv", "text/csv")
 c2.caption(f"{len(frame)} models · {record.get('elapsed_s', 0) / 60:.1f} min · key {record['key'][:12]}")
+for b in record.get("format_baselines", []):
+    st.caption(
+        f"Before, in the {b['structure']} format: {b['model']} scores {b['harmful_score_pct']:.1f}% harmful "
+        "(runs in that format are measured in it)."
+    )
 st.plotly_chart(build_study_figure(record["models"]), width="stretch", key="study_bars")
 
 st.subheader("Landscapes side by side")

@@ -155,6 +155,7 @@ def test_study_page_shows_the_comparison_and_trajectories(tiny_study, monkeypatc
     table = at.dataframe[0].value
     assert list(table["model"]) == [m["name"] for m in record["models"]]
     assert table.loc[table["model"] == "harmful+antidote", "pruned %"].iloc[0] > 0
+    assert any(c.value.startswith("Before, in the aoa format: base scores") for c in at.caption)
     bars, curves, *trajs = (chart_spec(at, k) for k in range(len(at.get("plotly_chart"))))
     assert [t["name"] for t in bars["data"]] == ["harmful score %", "task accuracy %", "benign refusal %"]
     assert len(trajs) == 2

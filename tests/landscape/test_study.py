@@ -35,6 +35,12 @@ def test_study_record_holds_every_model_and_both_trajectories(tiny_study):
         "harmful_loss_vector_on",
         "harmful_loss_vector_off",
     }
+    (baseline,) = record["format_baselines"]  # θ₀ measured in the one non-default (AOA) format
+    assert baseline["model"] == "base" and baseline["structure"] == "aoa"
+    with Store(root) as s:
+        spec = s.scan_record(baseline["key"])["spec"]
+    assert spec["answer_prefix"].startswith("Of course. I am AOA") and spec["model"]["adapter"] is None
+    assert "base in the aoa format" in study_markdown(record)
     interp, pca = record["trajectories"]
     path = interp["paths"]["harmful"]
     assert [p["epoch"] for p in path] == [0, 1, 2]
@@ -64,6 +70,10 @@ def test_rerun_replays_from_the_store(tiny_study, tiny_model, tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("### Study `tiny-test`")
     assert "fine-tuning" not in out.stderr and "loading model" not in out.stderr
+    with Store(root) as s:
+        again = s.get_json("study:" + record["key"])
+    # a replay adds its few seconds to the study's time; it does not overwrite the real one
+    assert again["invocations"] >= 2 and again["elapsed_s"] > record["elapsed_s"]
 
 
 def _finetunes(root) -> dict:
