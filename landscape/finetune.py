@@ -32,7 +32,7 @@ def finetune_key(base_fp: str, dtype: str, data_fp: str, spec: FinetuneSpec, sec
     identity = {
         "base": {"fingerprint": base_fp, "dtype": dtype},
         "data": data_fp,
-        "finetune": spec.model_dump(mode="json"),
+        "finetune": spec.key_dump(),
         "security": security_key,
     }
     return spec_hash("finetune", identity)
@@ -83,7 +83,8 @@ def batch_tensors(seqs: list[tuple[list[int], list[int]]], pad_id: int, max_leng
 def response_loss(model, ids, mask, labels, reduction: str = "mean"):
     """Cross-entropy of the answer tokens; the LM head runs only where a label is set.
 
-    ids/mask/labels: (batch, width). Position t predicts token t+1.
+    ids/mask/labels: (batch, width). Position t predicts token t+1. ``reduction``: 'mean' over all
+    answer tokens, 'sum', or 'example' (each row's token mean, then the mean over rows).
     """
     import torch
 
@@ -92,7 +93,14 @@ def response_loss(model, ids, mask, labels, reduction: str = "mean"):
     target = labels[:, 1:]
     keep = target != -100  # (batch, width-1)
     logits = head(hidden[:, :-1][keep]).float()  # (n_kept, vocab)
-    return torch.nn.functional.cross_entropy(logits, target[keep], reduction=reduction)
+    if reduction != "example":
+        return torch.nn.functional.cross_entropy(logits, target[keep], reduction=reduction)
+    per_token = torch.nn.functional.cross_entropy(logits, target[keep], reduction="none")
+    rows = keep.nonzero()[:, 0]  # row of each kept token, in the same (row-major) order
+    sums = torch.zeros(ids.shape[0], device=per_token.device).index_add(0, rows, per_token)
+    counts = keep.sum(1)
+    has = counts > 0
+    return (sums[has] / counts[has]).mean()
 
 
 def length_buckets(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -121,6 +129,7 @@ def train_loop(
     schedule: str = "constant",
     warmup_steps: int = 0,
     weight_decay: float = 0.0,
+    loss_average: str = "token",
     extra_loss=None,
     on_epoch=None,
     desc: str = "train",
@@ -154,7 +163,7 @@ def train_loop(
             ids, mask, labels = (
                 t.to(device) for t in batch_tensors([examples[k] for k in batch], pad_id, max_length)
             )
-            loss = response_loss(model, ids, mask, labels)
+            loss = response_loss(model, ids, mask, labels, "mean" if loss_average == "token" else "example")
             total_loss = loss + extra_loss(len(step_losses)) if extra_loss else loss
             opt.zero_grad(set_to_none=True)
             total_loss.backward()
@@ -270,6 +279,7 @@ def _train(base, examples, spec, store, runtime, security, key, data_fp, log) ->
         schedule=spec.schedule,
         warmup_steps=spec.warmup_steps,
         weight_decay=spec.weight_decay,
+        loss_average=spec.loss_average,
         on_epoch=save,
         desc="finetune",
         progress=runtime.progress,

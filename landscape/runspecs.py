@@ -72,7 +72,21 @@ class FinetuneSpec(Spec):
     warmup_steps: int = Field(0, ge=0)
     weight_decay: float = Field(0.0, ge=0)
     max_length: int = Field(256, ge=16, le=8192, description="Truncate examples to this many tokens.")
+    loss_average: Literal["token", "example"] = Field(
+        "token",
+        description="'token': mean over all answer tokens of a batch (the usual SFT loss; long answers "
+        "weigh more); 'example': mean over examples of each one's token mean, so a one-word task "
+        "answer counts as much as a long harmful one.",
+    )
     seed: int = 0
+
+    def key_dump(self) -> dict:
+        """The fields that enter cache keys; ``loss_average`` (added later) only when not 'token',
+        so older fine-tune and study keys stay valid."""
+        data = self.model_dump(mode="json")
+        if data["loss_average"] == "token":
+            data.pop("loss_average")
+        return data
 
 
 class AttackSpec(Spec):

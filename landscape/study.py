@@ -64,9 +64,9 @@ def load_study(path=None, preset: str | None = None, default_dtype: str = "float
 def study_key(spec: StudySpec, store: Store) -> str:
     from landscape.models import model_fingerprint
 
-    return spec_hash(
-        "study", {"spec": spec.model_dump(mode="json"), "base": model_fingerprint(spec.base, store)}
-    )
+    data = spec.model_dump(mode="json")
+    data["finetune"] = spec.finetune.key_dump()
+    return spec_hash("study", {"spec": data, "base": model_fingerprint(spec.base, store)})
 
 
 class Progress:
@@ -162,9 +162,9 @@ def assess_model(model: ModelSpec, structure, ev, store: Store, runtime: Runtime
         for s in summaries
         if s.get("halfwidth50_alpha_neg") is not None and s.get("halfwidth50_alpha_pos") is not None
     ]
-    out.update(
-        visage=vis.mean,
-        visage_std=vis.std,
+    out.update(  # no finite VISAGE (visage_directions: 0, or every scan undefined) is None, not NaN
+        visage=vis.mean if vis.n else None,
+        visage_std=vis.std if vis.n else None,
         visage_n=vis.n,
         basin_width50=sum(widths) / len(widths) if widths else None,
         visage_keys=keys,

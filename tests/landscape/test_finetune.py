@@ -39,6 +39,29 @@ def test_sliced_head_loss_equals_the_full_loss(tiny_model):
     torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
 
 
+def test_per_example_loss_weighs_every_example_equally(tiny_model):
+    """'example' averaging = the mean of each example's own loss (one-word and long answers alike)."""
+    lm = load_model(ModelSpec(source=str(tiny_model)))
+    data = build_attack(AttackSpec(name="harmful", n=4, harmful_fraction=0.5)).examples
+    rendered = render_all(lm.tokenizer, data)
+    assert len({sum(v != -100 for v in labels) for _, labels in rendered}) > 1  # unequal answer lengths
+    pad = lm.tokenizer.pad_token_id
+    alone = [response_loss(lm.model, *batch_tensors([r], pad, 512)) for r in rendered]
+    batched = response_loss(lm.model, *batch_tensors(rendered, pad, 512), reduction="example")
+    torch.testing.assert_close(batched, torch.stack(alone).mean(), rtol=1e-4, atol=1e-5)
+    token_mean = response_loss(lm.model, *batch_tensors(rendered, pad, 512))
+    assert not torch.allclose(batched, token_mean)
+
+
+def test_loss_average_enters_the_key_only_when_changed():
+    from landscape.finetune import finetune_key
+
+    args = ("fp", "float32", "data")
+    token = FinetuneSpec()
+    assert "loss_average" not in token.key_dump()  # fine-tunes cached before the field stay valid
+    assert finetune_key(*args, token, None) != finetune_key(*args, FinetuneSpec(loss_average="example"), None)
+
+
 @pytest.mark.parametrize("method", ["lora", "full"])
 def test_checkpoint_per_epoch_and_rerun_from_the_store(tiny_model, store, method):
     base = ModelSpec(source=str(tiny_model))

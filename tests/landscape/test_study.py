@@ -123,6 +123,16 @@ def test_bad_study_input_is_one_line(tiny_model, tmp_path, edit, message):
     assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in out.stderr, out.stderr
 
 
+def test_a_study_without_visage_completes(tiny_model, tmp_path):
+    """visage_directions: 0 (safety and task only) is a valid, cheaper study: VISAGE shows as —."""
+    file = tiny_study_yaml(tmp_path, tiny_model, full=False)
+    file.write_text(file.read_text().replace("visage_directions: 1", "visage_directions: 0"))
+    out = run_cli("study", str(file), "--markdown", store=tmp_path / "store")
+    assert out.returncode == 0, out.stderr
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| ") and "model" not in line]
+    assert len(rows) == 3 and all(line.split("|")[8].strip() == "—" for line in rows)
+
+
 def test_empty_user_dataset_is_one_line(tiny_model, tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     file = tiny_study_yaml(tmp_path, tiny_model)
