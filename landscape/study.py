@@ -30,7 +30,7 @@ from landscape.specs import (
 )
 from landscape.visage import mean_std
 
-PRESETS = ("demo", "tiny")
+PRESETS = ("demo", "tiny", "security")
 
 
 def load_study(path=None, preset: str | None = None, default_dtype: str = "float32") -> StudySpec:

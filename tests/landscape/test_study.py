@@ -123,6 +123,15 @@ def test_bad_study_input_is_one_line(tiny_model, tmp_path, edit, message):
     assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in out.stderr, out.stderr
 
 
+@pytest.mark.parametrize("preset", ["demo", "tiny", "security"])
+def test_every_preset_is_a_valid_study(preset):
+    from landscape.study import PRESETS, load_study
+
+    assert preset in PRESETS
+    spec = load_study(preset=preset)
+    assert spec.name == preset and spec.runs and spec.align == (preset != "tiny")
+
+
 def test_a_study_without_visage_completes(tiny_model, tmp_path):
     """visage_directions: 0 (safety and task only) is a valid, cheaper study: VISAGE shows as —."""
     file = tiny_study_yaml(tmp_path, tiny_model, full=False)
