@@ -196,10 +196,17 @@ class EvalSpec(Spec):
     visage_points: int = Field(5, ge=3, le=101)
     visage_prompts: int = Field(12, ge=1)
 
-    def point_spec(self, model: ModelSpec, limit: int, capability: bool) -> ScanSpec:
-        """One unperturbed point of ``model``: ASR on ``limit`` harmful prompts (and over-refusal)."""
+    def point_spec(
+        self, model: ModelSpec, limit: int, capability: bool, fmt: FormatSpec | None = None
+    ) -> ScanSpec:
+        """One unperturbed point of ``model``: ASR on ``limit`` harmful prompts (and over-refusal),
+        asked in ``fmt`` (system prompt, user template, prefilled answer prefix; default chat if None)."""
+        fmt = fmt or FormatSpec()
         return ScanSpec(
             model=model,
+            system_prompt=fmt.system_prompt,
+            user_template=fmt.user_template,
+            answer_prefix=fmt.answer_prefix,
             directions=(),
             alphas=AxisSpec(start=0.0, stop=0.0, num=1),
             prompts=PromptSpec(limit=limit),

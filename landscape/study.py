@@ -24,7 +24,6 @@ from landscape.specs import (
     AlignSpec,
     ModelSpec,
     Runtime,
-    ScanSpec,
     SpecError,
     spec_hash,
 )
@@ -103,16 +102,6 @@ class Progress:
         self.save()
 
 
-def _in_format(spec: ScanSpec, fmt) -> ScanSpec:
-    return spec.model_copy(
-        update={
-            "system_prompt": fmt.system_prompt,
-            "user_template": fmt.user_template,
-            "answer_prefix": fmt.answer_prefix,
-        }
-    )
-
-
 def assess_model(model: ModelSpec, structure, ev, store: Store, runtime: Runtime, session, log) -> dict:
     """Harmful score (user's format), default-format ASR and over-refusal, task accuracy, VISAGE."""
     from landscape.models import model_fingerprint
@@ -131,7 +120,7 @@ def assess_model(model: ModelSpec, structure, ev, store: Store, runtime: Runtime
         eval_keys=[res.key],
     )
     if structure.fmt != FormatSpec():
-        own = _in_format(ev.point_spec(model, ev.harmful_limit, capability=False), structure.fmt)
+        own = ev.point_spec(model, ev.harmful_limit, capability=False, fmt=structure.fmt)
         res = scan_grid(own, store, quiet, log=log, session=session)
         out["harmful_score_pct"] = store.point(res.key, 0, 0)["asr_pct"]
         out["eval_keys"].append(res.key)
@@ -237,7 +226,7 @@ def format_baselines(rows, theta0: ModelSpec, ev, store: Store, runtime, session
         seen.add(fmt_id)
         stage = f"evaluate:{rows[0][0]}@{structure.name}"
         progress.stage(stage, "running")
-        spec = _in_format(ev.point_spec(theta0, ev.harmful_limit, capability=False), structure.fmt)
+        spec = ev.point_spec(theta0, ev.harmful_limit, capability=False, fmt=structure.fmt)
         res = scan_grid(spec, store, quiet, log=log, session=session)
         score = store.point(res.key, 0, 0)["asr_pct"]
         out.append(
