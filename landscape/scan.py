@@ -232,9 +232,10 @@ def tokens_per_point(prep: PreparedScan) -> int:
 
 def cost_line(prep: PreparedScan, todo: int) -> str:
     """What a scan will cost before it starts: points × prompts × token budget."""
+    per = tokens_per_point(prep)
     return (
         f"scan {prep.key[:12]}: {len(prep.points)} points ({todo} to compute), "
-        f"≤{tokens_per_point(prep):,} new tokens a point, ≤{todo * tokens_per_point(prep):,} in all"
+        f"≤{per:,} new tokens a point, ≤{todo * per:,} in all"
         + ("; `landscape estimate` times one point first" if todo > 20 else "")
     )
 

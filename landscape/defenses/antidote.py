@@ -95,7 +95,7 @@ def collect_input_norms(model, modules: dict, examples) -> tuple[dict, int]:
     import torch
 
     sums = {n: torch.zeros(m.in_features) for n, m in modules.items()}
-    count = [0]
+    count = 0
 
     def hook(name):
         def fn(_mod, args):
@@ -110,11 +110,11 @@ def collect_input_norms(model, modules: dict, examples) -> tuple[dict, int]:
         with torch.no_grad():
             for ids, _ in examples:
                 model(input_ids=torch.tensor([ids], device=device))
-                count[0] += len(ids)
+                count += len(ids)
     finally:
         for h in handles:
             h.remove()
-    return sums, count[0]
+    return sums, count
 
 
 def prune(modules: dict, sums: dict, n_tokens: int, spec: AntidoteSpec) -> dict:
