@@ -99,39 +99,45 @@ def _on_cuda(t: torch.Tensor) -> bool:
     return isinstance(t, FakeTensor) and t.device == CUDA
 
 
-@pytest.fixture
-def cuda_session(tiny_model, tiny_model_b, store, tmp_path, monkeypatch):
-    """(Session, model, direction file): the tiny Llama on (fake) CUDA. The interpolation direction
-    to the second tiny model is computed on the CPU first and stored (its key has no device)."""
-    import landscape.models
+@pytest.fixture(scope="module")
+def cpu_side(tmp_path_factory, tiny_model, tiny_model_b):
+    """(store, direction file), made on the CPU: the store holds the interpolation direction to
+    the second tiny model (its key has no device, so a GPU run reads what a CPU run wrote); the
+    file moves some of the model's tensors, norms included."""
+    from safetensors.torch import save_file
+
+    from cache import Store
     from landscape.interpolation import interpolation_direction_for
+    from landscape.models import load_model
+
+    root = tmp_path_factory.mktemp("device")
+    lm = load_model(ModelSpec(source=str(tiny_model)))
+    params = dict(lm.model.named_parameters())
+    g = torch.Generator().manual_seed(0)
+    file_path = root / "d.safetensors"
+    save_file(
+        {n: torch.randn(p.shape, generator=g) for n, p in params.items() if "layers.1" in n}, str(file_path)
+    )
+    with Store(root / "store") as store:
+        interpolation_direction_for(lm, ModelSpec(source=str(tiny_model_b)), store, log=str)
+        yield store, str(file_path)
+
+
+@pytest.fixture
+def cuda_session(tiny_model, cpu_side, monkeypatch):
+    """(Session, model, direction file) with the tiny Llama on (fake) CUDA."""
+    import landscape.models
     from landscape.models import load_model
     from landscape.scan import Session
 
-    spec = ModelSpec(source=str(tiny_model))
-    interpolation_direction_for(load_model(spec), ModelSpec(source=str(tiny_model_b)), store, log=str)
-    file_path = _file_direction(tmp_path / "d.safetensors", tiny_model)
-    lm = load_model(spec)
+    store, file_path = cpu_side
+    lm = load_model(ModelSpec(source=str(tiny_model)))
     with fake_cuda():
         lm.model.to(CUDA)
         lm.device = "cuda:0"
         monkeypatch.setattr(landscape.models, "load_model", lambda *a, **k: lm)
         monkeypatch.setattr(safetensors, "safe_open", _SafeOpenOutsideFake)
         yield Session(store, Runtime(device="cuda", progress=False), log=str), lm, file_path
-
-
-def _file_direction(path, tiny_model) -> str:
-    """A direction file over some of the model's parameters, norms included."""
-    from safetensors.torch import save_file
-
-    from landscape.models import load_model
-
-    lm = load_model(ModelSpec(source=str(tiny_model)))
-    names = [n for n, _ in lm.model.named_parameters() if "layers.1" in n]
-    g = torch.Generator().manual_seed(0)
-    params = dict(lm.model.named_parameters())
-    save_file({n: torch.randn(params[n].shape, generator=g) for n in names}, str(path))
-    return str(path)
 
 
 def _scan(tiny_model, tiny_model_b, file_path, kind: str) -> ScanSpec:
@@ -159,13 +165,22 @@ def _scan(tiny_model, tiny_model_b, file_path, kind: str) -> ScanSpec:
     )
 
 
-KINDS = ["1d-layer", "2d-filter", "2d-layer-no-embeddings", "interpolation+random", "file", "random+file"]
+CASES = [  # (directions, keep_directions)
+    ("1d-layer", False),
+    ("1d-layer", True),
+    ("2d-filter", False),
+    ("2d-layer-no-embeddings", True),
+    ("interpolation+random", False),
+    ("interpolation+random", True),
+    ("file", False),
+    ("random+file", True),
+]
 
 
-@pytest.mark.parametrize("keep", [False, True], ids=["lazy", "materialized"])
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("kind", "keep"), CASES, ids=[f"{k}-{'kept' if m else 'lazy'}" for k, m in CASES])
 def test_a_point_runs_on_cuda(cuda_session, tiny_model, tiny_model_b, kind, keep):
-    """Directions, perturbation, one greedy decoding pass and restore, all on the model's device."""
+    """Directions (orthogonalised in 2D), perturbation, a greedy decoding pass and restore, with
+    every tensor on the model's device."""
     session, lm, file_path = cuda_session
     session.runtime = session.runtime.model_copy(update={"keep_directions": keep})
     spec = _scan(tiny_model, tiny_model_b, file_path, kind)
