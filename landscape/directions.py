@@ -24,7 +24,7 @@ seeded CPU generator (the same numbers on any machine) and moved there before it
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
 
@@ -64,11 +64,11 @@ def random_direction(weights: Mapping[str, torch.Tensor], seed: int, norm: str) 
 
 
 def tensor_dot(x: torch.Tensor, y: torch.Tensor) -> float:
-    """⟨x, y⟩ of one pair of tensors, in float64 on ``x``'s device."""
+    """⟨x, y⟩ of one pair of tensors, in float64 on ``x``'s device (``y`` is moved there)."""
     return (x.double() * y.to(x.device).double()).sum().item()
 
 
-def _accessors(d) -> tuple[Iterable[str], object]:
+def _accessors(d) -> tuple[Iterable[str], Callable[[str], torch.Tensor]]:
     """(names, name → tensor) of a direction given as a dict or as a ``LazyDirection``."""
     if hasattr(d, "tensor"):
         return d.names, d.tensor
