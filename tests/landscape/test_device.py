@@ -34,7 +34,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from landscape.directions import LazyDirection
-from landscape.specs import AxisSpec, DirectionSpec, ModelSpec, PromptSpec, Runtime, ScanSpec
+from landscape.specs import AxisSpec, CapabilitySpec, DirectionSpec, ModelSpec, PromptSpec, Runtime, ScanSpec
 
 CUDA = torch.device("cuda", 0)
 _SAFE_OPEN = safetensors.safe_open
@@ -162,6 +162,8 @@ def _scan(tiny_model, tiny_model_b, file_path, kind: str) -> ScanSpec:
         alphas=AxisSpec(start=-0.5, stop=0.5, num=3),
         betas=AxisSpec(start=-0.5, stop=0.5, num=3) if len(dirs) == 2 else None,
         prompts=PromptSpec(limit=2),
+        # one case also measures capability: benign over-refusal and the reference text's NLL
+        capability=CapabilitySpec(benign_limit=1) if kind == "2d-filter" else None,
     )
 
 
@@ -193,7 +195,8 @@ def test_a_point_runs_on_cuda(cuda_session, tiny_model, tiny_model_b, kind, keep
         assert set(info) == {"cosine_before", "cosine_after"}
     coeffs = [0.5, -0.25][: len(dirs)]
     result = session.evaluate_at(spec, PROMPTS, snapshot, dirs, coeffs)
-    assert len(result.responses) == len(PROMPTS)
+    assert len(result.responses) == len(PROMPTS) + (1 if spec.capability else 0)
+    assert ("nll" in result.metrics) == (spec.capability is not None)
     assert all(_on_cuda(p) for p in lm.model.parameters())
 
 
