@@ -11,12 +11,15 @@ answered by ``_Placeholders`` with True / 1.0 / 0: finite weights, and a decoder
 first token. These tests check where tensors live and that every op runs; the CPU tests check the
 numbers. Two things FakeTensorMode cannot do on a CPU-only PyTorch build, and how they are covered:
 
-- Python-level indexing (``t[..., None]``, ``t[:, -1]``), ``t.contiguous()`` and ``float(t)`` of a
-  CUDA tensor take a CUDA *device guard*, which a CPU-only build does not have ("PyTorch is not linked
-  with support for cuda devices"; ``torch._C._ensureCUDADeviceGuardSet`` only fakes one in CUDA builds
-  without a GPU). ``_NoCudaGuard`` runs exactly those calls on a CPU alias of the fake tensor and moves
-  the result back to its device (a copy, not a view: harmless, as fake tensors hold no data), and
-  ``float(t)`` as ``t.item()``. Every other op keeps FakeTensorMode's device checks.
+- Python-level indexing (``t[..., None]``, ``t[:, -1]``), ``t.copy_(s)``, ``t.contiguous()`` and
+  ``float(t)`` of a CUDA tensor take a CUDA *device guard* in PyTorch's Python bindings, which a
+  CPU-only build does not have ("PyTorch is not linked with support for cuda devices";
+  ``torch._C._ensureCUDADeviceGuardSet`` fakes one only in CUDA builds without a GPU).
+  ``_NoCudaGuard`` runs ``copy_`` and ``contiguous`` as their aten ops (which FakeTensorMode checks
+  as usual), indexing on a CPU alias of the fake tensor moved back to its device (a copy, not a
+  view: harmless, as fake tensors hold no data), and ``float(t)`` as ``t.item()``. Every other op
+  keeps FakeTensorMode's device checks, which agree with a real H100 on the cases that matter
+  (CPU × CUDA raises, CUDA × 0-dim CPU is allowed).
 - safetensors cannot build a tensor inside FakeTensorMode, so ``StoredDirection`` reads its file
   with the mode suspended (the bytes are real and on the CPU, as on a GPU machine); the move to the
   model's device happens under the mode, where it is checked.
