@@ -2,7 +2,8 @@
 
 Unlike a random direction, θ_b − θ_a cannot be regenerated from a seed, so it is computed once
 (loading θ_b beside θ_a for the moment), written as safetensors into the store under the key of
-(fingerprint a, fingerprint b, dtype), and read back tensor by tensor. All parameters take part,
+(fingerprint a, fingerprint b, dtype), and read back tensor by tensor onto the model's device
+(the key has no device: a direction computed on the CPU serves a GPU run). All parameters take part,
 norm weights included, so that α = 1 lands exactly on θ_b.
 """
 
@@ -39,4 +40,5 @@ def interpolation_direction_for(lm, target: ModelSpec, store: Store, log=print) 
         staging = store.staging_dir("directions")
         save_file({n: t.contiguous().cpu() for n, t in d.items()}, str(staging / "direction.safetensors"))
         store.commit_artifact("directions", key, staging, {"a": lm.fingerprint, "b": fp_b, **provenance()})
-    return StoredDirection(store.artifact_dir("directions", key) / "direction.safetensors")
+    device = next(lm.model.parameters()).device
+    return StoredDirection(store.artifact_dir("directions", key) / "direction.safetensors", device)

@@ -5,7 +5,8 @@ Like PEFT's ``disable_adapter``, ``perturbed`` is a context manager that restore
 Every point is built from the snapshot θ₀, never from the previous point, so errors do not
 accumulate. Memory beyond the model: one snapshot of the perturbed parameters (the reference
 implementation holds three copies plus a full ``load_state_dict`` per point), plus one tensor of
-each direction at a time.
+each direction at a time. Everything stays on the model's device: the snapshot is taken where the
+weights are, and directions produce their tensors there (``landscape.directions``).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def perturbed(snapshot: Snapshot, directions: Sequence[LazyDirection], coeffs: S
                     continue
                 new = snapshot.weights[name].float()
                 for c, d in terms:
-                    new = new + c * d.tensor(name).to(new.device)
+                    new = new + c * d.tensor(name)
                 if not torch.isfinite(new).all():
                     raise NonFiniteError(f"coefficients {tuple(coeffs)} give non-finite weights in {name}")
                 p.copy_(new)  # cast back to the model dtype

@@ -141,7 +141,10 @@ class Session:
         # interpolation moves every parameter so that alpha = 1 lands on the target;
         # a file direction moves the parameters it names.
         named = dict(lm.model.named_parameters())
-        files = {k: StoredDirection(d.path) for k, d in enumerate(spec.directions) if d.kind == "file"}
+        device = next(iter(named.values())).device  # directions produce their tensors here
+        files = {
+            k: StoredDirection(d.path, device) for k, d in enumerate(spec.directions) if d.kind == "file"
+        }
         acts_on = []
         for k, d in enumerate(spec.directions):
             if d.kind == "random":
@@ -174,7 +177,7 @@ class Session:
             info["cosine_before"] = dirs[1].cosine_before
             info["cosine_after"] = Orthogonalized(dirs[1], dirs[0]).cosine_before
         if self.runtime.keep_directions:
-            dirs = [Materialized(d, self.runtime.device) for d in dirs]
+            dirs = [Materialized(d) for d in dirs]
         return snapshot, dirs, info
 
     def evaluate_at(self, spec: ScanSpec, prompts: list[str], snapshot, dirs, coeffs):

@@ -8,8 +8,9 @@ from the aligned model and projected onto a plane through θ₀:
 - ``pca``: the top-2 principal directions of all checkpoints' deltas (uncentred, so θ₀ stays the
   origin), from the eigenvectors of their Gram matrix (Li et al.'s trajectory plot).
 
-Coordinates solve the 2×2 normal equations, so they are exact least squares even when d₁, d₂ are
-not orthogonal; the residual share ‖δ − (αd₁ + βd₂)‖ / ‖δ‖ says how much of a path leaves the plane.
+Inner products are ``landscape.directions.dot`` (whole model, float64, a missing tensor is 0), the
+one Gram–Schmidt uses. Coordinates solve the 2×2 normal equations, so they are exact least squares
+even when d₁, d₂ are not orthogonal; the residual share ‖δ − (αd₁ + βd₂)‖ / ‖δ‖ says how much of a path leaves the plane.
 The plane's 2D landscape is a normal scan (cached, resumable) whose grid covers the path.
 """
 
@@ -18,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+
+from landscape.directions import dot
 
 
 def model_delta(theta: Mapping, theta0: Mapping) -> dict:
@@ -30,23 +33,13 @@ def model_delta(theta: Mapping, theta0: Mapping) -> dict:
     return out
 
 
-def _dot(a, b) -> float:
-    """⟨a, b⟩ over shared names; each side a dict or a lazy direction (``.names``/``.tensor``),
-    read one tensor at a time."""
-    names_b = set(b.names if hasattr(b, "names") else b.keys())
-    get_a = a.tensor if hasattr(a, "tensor") else a.__getitem__
-    get_b = b.tensor if hasattr(b, "tensor") else b.__getitem__
-    names_a = a.names if hasattr(a, "names") else a.keys()
-    return float(sum((get_a(n).double() * get_b(n).double()).sum() for n in names_a if n in names_b))
-
-
 def gram_matrix(deltas: list[Mapping]) -> np.ndarray:
     """G_ij = ⟨δ_i, δ_j⟩ (n × n)."""
     n = len(deltas)
     g = np.zeros((n, n))
     for i in range(n):
         for j in range(i, n):
-            g[i, j] = g[j, i] = _dot(deltas[i], deltas[j])
+            g[i, j] = g[j, i] = dot(deltas[i], deltas[j])
     return g
 
 
@@ -79,16 +72,16 @@ def pca_directions(deltas: list[Mapping], k: int = 2) -> tuple[list[dict], np.nd
 
 def plane_gram(d1, d2) -> np.ndarray:
     """The 2×2 Gram matrix of the plane's directions (computed once per plane)."""
-    g12 = _dot(d1, d2)
-    return np.array([[_dot(d1, d1), g12], [g12, _dot(d2, d2)]])
+    g12 = dot(d1, d2)
+    return np.array([[dot(d1, d1), g12], [g12, dot(d2, d2)]])
 
 
 def project(delta: Mapping, d1, d2, g: np.ndarray | None = None) -> tuple[float, float, float]:
     """Least-squares (α, β) with δ ≈ α·d₁ + β·d₂, and the residual share ‖δ − αd₁ − βd₂‖ / ‖δ‖."""
     g = plane_gram(d1, d2) if g is None else g
-    b = np.array([_dot(delta, d1), _dot(delta, d2)])
+    b = np.array([dot(delta, d1), dot(delta, d2)])
     alpha, beta = np.linalg.solve(g, b)
-    dd = _dot(delta, delta)
+    dd = dot(delta, delta)
     if dd <= 0:
         return 0.0, 0.0, 0.0
     res_sq = dd - 2 * (alpha * b[0] + beta * b[1]) + alpha * alpha * g[0, 0] + 2 * alpha * beta * g[0, 1]

@@ -125,3 +125,73 @@ def test_interpolation_direction_lands_on_target(tiny_model, tiny_model_b):
         assert torch.allclose(ta[n] + d[n], tb[n], atol=1e-6)
     with pytest.raises(ValueError):
         interpolation_direction(ta, {k: v for k, v in tb.items() if "layers.1" not in k})
+
+
+def _rel_dot(a, b) -> float:
+    """|⟨a, b⟩| / (‖a‖‖b‖) over the whole model (a missing tensor is 0)."""
+    return abs(dot(a, b)) / (dot(a, a) * dot(b, b)) ** 0.5
+
+
+def _mixed_pair(lm, kind: str, tmp_path):
+    """Two directions over different parameter sets: (d1, d2, lazy d1, lazy d2)."""
+    from safetensors.torch import save_file
+
+    from landscape.directions import StoredDirection
+
+    named = {n: p.detach().clone() for n, p in lm.model.named_parameters()}
+    g = torch.Generator().manual_seed(7)
+    if kind == "interpolation-vs-random":
+        # θ_b − θ₀ moves every tensor, norms and embeddings included; the random direction moves
+        # the perturbable tensors only, without embeddings (as `include_embeddings: false` does).
+        weights = {n: p.detach() for n, p in perturbable_parameters(lm.model, False).items()}
+        d2 = random_direction(weights, 2, "layer")
+        theta_b = {n: t + 0.05 * torch.randn(t.shape, generator=g) for n, t in named.items()}
+        theta_b = {n: t + 0.3 * d2[n] if n in d2 else t for n, t in theta_b.items()}  # correlated
+        d1 = interpolation_direction(named, theta_b)
+        assert set(d2) < set(d1) and any("norm" in n for n in set(d1) - set(d2))
+        lazy2 = RandomDirection(weights, 2, "layer")
+    else:  # two file directions whose names partly overlap
+        names = list(named)
+        d1 = {n: torch.randn(named[n].shape, generator=g) for n in names[: 2 * len(names) // 3]}
+        d2 = {n: torch.randn(named[n].shape, generator=g) for n in names[len(names) // 3 :]}
+        d2 = {n: t + 0.5 * d1[n] if n in d1 else t for n, t in d2.items()}  # correlated
+        save_file({n: t.contiguous() for n, t in d2.items()}, str(tmp_path / "d2.safetensors"))
+        lazy2 = StoredDirection(tmp_path / "d2.safetensors")
+        assert set(d1) - set(d2) and set(d2) - set(d1) and set(d1) & set(d2)
+    save_file({n: t.contiguous() for n, t in d1.items()}, str(tmp_path / "d1.safetensors"))
+    return d1, d2, StoredDirection(tmp_path / "d1.safetensors"), lazy2
+
+
+@pytest.mark.parametrize("kind", ["interpolation-vs-random", "files-partly-overlapping"])
+def test_gram_schmidt_over_different_parameter_sets_is_orthogonal_over_the_whole_model(lm, kind, tmp_path):
+    """d₂ moves only its own tensors, and ⟨d₂⊥, d₁⟩ = 0 with a missing tensor counted as 0."""
+    d1, d2, lazy1, lazy2 = _mixed_pair(lm, kind, tmp_path)
+    assert _rel_dot(d1, d2) > 1e-3  # there is something to remove
+    d2o = orthogonalize(d2, d1)
+    assert set(d2o) == set(d2) and all(torch.equal(d2o[n], d2[n]) for n in set(d2) - set(d1))
+    assert _rel_dot(d1, d2o) < 1e-6
+    lazy = Orthogonalized(lazy2, lazy1)
+    assert lazy.cosine_before == pytest.approx(cosine(d1, d2), rel=1e-9)
+    assert all(torch.allclose(lazy.tensor(n), d2o[n], atol=1e-6) for n in d2)
+    assert _rel_dot(lazy1, lazy) < 1e-6  # dot reads lazy directions too
+    assert abs(Orthogonalized(lazy, lazy1).cosine_before) < 1e-6  # what a scan records as cosine_after
+
+
+def test_scan_records_whole_model_cosines_for_interpolation_and_random(tiny_model, tiny_model_b, store):
+    """Session.directions on an interpolation (all tensors) and a random direction without
+    embeddings: the recorded cosine after Gram–Schmidt is 0 over the whole model."""
+    from landscape.scan import Session
+    from landscape.specs import AxisSpec, DirectionSpec, Runtime, ScanSpec
+
+    spec = ScanSpec(
+        model=ModelSpec(source=str(tiny_model)),
+        directions=(
+            DirectionSpec(kind="interpolation", target=ModelSpec(source=str(tiny_model_b))),
+            DirectionSpec(seed=2, include_embeddings=False),
+        ),
+        alphas=AxisSpec(start=0, stop=1, num=2),
+        betas=AxisSpec(start=-0.5, stop=0.5, num=2),
+    )
+    _, (d1, d2), info = Session(store, Runtime(progress=False), log=str).directions(spec)
+    assert abs(info["cosine_before"]) > 1e-5  # random directions are nearly orthogonal already
+    assert abs(info["cosine_after"]) < 1e-6 and _rel_dot(d1, d2) < 1e-6
