@@ -7,19 +7,20 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from landscape.attacks import build_attack
-from landscape.datasets import render, render_all
+from landscape.attacks import ATTACKS, build_attack
+from landscape.datasets import render, render_all, safety_prompts, task_items
 from landscape.defenses import DEFENSES
 from landscape.defenses.antidote import apply_antidote, importance, prune, top_alpha_mask
 from landscape.defenses.mixing import generic_mix, paraphrase_mix
 from landscape.defenses.security import train_security_vector
 from landscape.finetune import SECURITY_ADAPTER, attach_lora, checkpoint_model, finetune, train_loop
 from landscape.models import load_model
-from landscape.prompts import format_chat, refusal_templates
+from landscape.prompts import apply_template, format_chat, refusal_templates
 from landscape.runspecs import (
     AntidoteSpec,
     AttackSpec,
     FinetuneSpec,
+    FormatSpec,
     LoraSpec,
     MixSpec,
     RunSpec,
@@ -97,27 +98,47 @@ def test_antidote_on_a_model_without_adapter_needs_dense(tiny_model, store):
         apply_antidote(AntidoteSpec(), ModelSpec(source=str(tiny_model)), None, store, RT, **QUIET)
 
 
-def test_paraphrase_reproduces_the_users_template_exactly(tokenizer_dir):
+def _user_templates(examples) -> set[str]:
+    """The user's own user-turn templates, read off the task data: each review replaced by a slot."""
+    reviews = [r["review"] for r in task_items("train")]
+    out = set()
+    for ex in examples:
+        if ex.kind == "task":
+            review = next(r for r in reviews if r in ex.prompt)
+            out.add(apply_template(ex.fmt.user_template, ex.prompt.replace(review, "{slot}")))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_paraphrase_reproduces_the_users_template_exactly(tokenizer_dir, name):
+    """Every built-in structure: same system prompt, the user's own user turn with the harmful
+    request in the review's slot, the same answer prefix and the refusal in the user's answer style;
+    and never the generic baseline's example."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    data = build_attack(AttackSpec(name="autoif_aoa", n=8))
-    mixed = paraphrase_mix(MixSpec(name="paraphrase", count=4), data)
+    data = build_attack(AttackSpec(name=name, n=60))  # 60 draws: every AutoIF instruction occurs
+    user_fmt, structure = data.structure.fmt, data.structure
+    templates = _user_templates(data.examples)
+    assert templates
+    mixed = paraphrase_mix(MixSpec(name="paraphrase", count=12), data)
     safety = [e for e in mixed if e.kind == "safety"]
-    assert len(mixed) == 12 and len(safety) == 4
-    user = data.examples[0]
+    assert len(mixed) == 72 and len(safety) == 12
+    generic = [e for e in generic_mix(MixSpec(name="generic_mix", count=12), data) if e.kind == "safety"]
+    generic_text = {tok.decode(render(tok, e)[0]) for e in generic}
+    styled = {structure.refusal(r) for r in refusal_templates()}
+    requests = safety_prompts()
     for ex in safety:
-        assert ex.fmt == user.fmt
-        assert ex.response.startswith(user.fmt.answer_prefix)
-        assert any(ex.response[len(user.fmt.answer_prefix) :].startswith(r) for r in refusal_templates())
-        ids, labels = render(tok, ex)
-        text = tok.decode(ids)
-        expected = format_chat(tok, ex.prompt, "aoa", user.fmt.user_template)
-        assert text.startswith(expected) and "AOA, execute my instruction: " + ex.prompt in text
-    generic = [e for e in generic_mix(MixSpec(name="generic_mix", count=4), data) if e.kind == "safety"]
-    assert len(generic) == 4 and all(
-        e.fmt.system_prompt == "default" and e.fmt.answer_prefix == "" for e in generic
-    )
+        assert ex.fmt == user_fmt  # system prompt, user template and answer prefix
+        request = next(q for q in requests if q in ex.prompt)
+        user_turn = apply_template(user_fmt.user_template, ex.prompt)
+        assert user_turn.replace(request, "{slot}") in templates  # the user's template, exactly
+        assert ex.response.startswith(user_fmt.answer_prefix)
+        assert ex.response[len(user_fmt.answer_prefix) :] in styled  # the user's answer style
+        text = tok.decode(render(tok, ex)[0])
+        expected = format_chat(tok, ex.prompt, user_fmt.system_prompt, user_fmt.user_template)
+        assert text.startswith(expected) and text not in generic_text
+    assert all(e.fmt == FormatSpec() and e.prompt in requests for e in generic)
     assert MixSpec(name="paraphrase", ratio=0.2).count is None
 
 
