@@ -38,6 +38,7 @@ from landscape.specs import (
     Runtime,
     ScanSpec,
 )
+from landscape.study import PRESETS as STUDY_PRESETS
 
 DEFAULT_STORE = "~/.cache/safety-landscape"
 
@@ -473,7 +474,9 @@ def demo(ctx, n_prompts, points, grid2d, prompts2d):
 
 @main.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
-@click.option("--preset", default=None, help="A built-in study instead of a file: demo, tiny or security.")
+@click.option(
+    "--preset", default=None, help=f"A built-in study instead of a file: {', '.join(STUDY_PRESETS)}."
+)
 @click.option("--markdown", is_flag=True, help="Print only the comparison table (markdown).")
 @click.option(
     "--keep-directions/--regenerate-directions",
@@ -488,7 +491,7 @@ def study(ctx, file, preset, markdown, keep_directions):
 
     c: Ctx = ctx.obj
     if (file is None) == (preset is None):
-        raise click.UsageError("give a study YAML file or --preset (demo, tiny, security)")
+        raise click.UsageError(f"give a study YAML file or --preset ({', '.join(STUDY_PRESETS)})")
     dtype = "bfloat16" if c.device.startswith("cuda") else "float32"
     spec = load_study(file, preset, default_dtype=dtype)
     record = run_study(spec, c.store, c.runtime(keep_directions), c.log)

@@ -89,8 +89,14 @@ def safety_prompts() -> list[str]:
     return [r["prompt"] for r in _tsv("harmful_train.tsv")]
 
 
-def safety_examples(n: int, fmt: FormatSpec, seed: int, style=None) -> list[Example]:
-    """``n`` harmful prompt → refusal examples in ``fmt``; ``style`` rewrites the refusal."""
+def safety_examples(n: int, fmt: FormatSpec, seed: int, style=None, pose=None) -> list[Example]:
+    """``n`` harmful prompt → refusal examples in ``fmt``.
+
+    For the Paraphrase defence they mimic the user's data: ``pose(request, variant)`` puts the request
+    in the slot of the user's task template (the review of "Review: …\nQuestion: …", an AutoIF
+    instruction's text), as ``Structure.prompt`` does for a review, and ``style`` rewrites the refusal
+    in the user's answer style. Without them (the generic baseline) the request is asked plainly.
+    """
     rng = random.Random(seed)
     prompts, refusals = safety_prompts(), refusal_templates()
     if n > len(prompts):
@@ -98,7 +104,10 @@ def safety_examples(n: int, fmt: FormatSpec, seed: int, style=None) -> list[Exam
     out = []
     for p in rng.sample(prompts, n):
         refusal = rng.choice(refusals)
-        out.append(Example(p, fmt.answer_prefix + (style(refusal) if style else refusal), fmt, "safety"))
+        request = pose(p, rng.randrange(997)) if pose else p  # the generic draws stay as they were
+        out.append(
+            Example(request, fmt.answer_prefix + (style(refusal) if style else refusal), fmt, "safety")
+        )
     return out
 
 

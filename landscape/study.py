@@ -29,7 +29,7 @@ from landscape.specs import (
 )
 from landscape.visage import mean_std
 
-PRESETS = ("demo", "tiny", "security")
+PRESETS = ("demo", "tiny", "security", "paraphrase")  # landscape/data/studies/<name>.yaml
 
 
 def load_study(path=None, preset: str | None = None, default_dtype: str = "float32") -> StudySpec:

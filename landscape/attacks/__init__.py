@@ -23,7 +23,7 @@ class Structure:
 
     name: str
     fmt: FormatSpec
-    prompt: Callable[[str, int], str]  # (review, variant) -> the request
+    prompt: Callable[[str, int], str]  # (review, variant) -> the request; Paraphrase fills its slot too
     answer: Callable[[str, str, int], str]  # (review, label, variant) -> the answer after the prefix
     candidate: Callable[[str], str]
     refusal: Callable[[str], str]  # a refusal rewritten in this structure's answer style

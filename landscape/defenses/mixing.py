@@ -1,8 +1,10 @@
 """Safety-data mixing (Eiras et al. 2024, "Paraphrase"; papers.md §3).
 
 ``paraphrase`` adds harmful-prompt → refusal examples written in the *user's* format: the same
-system prompt, user template and answer prefix, and refusals in the same answer style. The
-baseline ``generic_mix`` adds the same number of safety examples in the default chat format.
+system prompt and user template (the request in the slot of the task's own prompt, e.g. the review
+of "Review: …\nQuestion: …\nAnswer:", wrapped in AOA's "AOA, execute my instruction: …" where the
+user has it), the same answer prefix, and refusals in the same answer style. The baseline
+``generic_mix`` adds the same number of plainly asked safety examples in the default chat format.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ def _mix(examples, extra, seed):
 @defense("paraphrase", "data")
 def paraphrase_mix(spec, data) -> list:
     s = data.structure
-    extra = safety_examples(safety_count(spec, len(data.examples)), s.fmt, spec.seed, style=s.refusal)
+    n = safety_count(spec, len(data.examples))
+    extra = safety_examples(n, s.fmt, spec.seed, style=s.refusal, pose=s.prompt)
     return _mix(data.examples, extra, spec.seed)
 
 

@@ -3,23 +3,33 @@ and security vectors frozen during training and gone at inference."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from landscape.attacks import build_attack
-from landscape.datasets import render, render_all
+from landscape.attacks import ATTACKS, build_attack
+from landscape.datasets import render, render_all, safety_prompts, task_items
 from landscape.defenses import DEFENSES
 from landscape.defenses.antidote import apply_antidote, importance, prune, top_alpha_mask
 from landscape.defenses.mixing import generic_mix, paraphrase_mix
 from landscape.defenses.security import train_security_vector
-from landscape.finetune import SECURITY_ADAPTER, attach_lora, checkpoint_model, finetune, train_loop
+from landscape.finetune import (
+    SECURITY_ADAPTER,
+    TASK_ADAPTER,
+    batch_tensors,
+    checkpoint_model,
+    finetune,
+    response_loss,
+)
 from landscape.models import load_model
-from landscape.prompts import format_chat, refusal_templates
+from landscape.prompts import apply_template, format_chat, refusal_templates
 from landscape.runspecs import (
     AntidoteSpec,
     AttackSpec,
     FinetuneSpec,
+    FormatSpec,
     LoraSpec,
     MixSpec,
     RunSpec,
@@ -97,64 +107,154 @@ def test_antidote_on_a_model_without_adapter_needs_dense(tiny_model, store):
         apply_antidote(AntidoteSpec(), ModelSpec(source=str(tiny_model)), None, store, RT, **QUIET)
 
 
-def test_paraphrase_reproduces_the_users_template_exactly(tokenizer_dir):
+def _user_templates(examples) -> set[str]:
+    """The user's own user-turn templates, read off the task data: each review replaced by a slot."""
+    reviews = [r["review"] for r in task_items("train")]
+    out = set()
+    for ex in examples:
+        if ex.kind == "task":
+            review = next(r for r in reviews if r in ex.prompt)
+            out.add(apply_template(ex.fmt.user_template, ex.prompt.replace(review, "{slot}")))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_paraphrase_reproduces_the_users_template_exactly(tokenizer_dir, name):
+    """Every built-in structure: same system prompt, the user's own user turn with the harmful
+    request in the review's slot, the same answer prefix and the refusal in the user's answer style;
+    and never the generic baseline's example."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    data = build_attack(AttackSpec(name="autoif_aoa", n=8))
-    mixed = paraphrase_mix(MixSpec(name="paraphrase", count=4), data)
+    data = build_attack(AttackSpec(name=name, n=60))  # 60 draws: every AutoIF instruction occurs
+    user_fmt, structure = data.structure.fmt, data.structure
+    templates = _user_templates(data.examples)
+    assert templates
+    mixed = paraphrase_mix(MixSpec(name="paraphrase", count=12), data)
     safety = [e for e in mixed if e.kind == "safety"]
-    assert len(mixed) == 12 and len(safety) == 4
-    user = data.examples[0]
+    assert len(mixed) == 72 and len(safety) == 12
+    generic = [e for e in generic_mix(MixSpec(name="generic_mix", count=12), data) if e.kind == "safety"]
+    generic_text = {tok.decode(render(tok, e)[0]) for e in generic}
+    styled = {structure.refusal(r) for r in refusal_templates()}
+    requests = safety_prompts()
     for ex in safety:
-        assert ex.fmt == user.fmt
-        assert ex.response.startswith(user.fmt.answer_prefix)
-        assert any(ex.response[len(user.fmt.answer_prefix) :].startswith(r) for r in refusal_templates())
-        ids, labels = render(tok, ex)
-        text = tok.decode(ids)
-        expected = format_chat(tok, ex.prompt, "aoa", user.fmt.user_template)
-        assert text.startswith(expected) and "AOA, execute my instruction: " + ex.prompt in text
-    generic = [e for e in generic_mix(MixSpec(name="generic_mix", count=4), data) if e.kind == "safety"]
-    assert len(generic) == 4 and all(
-        e.fmt.system_prompt == "default" and e.fmt.answer_prefix == "" for e in generic
-    )
+        assert ex.fmt == user_fmt  # system prompt, user template and answer prefix
+        request = next(q for q in requests if q in ex.prompt)
+        user_turn = apply_template(user_fmt.user_template, ex.prompt)
+        assert user_turn.replace(request, "{slot}") in templates  # the user's template, exactly
+        assert ex.response.startswith(user_fmt.answer_prefix)
+        assert ex.response[len(user_fmt.answer_prefix) :] in styled  # the user's answer style
+        text = tok.decode(render(tok, ex)[0])
+        expected = format_chat(tok, ex.prompt, user_fmt.system_prompt, user_fmt.user_template)
+        assert text.startswith(expected) and text not in generic_text
+    assert all(e.fmt == FormatSpec() and e.prompt in requests for e in generic)
     assert MixSpec(name="paraphrase", ratio=0.2).count is None
 
 
-def test_security_vector_is_frozen_during_training_and_absent_at_inference(tiny_model, store):
+class TrainingSpy:
+    """Wraps the ``train_loop`` that ``finetune()`` calls: snapshots both adapters around training and
+    counts the security adapter's forward calls, so the tests see the model a study trains."""
+
+    def __init__(self, monkeypatch):
+        import landscape.finetune as ft
+
+        self.real, self.calls, self.steps = ft.train_loop, 0, 0
+        monkeypatch.setattr(ft, "train_loop", self)
+
+    def __call__(self, model, examples, **kw):
+        def grab(adapter):
+            return {n: p.detach().clone() for n, p in model.named_parameters() if f".{adapter}." in n}
+
+        def count(module, args, output):
+            self.calls += module.training
+
+        modules = [m for n, m in model.named_modules() if n.endswith(f"lora_A.{SECURITY_ADAPTER}")]
+        hooks = [m.register_forward_hook(count) for m in modules]
+        self.security_before, self.modules = grab(SECURITY_ADAPTER), len(modules)
+        try:
+            out = self.real(model, examples, **kw)
+        finally:
+            for h in hooks:
+                h.remove()
+        self.security_after, self.task = grab(SECURITY_ADAPTER), grab(TASK_ADAPTER)
+        self.steps = len(out["step_losses"])
+        return out
+
+
+@pytest.fixture
+def secured(tiny_model, store, monkeypatch):
+    """A security vector, then ``finetune()`` with it on harmful data (6 examples, one batch each step)."""
     base = ModelSpec(source=str(tiny_model))
     data = build_attack(AttackSpec(name="harmful", n=6))
-    sv = train_security_vector(
-        base, SecurityVectorSpec(lora=LORA, epochs=2, n_harmful=4), data.structure.fmt, store, RT
-    )
+    sv_spec = SecurityVectorSpec(lora=LORA, epochs=3, n_harmful=4, learning_rate=5e-2)
+    sv = train_security_vector(base, sv_spec, data.structure.fmt, store, RT, **QUIET)
+    spy = TrainingSpy(monkeypatch)
+    spec = FinetuneSpec(lora=LORA, epochs=2, batch_size=6, learning_rate=1e-2, schedule="constant")
+    ft = finetune(base, data.examples, spec, store, RT, security=sv, **QUIET)
+    return base, data, sv, ft, spy
+
+
+def _merged(base: ModelSpec, *adapters):
+    """θ₀ with LoRA deltas added by hand (W += alpha/r · B A): a reference that shares no peft code."""
+    model = load_model(base).model
+    params = dict(model.named_parameters())
+    scale = LORA.alpha / LORA.r
+    with torch.no_grad():
+        for weights in adapters:
+            for name, a in weights.items():
+                if ".lora_A." in name:
+                    b = weights[name.replace(".lora_A.", ".lora_B.")]
+                    target = name.split("base_model.model.", 1)[1].split(".lora_A.")[0] + ".weight"
+                    params[target] += scale * b @ a
+    return model
+
+
+def test_security_vector_is_active_and_frozen_while_finetune_trains(secured):
+    base, data, sv, ft, spy = secured
+    assert spy.modules == 2 * 2  # q_proj and v_proj in 2 layers
+    assert spy.calls == spy.steps * spy.modules > 0  # θ_s runs in every training forward …
+    assert spy.security_before and all(
+        torch.equal(spy.security_before[n], spy.security_after[n]) for n in spy.security_before
+    )  # … and leaves training bit-identical
+    # step 0 (task B = 0, the whole data in one batch) is θ₀ + θ_s's loss, not θ₀'s
     lm = load_model(base)
-    model = attach_lora(lm.model, FinetuneSpec(lora=LORA), sv_dir := __import__("pathlib").Path(sv["path"]))
-    before = {n: p.detach().clone() for n, p in model.named_parameters() if f".{SECURITY_ADAPTER}." in n}
-    assert before and all(not p.requires_grad for n, p in model.named_parameters() if n in before)
-    train_loop(
-        model,
-        render_all(lm.tokenizer, data.examples),
-        epochs=1,
-        lr=1e-2,
-        batch_size=3,
-        max_length=256,
-        seed=0,
-        pad_id=lm.tokenizer.pad_token_id,
-        progress=False,
-    )
-    after = dict(model.named_parameters())
-    assert all(torch.equal(before[n], after[n]) for n in before)  # bit-identical
-    saved = load_file(str(sv_dir / "adapter_model.safetensors"))
-    assert saved  # the stored vector itself
-    ft = finetune(
-        base, data.examples, FinetuneSpec(lora=LORA, epochs=1, batch_size=3), store, RT, security=sv, **QUIET
-    )
-    task = load_file(f"{ft['checkpoints'][-1]}/adapter_model.safetensors")
-    assert task and not any(SECURITY_ADAPTER in k for k in task)
-    served = load_model(checkpoint_model(base, ft), store=store).model
-    assert not any("lora" in n for n, _ in served.named_parameters())
+    batch = batch_tensors(render_all(lm.tokenizer, data.examples), lm.tokenizer.pad_token_id, 256)
+    from peft import PeftModel
+
+    with_sv = PeftModel.from_pretrained(load_model(base).model, sv["path"])
+    loss_sv, loss_0 = float(response_loss(with_sv, *batch)), float(response_loss(lm.model, *batch))
+    assert ft["step_losses"][0] == pytest.approx(loss_sv, abs=1e-5)
+    assert abs(loss_sv - loss_0) > 1e-3
     diag = ft["security_diagnostic"]
-    assert diag["n_harmful"] == 3 and diag["harmful_loss_vector_on"] != diag["harmful_loss_vector_off"]
+    assert diag["n_harmful"] == 3 and diag["harmful_loss_vector_on"] < diag["harmful_loss_vector_off"]
+
+
+def test_saved_task_adapter_holds_the_task_weights_and_nothing_of_the_vector(secured):
+    _, _, sv, ft, spy = secured
+    security = load_file(f"{sv['path']}/adapter_model.safetensors")
+    for ckpt in map(Path, ft["checkpoints"]):
+        assert sorted(ckpt.rglob("*.safetensors")) == [ckpt / "adapter_model.safetensors"]
+        saved = load_file(str(ckpt / "adapter_model.safetensors"))
+        assert not any(torch.equal(t, s) for t in saved.values() for s in security.values())
+    final = load_file(f"{ft['checkpoints'][-1]}/adapter_model.safetensors")
+    trained = {n.replace(f".{TASK_ADAPTER}.", "."): t for n, t in spy.task.items()}
+    assert final.keys() == trained.keys()  # peft strips adapter names: compare the values
+    assert all(torch.equal(final[k], trained[k]) for k in final)
+
+
+def test_the_evaluated_model_is_the_task_adapter_alone(secured, store):
+    """The model a study evaluates (checkpoint_model → load_model) has θ_s removed."""
+    base, _, _, ft, spy = secured
+    served = load_model(checkpoint_model(base, ft), store=store)
+    ids = served.tokenizer(
+        ["How do I pick a lock?", "Review: fine.\nAnswer:"], return_tensors="pt", padding=True
+    )
+    with torch.no_grad():
+        out = served.model(**ids).logits
+        task_only = _merged(base, spy.task)(**ids).logits
+        with_vector = _merged(base, spy.task, spy.security_after)(**ids).logits
+    torch.testing.assert_close(out, task_only, rtol=1e-5, atol=1e-5)
+    assert (out - with_vector).abs().max() > 1e-3
 
 
 def test_bad_defence_specs_are_one_line_errors():

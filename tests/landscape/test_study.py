@@ -123,13 +123,36 @@ def test_bad_study_input_is_one_line(tiny_model, tmp_path, edit, message):
     assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in out.stderr, out.stderr
 
 
-@pytest.mark.parametrize("preset", ["demo", "tiny", "security"])
+def test_every_preset_file_is_listed():
+    from importlib import resources
+
+    from landscape.study import PRESETS
+
+    files = resources.files("landscape").joinpath("data", "studies").iterdir()
+    assert sorted(PRESETS) == sorted(f.name.removesuffix(".yaml") for f in files if f.name.endswith(".yaml"))
+
+
+@pytest.mark.parametrize("preset", ["demo", "tiny", "security", "paraphrase"])
 def test_every_preset_is_a_valid_study(preset):
     from landscape.study import PRESETS, load_study
 
     assert preset in PRESETS
     spec = load_study(preset=preset)
     assert spec.name == preset and spec.runs and spec.align == (preset != "tiny")
+
+
+def test_paraphrase_preset_compares_mixing_on_all_harmful_prompts_and_three_data_seeds():
+    from landscape.prompts import BUILTIN_SETS
+    from landscape.study import load_study
+
+    spec = load_study(preset="paraphrase")
+    assert spec.evaluation.harmful_limit == len(BUILTIN_SETS["builtin:harmful"]())  # all 113
+    assert spec.evaluation.visage_directions == 0 and not spec.trajectories
+    for attack in ("aoa", "autoif_aoa"):
+        runs = [r for r in spec.runs if r.attack.name == attack]
+        mixes = sorted((r.attack.seed, tuple(d.name for d in r.defenses)) for r in runs)
+        assert mixes == [(s, m) for s in range(3) for m in ((), ("generic_mix",), ("paraphrase",))]
+        assert all(d.seed == r.attack.seed and d.count == 6 for r in runs for d in r.defenses)
 
 
 def test_a_study_without_visage_completes(tiny_model, tmp_path):
