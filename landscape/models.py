@@ -10,7 +10,8 @@ A model's *fingerprint* is the sha256 of every file that decides what it answers
 separate ``chat_template.jinja``/``.json``) and ``generation_config.json`` (its EOS ids end a
 response), plus the adapter's files. It changes when any of them does and not when a path does; it
 is computed without torch. A GGUF file holds tokenizer and template itself, so its fingerprint stays
-its file hash. Loading reads only those files (safetensors only, nothing remote). GGUF files are dequantised
+its file hash; a directory carrying the embedded model's own interface files keeps its weights-only
+hash (``EMBEDDED_INTERFACE``). Loading reads only those files (safetensors only, nothing remote). GGUF files are dequantised
 by transformers on every load (~25 s for SmolLM2 on two cores), so the first load converts them to
 safetensors in the store and later loads read that. transformers refuses ``save_pretrained`` on a
 GGUF-loaded model, so derived models are written with ``safetensors.torch.save_model`` (which
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cache import canonical_json
 from landscape.specs import ALIGNED_MODEL, BUILTIN_MODEL, ModelSpec, SpecError
 
 BUILTIN_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -94,15 +96,23 @@ INTERFACE_PATTERNS = (
     "merges.txt",
     "*.safetensors.index.json",  # which shard holds which tensor
 )
+# files_fingerprint of the embedded model's interface as saved beside its weights (chat_template.jinja,
+# generation_config.json, tokenizer.json, tokenizer_config.json; transformers 5.23). The aligned model,
+# its fine-tunes and Antidote's outputs carry exactly these files: they keep the fingerprint they had
+# before interface files were hashed, so their keys (and the fine-tunes keyed on them) stay valid.
+# Sound because this is one fixed file set: equal weights with it is the same model.
+EMBEDDED_INTERFACE = "85703b08d7432198bc94876b71aea6bf5f964f0163aad8fc501942acf02b69dc"
 
 
 def _weight_files(path: Path) -> list[Path]:
-    """The files a fingerprint covers: weights and config, then the tokenizer/template/generation
-    files that exist (a directory without them keeps the weights-only fingerprint it always had)."""
     if path.is_file():
         return [path]
-    interface = {f for pattern in INTERFACE_PATTERNS for f in path.glob(pattern) if f.is_file()}
-    return sorted(path.glob("*.safetensors")) + [path / "config.json"] + sorted(interface)
+    return sorted(path.glob("*.safetensors")) + [path / "config.json"]
+
+
+def interface_files(path: Path) -> list[Path]:
+    """The tokenizer, chat-template and generation-config files of a model directory."""
+    return sorted({f for pattern in INTERFACE_PATTERNS for f in path.glob(pattern) if f.is_file()})
 
 
 def _check_adapter(path: Path) -> None:
@@ -140,7 +150,13 @@ def model_fingerprint(spec: ModelSpec, store=None) -> str:
             raise ModelError(f"adapter directory not found: {adapter}")
         _check_adapter(adapter)
         files += sorted(adapter.glob("*.safetensors")) + [adapter / "adapter_config.json"]
-    return files_fingerprint(files, None if source.is_file() else source)
+    weights = files_fingerprint(files)
+    if source.is_file():  # GGUF: tokenizer and template are inside the hashed file
+        return weights
+    interface = files_fingerprint(interface_files(source), source)
+    if interface == EMBEDDED_INTERFACE:
+        return weights
+    return hashlib.sha256(canonical_json({"weights": weights, "interface": interface}).encode()).hexdigest()
 
 
 def direction_file_fingerprint(path: str) -> str:

@@ -13,7 +13,15 @@ import shutil
 import pytest
 
 from landscape import judges
-from landscape.models import ModelError, files_fingerprint, load_model, model_fingerprint
+from landscape.models import (
+    EMBEDDED_INTERFACE,
+    ModelError,
+    files_fingerprint,
+    interface_files,
+    load_model,
+    model_fingerprint,
+    save_model,
+)
 from landscape.scan import prepare_scan
 from landscape.specs import (
     AxisSpec,
@@ -89,14 +97,20 @@ def test_tokenizer_and_generation_files_enter_the_fingerprint(model_copy, store,
     assert after[0] != before[0] and after[1] != before[1]
 
 
-def test_a_weights_only_directory_keeps_its_old_fingerprint(model_copy):
-    """The interface files join the hash only where they exist: the old weights+config hash stays."""
-    old = files_fingerprint(sorted(model_copy.glob("*.safetensors")) + [model_copy / "config.json"])
-    assert model_fingerprint(ModelSpec(source=str(model_copy))) != old
-    for f in model_copy.iterdir():
-        if f.name not in ("model.safetensors", "config.json"):
-            f.unlink()
-    assert model_fingerprint(ModelSpec(source=str(model_copy))) == old
+def test_the_embedded_interface_keeps_the_old_fingerprint_and_any_other_does_not(model_copy):
+    """Tiny models carry the embedded tokenizer, template and generation config (its special-token
+    ids), like the aligned model and its fine-tunes: they keep the pre-interface fingerprint (weights +
+    config), so fine-tune keys stay valid. If this fails after a transformers upgrade, the saved files
+    changed: EMBEDDED_INTERFACE then only stops matching new saves (their fingerprints are full)."""
+    weights_only = files_fingerprint(sorted(model_copy.glob("*.safetensors")) + [model_copy / "config.json"])
+    assert files_fingerprint(interface_files(model_copy), model_copy) == EMBEDDED_INTERFACE
+    assert model_fingerprint(ModelSpec(source=str(model_copy))) == weights_only
+    lm = load_model(ModelSpec(source=str(model_copy)))  # as align/finetune/antidote load and save
+    save_model(lm.model, lm.tokenizer, model_copy.parent / "derived")
+    derived = model_copy.parent / "derived"
+    assert files_fingerprint(interface_files(derived), derived) == EMBEDDED_INTERFACE
+    (model_copy / "chat_template.jinja").unlink()  # the same weights with another interface (none)
+    assert model_fingerprint(ModelSpec(source=str(model_copy))) != weights_only
 
 
 def test_loading_reads_the_hashed_safetensors_not_pickled_weights(model_copy):
