@@ -5,8 +5,13 @@ without importing it), a local Hugging Face directory (safetensors only; ``trust
 never set), a ``.gguf`` file, or ``aligned`` (the built-in aligned model in the store); optionally a
 peft LoRA adapter merged on top, so the landscape is drawn around the weights the user runs.
 
-A model's *fingerprint* is the sha256 of its weight files (and adapter files), so it changes when
-the weights do and not when a path does; it is computed without torch. GGUF files are dequantised
+A model's *fingerprint* is the sha256 of every file that decides what it answers: the weights and
+``config.json``, the tokenizer files, the chat template (inside ``tokenizer_config.json`` or a
+separate ``chat_template.jinja``/``.json``) and ``generation_config.json`` (its EOS ids end a
+response), plus the adapter's files. It changes when any of them does and not when a path does; it
+is computed without torch. A GGUF file holds tokenizer and template itself, so its fingerprint stays
+its file hash; a directory carrying the embedded model's own interface files keeps its weights-only
+hash (``EMBEDDED_INTERFACE``). Loading reads only those files (safetensors only, nothing remote). GGUF files are dequantised
 by transformers on every load (~25 s for SmolLM2 on two cores), so the first load converts them to
 safetensors in the store and later loads read that. transformers refuses ``save_pretrained`` on a
 GGUF-loaded model, so derived models are written with ``safetensors.torch.save_model`` (which
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cache import canonical_json
 from landscape.specs import ALIGNED_MODEL, BUILTIN_MODEL, ModelSpec, SpecError
 
 BUILTIN_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -75,10 +81,38 @@ def _check_hf_dir(path: Path) -> None:
         raise ModelError(f"{path} has no .safetensors weights (pickled .bin weights are refused)")
 
 
+# What AutoTokenizer and generation read beside the weights (transformers 4.5x/5.x names).
+INTERFACE_PATTERNS = (
+    "tokenizer*.json",  # tokenizer.json, tokenizer_config.json (holds the chat template), versioned
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "generation_config.json",  # EOS ids
+    "chat_template.jinja",
+    "chat_template.json",
+    "additional_chat_templates/*.jinja",
+    "*.model",  # sentencepiece / tiktoken vocabularies
+    "*.tiktoken",
+    "vocab.*",
+    "merges.txt",
+    "*.safetensors.index.json",  # which shard holds which tensor
+)
+# files_fingerprint of the embedded model's interface as saved beside its weights (chat_template.jinja,
+# generation_config.json, tokenizer.json, tokenizer_config.json; transformers 5.23). The aligned model,
+# its fine-tunes and Antidote's outputs carry exactly these files: they keep the fingerprint they had
+# before interface files were hashed, so their keys (and the fine-tunes keyed on them) stay valid.
+# Sound because this is one fixed file set: equal weights with it is the same model.
+EMBEDDED_INTERFACE = "85703b08d7432198bc94876b71aea6bf5f964f0163aad8fc501942acf02b69dc"
+
+
 def _weight_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     return sorted(path.glob("*.safetensors")) + [path / "config.json"]
+
+
+def interface_files(path: Path) -> list[Path]:
+    """The tokenizer, chat-template and generation-config files of a model directory."""
+    return sorted({f for pattern in INTERFACE_PATTERNS for f in path.glob(pattern) if f.is_file()})
 
 
 def _check_adapter(path: Path) -> None:
@@ -88,14 +122,16 @@ def _check_adapter(path: Path) -> None:
         raise ModelError(f"adapter {path} has no .safetensors weights")
 
 
-def files_fingerprint(files: list[Path]) -> str:
-    """sha256 over the names and bytes of ``files`` (memoised per size and mtime)."""
-    memo_key = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+def files_fingerprint(files: list[Path], root: Path | None = None) -> str:
+    """sha256 over the names (relative to ``root``, else the base name) and bytes of ``files``
+    (memoised per size and mtime)."""
+    memo_key = (str(root),) + tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
     if memo_key in _FP_MEMO:
         return _FP_MEMO[memo_key]
     h = hashlib.sha256()
     for f in files:
-        h.update(f.name.encode())
+        inside = root is not None and f.is_relative_to(root)
+        h.update((f.relative_to(root).as_posix() if inside else f.name).encode())
         with f.open("rb") as fh:
             while chunk := fh.read(1 << 22):
                 h.update(chunk)
@@ -104,15 +140,23 @@ def files_fingerprint(files: list[Path]) -> str:
 
 
 def model_fingerprint(spec: ModelSpec, store=None) -> str:
-    """Content hash of the weights a spec names (base plus adapter)."""
-    files = _weight_files(resolve_source(spec.source, store))
+    """Content hash of the model a spec names: weights, config, tokenizer, chat template and
+    generation config of the base, plus the adapter's weights and config."""
+    source = resolve_source(spec.source, store)
+    files = _weight_files(source)
     if spec.adapter:
         adapter = Path(spec.adapter).expanduser()
         if not adapter.is_dir():
             raise ModelError(f"adapter directory not found: {adapter}")
         _check_adapter(adapter)
         files += sorted(adapter.glob("*.safetensors")) + [adapter / "adapter_config.json"]
-    return files_fingerprint(files)
+    weights = files_fingerprint(files)
+    if source.is_file():  # GGUF: tokenizer and template are inside the hashed file
+        return weights
+    interface = files_fingerprint(interface_files(source), source)
+    if interface == EMBEDDED_INTERFACE:
+        return weights
+    return hashlib.sha256(canonical_json({"weights": weights, "interface": interface}).encode()).hexdigest()
 
 
 def direction_file_fingerprint(path: str) -> str:
@@ -138,6 +182,12 @@ def _torch_dtype(name: str):
     return {"float32": torch.float32, "bfloat16": torch.bfloat16}[name]
 
 
+_LOCAL = {"use_safetensors": True, "local_files_only": True, "trust_remote_code": False}
+# A directory path is read locally by transformers; local_files_only is left out here because the
+# tokenizer writes its load kwargs into a saved tokenizer_config.json (and so into fingerprints).
+_LOCAL_TOKENIZER = {"trust_remote_code": False}
+
+
 def load_model(spec: ModelSpec, device: str = "cpu", store=None) -> LoadedModel:
     """Load a causal LM for evaluation: eval mode, gradients off, tokenizer left-padded."""
     import torch
@@ -154,20 +204,26 @@ def load_model(spec: ModelSpec, device: str = "cpu", store=None) -> LoadedModel:
     if path.is_file():  # GGUF
         converted = store.artifact_dir("gguf", fingerprint) if store is not None else None
         if converted is not None and store.artifact("gguf", fingerprint):
-            model = AutoModelForCausalLM.from_pretrained(converted, dtype=dtype)
-            tokenizer = AutoTokenizer.from_pretrained(converted)
+            model = AutoModelForCausalLM.from_pretrained(converted, dtype=dtype, **_LOCAL)
+            tokenizer = AutoTokenizer.from_pretrained(converted, **_LOCAL_TOKENIZER)
         else:
             kw = {"gguf_file": path.name}
             tokenizer = AutoTokenizer.from_pretrained(path.parent, **kw)
-            model = AutoModelForCausalLM.from_pretrained(path.parent, dtype=torch.float32, **kw)
+            model = AutoModelForCausalLM.from_pretrained(
+                path.parent, dtype=torch.float32, local_files_only=True, **kw
+            )
             if store is not None:
                 staging = store.staging_dir("gguf")
                 save_model(model, tokenizer, staging)
                 store.commit_artifact("gguf", fingerprint, staging, {"source": str(path)})
             model = model.to(dtype)
     else:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=False)
+        # The files fingerprinted above, and only those: safetensors, nothing fetched or executed.
+        tokenizer = AutoTokenizer.from_pretrained(path, **_LOCAL_TOKENIZER)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **_LOCAL)
+        except OSError as exc:  # e.g. only pickled weights beside some other .safetensors file
+            raise ModelError(f"{path}: {str(exc).splitlines()[0]} (safetensors weights only)") from None
     if spec.adapter:
         from peft import PeftModel
 

@@ -197,8 +197,11 @@ class ScanSpec(Spec):
 
     def identity(self, model_fp: str, prompts_fp: str, target_fps: tuple[str | None, ...]) -> dict:
         """The fields that change the result, with model/prompt/direction files replaced by content
-        hashes. Fields added after the first release are left out at their defaults, so older keys
-        stay valid."""
+        hashes and the judge by the hash of its definition (``judge_fingerprint``: keyword lists,
+        windows, incoherence thresholds, evaluation version). Fields added after the first release
+        are left out at their defaults, so older keys stay valid."""
+        from landscape.judges import judge_fingerprint
+
         data = self.model_dump(mode="json")
         data["model"] = {"fingerprint": model_fp, "dtype": self.model.dtype}
         for d, fp in zip(data["directions"], target_fps, strict=True):
@@ -210,6 +213,7 @@ class ScanSpec(Spec):
             if data[name] == default:
                 data.pop(name)
         data["prompts"] = {"fingerprint": prompts_fp}
+        data["judge"] = {"name": self.judge.name, "definition": judge_fingerprint(self.judge.name)}
         if not data["directions"]:
             data.pop("orthogonalize")
         return data

@@ -55,6 +55,7 @@ def draw_trajectory(
     """Project the runs' checkpoints onto ``traj.plane``, scan the plane, store and return the paths."""
     from landscape.directions import StoredDirection
     from landscape.finetune import checkpoint_model
+    from landscape.judges import judge_fingerprint
     from landscape.models import model_fingerprint
     from landscape.scan import scan_grid
     from landscape.trajectory import covering_axis, model_delta, plane_gram, project
@@ -67,6 +68,7 @@ def draw_trajectory(
             "dtype": theta0.dtype,
             "finetunes": [finetunes[r]["key"] for r in traj.runs],
             "evaluation": ev.model_dump(mode="json"),
+            "judge": judge_fingerprint(ev.judge),  # the record holds ASRs: a new judge rule redraws it
             "checkpoint_prompts": ev.harmful_limit,
         },
     )

@@ -101,7 +101,7 @@ def progress():
         if st.button("Cancel", key="run_cancel"):
             jobs.cancel(store, key)
             st.rerun()
-        st.code(jobs.log_tail(job) or "(no output yet)")
+        st.code(jobs.log_tail(store, key) or "(no output yet)")
     if betas is None:
         st.plotly_chart(
             build_curve_figure([Curve(name=key[:8], alphas=alphas, asr=values["asr_pct"])]),

@@ -1,0 +1,136 @@
+"""Job records are not trusted: paths come from the store root and key, pids are verified first.
+
+A store may be crafted: a ``job:<key>`` record naming /etc/passwd as its log and a foreign pid (one
+whose command line even says "landscape") must neither be read nor signalled, from the run page or
+the jobs API. A genuine job (a sleeping process with the job command line) is listed, its log read
+and cancelled; links planted where job files go are neither followed nor written through.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cache import Store
+from dashboard import jobs
+from landscape.specs import AxisSpec, ModelSpec, PromptSpec, ScanSpec
+
+from .test_pages import open_page
+
+SLEEPER = "import time; print('job started', flush=True); time.sleep(120)"
+
+
+@pytest.fixture
+def foreign():
+    """Someone else's process in its own session, 'landscape' in its command line."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", "safety-landscape"], start_new_session=True
+    )
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def _craft(store_dir, key: str, pid: int) -> None:
+    with Store(store_dir) as store:
+        store.put_json(
+            f"job:{key}", {"key": key, "pid": pid, "started": time.time(), "user": None, "log": "/etc/passwd"}
+        )
+        folder = store_dir / "jobs"
+        folder.mkdir(exist_ok=True)
+        (folder / f"{key}.pid").write_text(str(pid))  # a crafted store crafts this too
+        log = folder / f"{key}.log"
+        log.unlink(missing_ok=True)
+        log.symlink_to("/etc/passwd")
+
+
+def _clean(store_dir, key: str) -> None:
+    with Store(store_dir) as store:
+        store.delete(f"job:{key}")
+    for suffix in ("pid", "log"):
+        (store_dir / "jobs" / f"{key}.{suffix}").unlink(missing_ok=True)
+
+
+def test_run_page_neither_reads_nor_signals_a_crafted_job_record(app_env, foreign):
+    store_dir, keys = app_env
+    key = keys["1d"]  # a real scan, so the page would show that job's progress and log
+    _craft(store_dir, key, foreign.pid)
+    try:
+        at = open_page("run")
+        shown = "\n".join(c.value for c in at.code)
+        passwd_tail = Path("/etc/passwd").read_text().strip().splitlines()[-1]
+        assert passwd_tail not in shown
+        assert not [b for b in at.button if b.label == "Cancel"]
+        assert any("No scan running" in c.value for c in at.caption), [c.value for c in at.caption]
+        with Store(store_dir) as store:
+            assert jobs.running_jobs(store) == []
+            _craft(store_dir, key, foreign.pid)
+            assert jobs.cancel(store, key) is False
+            assert jobs.log_tail(store, key) == ""
+        time.sleep(0.2)
+        assert foreign.poll() is None  # still alive: never signalled
+    finally:
+        _clean(store_dir, key)
+
+
+def test_record_fields_never_name_paths_or_keys(store, foreign):
+    store.put_json("job:../../etc/passwd", {"key": "x", "pid": foreign.pid, "log": "/etc/passwd"})
+    assert jobs.running_jobs(store) == []
+    assert store.get_json("job:../../etc/passwd") is None  # dropped, not followed
+    with pytest.raises(jobs.JobError):
+        jobs.job_file(store, "../../etc/passwd", "log")
+
+
+@pytest.fixture
+def fake_job(monkeypatch):
+    """Jobs run a sleeping process with the job command line instead of a real scan."""
+
+    def command(spec, store_dir, spec_file):
+        real = jobs.job_command.__wrapped__(spec, store_dir, spec_file)
+        return [real[0], "-c", SLEEPER, *real[1:]]
+
+    command.__wrapped__ = jobs.job_command
+    monkeypatch.setattr(jobs, "job_command", command)
+
+
+def _spec(tiny_model) -> ScanSpec:
+    return ScanSpec(
+        model=ModelSpec(source=str(tiny_model)), alphas=AxisSpec(num=3), prompts=PromptSpec(limit=2)
+    )
+
+
+def test_a_genuine_job_is_listed_read_attached_and_cancelled(store, tiny_model, fake_job):
+    job = jobs.submit(_spec(tiny_model), store, max_jobs=1)
+    proc = jobs.psutil.Process(job.pid)
+    try:
+        assert [j.key for j in jobs.running_jobs(store)] == [job.key]
+        assert jobs.submit(_spec(tiny_model), store, max_jobs=1).attached
+        deadline = time.time() + 30
+        while "job started" not in jobs.log_tail(store, job.key) and time.time() < deadline:
+            time.sleep(0.2)
+        assert jobs.log_tail(store, job.key) == "job started"
+        assert jobs.cancel(store, job.key) is True
+        proc.wait(timeout=10)
+        assert jobs.running_jobs(store) == []
+    finally:
+        if proc.is_running():
+            proc.kill()
+
+
+def test_links_planted_in_the_jobs_directory_are_not_followed(store, tiny_model, fake_job, tmp_path):
+    from landscape.scan import prepare_scan
+
+    key = prepare_scan(_spec(tiny_model), store).key
+    target = tmp_path / "victim.txt"
+    target.write_text("untouched\n")
+    folder = store.root / "jobs"
+    folder.mkdir()
+    (folder / f"{key}.log").symlink_to(target)
+    with pytest.raises(jobs.JobError, match="cannot write the job files"):
+        jobs.submit(_spec(tiny_model), store, max_jobs=1)
+    assert target.read_text() == "untouched\n"
+    assert jobs.running_jobs(store) == []
