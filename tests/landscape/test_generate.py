@@ -84,3 +84,28 @@ def test_common_prefix_leaves_every_prompt_a_token():
     assert common_prefix_len([[1, 2, 3, 4], [1, 2, 3, 5]]) == 3
     assert common_prefix_len([[1, 2, 3], [1, 2, 3]]) == 2
     assert common_prefix_len([[9, 2], [1, 2]]) == 0
+
+
+def test_no_stop_on_a_character_cut_mid_bytes(lm):
+    """A decoded text ending in U+FFFD is a multi-byte character whose bytes are not all there
+    yet: the next token changes it, so the verdict is not final and the response goes on."""
+
+    class HalfCharacter:  # the real tokenizer, but the first 5 tokens decode to a cut character
+        def __init__(self, tok):
+            self.tok = tok
+
+        def __getattr__(self, name):
+            return getattr(self.tok, name)
+
+        def __call__(self, *args, **kwargs):
+            return self.tok(*args, **kwargs)
+
+        def batch_decode(self, seqs, **kwargs):
+            texts = self.tok.batch_decode(seqs, **kwargs)
+            return [t + "\ufffd" if len(s) < 5 else t for t, s in zip(texts, seqs, strict=True)]
+
+    inputs = [format_chat(lm.tokenizer, p) for p in PROMPTS]
+    out = generate_greedy(
+        lm.model, HalfCharacter(lm.tokenizer), inputs, 16, stop=lambda t: True, window=1, check_every=1
+    )
+    assert out.tokens == [5] * 3 and out.ends == ["early_stop"] * 3
