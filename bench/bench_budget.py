@@ -58,6 +58,7 @@ def _specs(a) -> dict:
         alphas=AxisSpec(start=-a.half, stop=a.half, num=a.points),
         prompts=PromptSpec(source=a.prompts_file, column=a.column, limit=a.limit),
         system_prompt=a.system_prompt,
+        answer_prefix=a.answer_prefix,
     )
     gen = GenerationSpec(max_new_tokens=a.short, incoherence_window=a.window)
     specs = {}
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--column", default="goal")
     p.add_argument("--limit", type=int, default=80)
     p.add_argument("--system-prompt", default="default")
+    p.add_argument("--answer-prefix", default="", help="prefilled start of every answer")
     p.add_argument("--seed", type=int, default=0, help="random direction seed")
     p.add_argument("--half", type=float, default=0.25, help="alphas span [-half, half]")
     p.add_argument("--points", type=int, default=11)
