@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
             log(
                 f"{name}: {results[name].key[:12]} in {wall[name]:.1f} s ({results[name].computed} points computed)"
             )
-        alphas = [float(x) for x in results["long"].grid.alphas]
+        alphas = [float(x) + 0.0 for x in results["long"].grid.alphas]  # no -0.0
 
         def rows(name: str, i: int) -> list[dict]:
             return store.point_responses(results[name].key, i, 0)
