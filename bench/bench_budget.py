@@ -188,6 +188,9 @@ def main(argv: list[str] | None = None) -> dict:
                     "early_stop_same_pct": 100 * same_es / n,
                     "incoherent_short_pct": 100 * sum(r["incoherent"] for r in short) / n,
                     "ended_early_stop": sum(r.get("end") == "early_stop" for r in short),
+                    "refused_short": s,  # per prompt, in prompt order (to compare dtypes or devices)
+                    "refused_long": lg,
+                    "incoherent": [r["incoherent"] for r in short],
                 }
                 tot = overall.setdefault(j, {"agree": 0, "early_stop_same": 0, "n": 0})
                 tot["agree"] += agree
