@@ -155,6 +155,13 @@ def scan_options(fn):
         click.option("--judge", default="keywords", show_default=True, help="keywords (paper) or prefix."),
         click.option("--max-new-tokens", default=32, show_default=True, type=click.IntRange(1, 4096)),
         click.option("--no-early-stop", is_flag=True, help="Always generate max-new-tokens."),
+        click.option(
+            "--incoherence-window",
+            default=16,
+            show_default=True,
+            type=click.IntRange(1, 4096),
+            help="Judge incoherence on the first N new tokens (early stopping never cuts them).",
+        ),
         click.option("--capability", is_flag=True, help="Also record benign over-refusal and reference NLL."),
         click.option("--benign-limit", default=16, show_default=True, type=click.IntRange(0)),
         click.option(
@@ -249,6 +256,8 @@ def build_scan_spec(ctx, kind: str, o: dict, device: str) -> ScanSpec:
         gen["max_new_tokens"] = o["max_new_tokens"]
     if use("no_early_stop") or "early_stop" not in gen:
         gen["early_stop"] = not o["no_early_stop"]
+    if use("incoherence_window") or "incoherence_window" not in gen:
+        gen["incoherence_window"] = o["incoherence_window"]
     spec["generation"] = GenerationSpec(**gen)
     if o["capability"]:
         spec["capability"] = CapabilitySpec(benign_limit=o["benign_limit"])

@@ -4,11 +4,17 @@ One call evaluates one grid point (the model already perturbed): greedy response
 a judge verdict and an incoherence reason for each, and the aggregates
 
 - ``asr_pct``: share of responses the judge does not call a refusal (the paper's S(θ));
-- ``refusal_pct`` = 100 − ASR; ``incoherent_pct``: share flagged incoherent (judges.incoherence);
+- ``refusal_pct`` = 100 − ASR; ``incoherent_pct``: share flagged incoherent (judges.incoherence),
+  judged on each response's first ``generation.incoherence_window`` new tokens, a window early
+  stopping never cuts, so neither this rate nor ``asr_coherent_pct`` depends on ``early_stop``;
 - ``asr_coherent_pct``: share that complied *and* read as language (a broken model scores low here
   while its paper ASR is 100);
 - optional capability: ``benign_refusal_pct`` (over-refusal on built-in benign prompts, same judge)
   and ``nll`` (mean token NLL of the built-in reference text; lower is better).
+
+Every response row records ``tokens`` (new tokens) and ``end`` (``eos``, ``budget`` or
+``early_stop``), counted per point as ``ended_eos``, ``ended_budget`` and ``ended_early_stop``, so a
+cut response can be told from a complete one.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from landscape.generate import generate_greedy, mean_nll
+from landscape.generate import END_BUDGET, END_EARLY_STOP, END_EOS, Generation, generate_greedy, mean_nll
 from landscape.judges import get_judge, incoherence
 from landscape.prompts import builtin_benign, format_chat, reference_text
 from landscape.specs import ScanSpec
@@ -28,13 +34,18 @@ class PointResult:
     responses: list[dict]
 
 
-def judge_responses(prompts: list[str], texts: list[str], judge_name: str) -> tuple[dict, list[dict]]:
-    """Verdicts for each response and the aggregate rates (percent)."""
+def judge_responses(
+    prompts: list[str], texts: list[str], judge_name: str, windows: list[str] | None = None
+) -> tuple[dict, list[dict]]:
+    """Verdicts for each response and the aggregate rates (percent).
+
+    ``windows`` are the texts judged for incoherence (by default the responses themselves).
+    """
     judge = get_judge(judge_name)
     rows = []
-    for prompt, text in zip(prompts, texts, strict=True):
+    for prompt, text, window in zip(prompts, texts, windows or texts, strict=True):
         verdict = judge.judge(text)
-        broken = incoherence(text)
+        broken = incoherence(window)
         rows.append(
             {
                 "prompt": prompt,
@@ -59,18 +70,29 @@ def judge_responses(prompts: list[str], texts: list[str], judge_name: str) -> tu
     return metrics, rows
 
 
+def judge_generation(prompts: list[str], gen: Generation, judge_name: str) -> tuple[dict, list[dict]]:
+    """``judge_responses`` on a generation, with how each response ended in rows and counts."""
+    metrics, rows = judge_responses(prompts, gen.texts, judge_name, gen.windows)
+    for row, n, end in zip(rows, gen.tokens, gen.ends, strict=True):
+        row["tokens"], row["end"] = n, end
+    for end in (END_EOS, END_BUDGET, END_EARLY_STOP):
+        metrics[f"ended_{end}"] = gen.ends.count(end)
+    return metrics, rows
+
+
 def _respond(lm, spec: ScanSpec, prompts: list[str], batch_size: int) -> tuple[dict, list[dict], int]:
     """Greedy responses to ``prompts`` under ``spec``, judged: (rates, rows, tokens generated)."""
     judge = get_judge(spec.judge.name)
-    stop = judge.decided if spec.generation.early_stop else None
+    g = spec.generation
+    stop = judge.decided if g.early_stop else None
     inputs = [
         format_chat(lm.tokenizer, p, spec.system_prompt, spec.user_template, spec.answer_prefix)
         for p in prompts
     ]
-    gen = generate_greedy(lm.model, lm.tokenizer, inputs, spec.generation.max_new_tokens, batch_size, stop)
-    metrics, rows = judge_responses(prompts, gen.texts, spec.judge.name)
-    for row, n in zip(rows, gen.tokens, strict=True):
-        row["tokens"] = n
+    gen = generate_greedy(
+        lm.model, lm.tokenizer, inputs, g.max_new_tokens, batch_size, stop, window=g.incoherence_window
+    )
+    metrics, rows = judge_generation(prompts, gen, spec.judge.name)
     return metrics, rows, gen.total_tokens
 
 

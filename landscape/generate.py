@@ -7,6 +7,12 @@ leaves the batch at once: its row is dropped from the KV cache and later steps r
 An aligned model decides most refusals in a handful of tokens, so this is where the speed comes from.
 Greedy decoding means the tokens produced are exactly those ``model.generate`` would produce, up to
 the point where a response stops.
+
+Early stopping must not change what is measured. A response may leave early only once it has at
+least ``window`` new tokens (the incoherence window, judged on exactly those tokens whether or not
+the response is cut later) and ``stop`` holds; the judge's ``decided`` guarantees its verdict
+cannot change after that. Every response records how it ended (``eos``, ``budget`` or
+``early_stop``) and after how many new tokens.
 """
 
 from __future__ import annotations
@@ -17,11 +23,15 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache
 
+END_EOS, END_BUDGET, END_EARLY_STOP = "eos", "budget", "early_stop"
+
 
 @dataclass
 class Generation:
     texts: list[str]
-    tokens: list[int]  # new tokens generated per response
+    tokens: list[int]  # new tokens per response (the EOS token itself is not counted)
+    ends: list[str]  # how each response ended: "eos", "budget" or "early_stop"
+    windows: list[str]  # the first ``window`` new tokens of each response, decoded
 
     @property
     def total_tokens(self) -> int:
@@ -47,17 +57,27 @@ def generate_greedy(
     batch_size: int = 64,
     stop: Callable[[str], bool] | None = None,
     check_every: int = 2,
+    window: int = 16,
 ) -> Generation:
-    """Greedy responses to chat-formatted ``inputs`` (in input order)."""
-    texts: list[str] = [""] * len(inputs)
-    counts: list[int] = [0] * len(inputs)
+    """Greedy responses to chat-formatted ``inputs`` (in input order).
+
+    ``stop(text)`` may end a response early, but only once it has ``window`` new tokens; the
+    decoded first ``window`` tokens come back in ``windows`` either way.
+    """
+    if window < 1:
+        raise ValueError(f"window must be at least one token, got {window}")
+    rows: list[tuple[str, int, str, str]] = [("", 0, END_BUDGET, "")] * len(inputs)
     order = sorted(range(len(inputs)), key=lambda k: len(inputs[k]))
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        out = _generate_batch(model, tokenizer, [inputs[k] for k in idx], max_new_tokens, stop, check_every)
-        for k, (text, n) in zip(idx, out, strict=True):
-            texts[k], counts[k] = text, n
-    return Generation(texts, counts)
+        batch = [inputs[k] for k in idx]
+        out = _generate_batch(model, tokenizer, batch, max_new_tokens, stop, check_every, window)
+        for k, row in zip(idx, out, strict=True):
+            rows[k] = row
+    if not rows:
+        return Generation([], [], [], [])
+    texts, counts, ends, windows = (list(col) for col in zip(*rows, strict=True))
+    return Generation(texts, counts, ends, windows)
 
 
 def common_prefix_len(seqs: list[list[int]]) -> int:
@@ -114,7 +134,7 @@ def _step(model, ids, mask, cache: DynamicCache):
     ).logits[:, -1, :]
 
 
-def _generate_batch(model, tokenizer, batch, max_new_tokens, stop, check_every):
+def _generate_batch(model, tokenizer, batch, max_new_tokens, stop, check_every, window):
     device = next(model.parameters()).device
     token_lists = [tokenizer(b, add_special_tokens=False)["input_ids"] for b in batch]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -122,6 +142,7 @@ def _generate_batch(model, tokenizer, batch, max_new_tokens, stop, check_every):
     cache = DynamicCache()
     rows = torch.arange(len(batch), device=device)  # original row of each live row
     generated: list[list[int]] = [[] for _ in batch]
+    ends = [END_BUDGET] * len(batch)
     mask, logits = _prefill(model, token_lists, pad_id, device, cache)
     ids = None  # the previous step's tokens, fed from step 1 on
     for step in range(max_new_tokens):
@@ -130,16 +151,31 @@ def _generate_batch(model, tokenizer, batch, max_new_tokens, stop, check_every):
         nxt = logits.argmax(-1)  # (live,)
         finished = torch.isin(nxt, eos) if eos.numel() else torch.zeros_like(nxt, dtype=torch.bool)
         for r, tok, fin in zip(rows.tolist(), nxt.tolist(), finished.tolist(), strict=True):
-            if not fin:
+            if fin:
+                ends[r] = END_EOS
+            else:
                 generated[r].append(tok)
         done = finished.clone()
-        if stop is not None and (step % check_every == check_every - 1):
-            live = [r for r, f in zip(rows.tolist(), finished.tolist(), strict=True) if not f]
+        last = step == max_new_tokens - 1  # every live row ends at the budget anyway
+        if stop is not None and not last and (step % check_every == check_every - 1):
+            # Only rows past the incoherence window may leave: the window is judged in full.
+            live = [
+                r
+                for r, f in zip(rows.tolist(), finished.tolist(), strict=True)
+                if not f and len(generated[r]) >= window
+            ]
             if live:  # batch_decode([]) is not an empty list
                 decoded = tokenizer.batch_decode([generated[r] for r in live], skip_special_tokens=True)
-                stopped = {r for r, text in zip(live, decoded, strict=True) if stop(text)}
+                # A text ending in U+FFFD is a character cut mid-bytes: the next token may change it.
+                stopped = {
+                    r
+                    for r, text in zip(live, decoded, strict=True)
+                    if not text.endswith("\ufffd") and stop(text)
+                }
+                for r in stopped:
+                    ends[r] = END_EARLY_STOP
                 done |= torch.tensor([r in stopped for r in rows.tolist()], device=device)
-        if done.all() or step == max_new_tokens - 1:
+        if done.all() or last:
             break
         if done.any():
             keep = (~done).nonzero().squeeze(-1)
@@ -148,7 +184,8 @@ def _generate_batch(model, tokenizer, batch, max_new_tokens, stop, check_every):
         mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=-1)
         ids = nxt[:, None]
     texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
-    return [(t, len(g)) for t, g in zip(texts, generated, strict=True)]
+    windows = tokenizer.batch_decode([g[:window] for g in generated], skip_special_tokens=True)
+    return list(zip(texts, [len(g) for g in generated], ends, windows, strict=True))
 
 
 @torch.no_grad()

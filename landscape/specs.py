@@ -123,7 +123,16 @@ class PromptSpec(Spec):
 class GenerationSpec(Spec):
     max_new_tokens: int = Field(32, ge=1, le=4096, description="Greedy decoding budget.")
     early_stop: bool = Field(
-        True, description="Stop a response once the judge's verdict can no longer change."
+        True,
+        description="Stop a response once the judge's verdict can no longer change and it has "
+        "at least incoherence_window new tokens (so no measured rate depends on this switch).",
+    )
+    incoherence_window: int = Field(
+        16,
+        ge=1,
+        le=4096,
+        description="Incoherence is judged on the first this-many new tokens of every response "
+        "(the whole response when it ends sooner), with early stopping on or off.",
     )
 
 

@@ -38,13 +38,25 @@ def test_early_stop_truncates_only_decided_responses(lm):
     full = generate_greedy(lm.model, lm.tokenizer, inputs, 16)
     stop_first = full.texts[0][:3]
     early = generate_greedy(
-        lm.model, lm.tokenizer, inputs, 16, stop=lambda t: t.startswith(stop_first) and len(t) >= 3
+        lm.model, lm.tokenizer, inputs, 16, stop=lambda t: t.startswith(stop_first) and len(t) >= 3, window=2
     )
-    assert early.tokens[0] < full.tokens[0]
+    assert early.tokens[0] < full.tokens[0] and early.ends[0] == "early_stop"
     assert full.texts[0].startswith(early.texts[0])
     for k in (1, 2):
         if not full.texts[k].startswith(stop_first):
             assert early.texts[k] == full.texts[k]
+    assert full.ends == ["budget"] * 3 and full.tokens == [16] * 3
+
+
+def test_no_response_leaves_before_the_window_and_the_window_is_the_same(lm):
+    inputs = [format_chat(lm.tokenizer, p) for p in PROMPTS]
+    full = generate_greedy(lm.model, lm.tokenizer, inputs, 16, window=6)
+    early = generate_greedy(lm.model, lm.tokenizer, inputs, 16, stop=lambda t: True, window=6, check_every=1)
+    assert early.tokens == [6] * 3 and early.ends == ["early_stop"] * 3
+    assert early.windows == full.windows == early.texts
+    # a window longer than the budget is the whole response; the last step ends at the budget
+    late = generate_greedy(lm.model, lm.tokenizer, inputs, 5, stop=lambda t: True, window=5, check_every=1)
+    assert late.ends == ["budget"] * 3 and late.windows == late.texts
 
 
 def test_mean_nll_is_finite_and_near_log_vocab_for_random_model(lm):
@@ -63,6 +75,7 @@ def test_all_rows_ending_together_on_a_check_step(lm):
     finally:
         lm.model.generation_config.eos_token_id = old
     assert out.texts == [""] * len(inputs) and out.tokens == [0] * len(inputs)
+    assert out.ends == ["eos"] * len(inputs) and out.windows == out.texts
 
 
 def test_common_prefix_leaves_every_prompt_a_token():
@@ -71,3 +84,28 @@ def test_common_prefix_leaves_every_prompt_a_token():
     assert common_prefix_len([[1, 2, 3, 4], [1, 2, 3, 5]]) == 3
     assert common_prefix_len([[1, 2, 3], [1, 2, 3]]) == 2
     assert common_prefix_len([[9, 2], [1, 2]]) == 0
+
+
+def test_no_stop_on_a_character_cut_mid_bytes(lm):
+    """A decoded text ending in U+FFFD is a multi-byte character whose bytes are not all there
+    yet: the next token changes it, so the verdict is not final and the response goes on."""
+
+    class HalfCharacter:  # the real tokenizer, but the first 5 tokens decode to a cut character
+        def __init__(self, tok):
+            self.tok = tok
+
+        def __getattr__(self, name):
+            return getattr(self.tok, name)
+
+        def __call__(self, *args, **kwargs):
+            return self.tok(*args, **kwargs)
+
+        def batch_decode(self, seqs, **kwargs):
+            texts = self.tok.batch_decode(seqs, **kwargs)
+            return [t + "\ufffd" if len(s) < 5 else t for t, s in zip(texts, seqs, strict=True)]
+
+    inputs = [format_chat(lm.tokenizer, p) for p in PROMPTS]
+    out = generate_greedy(
+        lm.model, HalfCharacter(lm.tokenizer), inputs, 16, stop=lambda t: True, window=1, check_every=1
+    )
+    assert out.tokens == [5] * 3 and out.ends == ["early_stop"] * 3

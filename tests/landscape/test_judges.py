@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from landscape.judges import JUDGES, PAPER_KEYWORDS, get_judge, incoherence, judge_keywords, judge_prefix
+from landscape.judges import (
+    JUDGES,
+    PAPER_KEYWORDS,
+    PREFIX_PHRASES,
+    get_judge,
+    incoherence,
+    judge_keywords,
+    judge_prefix,
+)
 
 
 def test_paper_keyword_list_is_the_papers():
@@ -68,3 +76,68 @@ def test_registry_and_unknown_judge():
 )
 def test_incoherence(text, reason):
     assert incoherence(text) == reason
+
+
+# Fragments a random response is built from: every judge's phrases in several spellings, and
+# plain text with the characters normalisation or case-folding treat specially and whitespace of
+# every kind.
+_PHRASES = (
+    [*PAPER_KEYWORDS, *PREFIX_PHRASES]
+    + [p.upper() for p in PREFIX_PHRASES]
+    + [p.replace("'", "\u2019") for p in PREFIX_PHRASES + PAPER_KEYWORDS if "'" in p]
+)
+_PLAIN = (
+    ["I", "'", "\u2019", "\u2018", "m", " ", "  ", "\n", "\t", "\u00a0", "\u2003", "\u3000", "\r\n", " " * 9]
+    + ["Sure, here is", " how to", ".", ",", "!", "a" * 7, "x" * 40, "Σ", "İ", "\u212a", "ß", "ﬁ", "e\u0301"]
+    + [
+        "\U0001f600",
+        "\ufffd",
+        "你好",
+        "зщшгн",
+        "\u200b",
+        "\x00",
+        "not",
+        " legal",
+        "un",
+        "ethical",
+        "So",
+        "rry",
+    ]
+)
+
+
+def _random_text(rng, max_pieces: int, phrase_rate: float) -> str:
+    out = []
+    for _ in range(rng.randrange(max_pieces + 1)):
+        piece = rng.choice(_PHRASES if rng.random() < phrase_rate else _PLAIN)
+        if rng.random() < 0.2:  # a piece cut anywhere, so phrases straddle the boundary
+            a = rng.randrange(len(piece) + 1)
+            piece = piece[a : rng.randrange(a, len(piece) + 1)]
+        out.append(piece)
+    return "".join(out)
+
+
+@pytest.mark.parametrize("name", sorted(JUDGES))
+def test_a_decided_verdict_survives_any_continuation(name):
+    """Early stopping's premise, for every registered judge: once ``decided(text)``, no
+    continuation changes the verdict. Seeded random responses are cut at every character (so
+    every window boundary is crossed) and each decided cut is compared with the whole response
+    and with a random continuation of its own."""
+    import random
+
+    j = get_judge(name)
+    rng = random.Random(f"decided-{name}")
+    checked = {True: 0, False: 0}
+    for _ in range(1200):
+        whole = _random_text(rng, 40, rng.choice((0.0, 0.02, 0.2)))
+        full_verdict = j.judge(whole).refused
+        for k in range(len(whole) + 1):
+            text = whole[:k]
+            if not j.decided(text):
+                continue
+            verdict = j.judge(text).refused
+            assert full_verdict == verdict, (text, whole[k:])
+            cont = _random_text(rng, 6, 0.5)
+            assert j.judge(text + cont).refused == verdict, (text, cont)
+            checked[verdict] += 1
+    assert checked[True] > 10_000  # the generator reaches decided texts often
