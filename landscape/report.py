@@ -187,7 +187,7 @@ def evaluate_models(
                 directions=(),
                 alphas=AxisSpec(start=0, stop=0, num=1),
                 prompts=prompts,
-                generation=GenerationSpec(max_new_tokens=48),
+                generation=GenerationSpec(max_new_tokens=max_new_tokens),
             )
             res = scan_grid(spec, c.store, c.runtime(), log=c.log)
             row.append(c.store.point(res.key, 0, 0))

@@ -189,7 +189,10 @@ class EvalSpec(Spec):
     benign_limit: int = Field(20, ge=0, description="Benign prompts for the over-refusal rate.")
     task_limit: int = Field(120, ge=1, description="Task test items for accuracy.")
     default_format_asr: bool = Field(
-        True, description="Also measure ASR in the default chat format when a run uses another."
+        True,
+        description="Also measure ASR in the default chat format when a run uses another. False: "
+        "such a run is measured in its own format only (harmful score, over-refusal and coherent ASR "
+        "in that format; 'ASR (default fmt)' is left empty), one scan fewer per run.",
     )
     visage_directions: int = Field(1, ge=0, le=16, description="K random 1D directions for VISAGE.")
     visage_range: float = Field(0.2, gt=0, description="1D scans over [-r, r].")

@@ -181,12 +181,18 @@ class Session:
         return snapshot, dirs, info
 
     def evaluate_at(self, spec: ScanSpec, prompts: list[str], snapshot, dirs, coeffs):
+        """Evaluate θ₀ + Σ cₖ·dₖ. Its metrics carry two times: ``elapsed_s``, decoding and judging
+        only, and ``point_s``, the whole point: directions generated and applied, evaluated, θ₀
+        restored (what a point costs, and what the reference's per-point time includes)."""
         from landscape.evaluate import evaluate_point
         from landscape.perturb import perturbed
 
         lm = self.model(spec)
+        t0 = time.perf_counter()
         with perturbed(snapshot, dirs, coeffs):
-            return evaluate_point(lm, spec, prompts, self.runtime.batch_size)
+            result = evaluate_point(lm, spec, prompts, self.runtime.batch_size)
+        result.metrics["point_s"] = time.perf_counter() - t0
+        return result
 
 
 def _clean(metrics: dict) -> dict:
@@ -250,11 +256,10 @@ def _run_points(session, prep, todo, snapshot, dirs, runtime) -> int:
     bar = tqdm(todo, desc=f"scan {prep.key[:10]} ({spec.kind})", unit="pt", disable=not runtime.progress)
     for p in bar:
         coeffs = [p.alpha, p.beta][: len(dirs)]
-        t0 = time.perf_counter()
         result = session.evaluate_at(spec, prep.prompts, snapshot, dirs, coeffs)
         metrics = _clean(dict(result.metrics, alpha=p.alpha, beta=p.beta, finished=time.time()))
         store.put_point(prep.key, p.i, p.j, metrics, result.responses)
-        bar.set_postfix(asr=f"{metrics['asr_pct']:.0f}%", s=f"{time.perf_counter() - t0:.1f}")
+        bar.set_postfix(asr=f"{metrics['asr_pct']:.0f}%", s=f"{metrics['point_s']:.1f}")
     bar.close()
     return len(todo)
 
@@ -276,7 +281,9 @@ def estimate_scan(spec: ScanSpec, store: Store, runtime: Runtime, log: Log = pri
     """Cost of a scan: points × prompts × tokens, and time measured on one real point.
 
     The calibration point is a missing point of the scan itself, stored like any other, so
-    estimating never wastes work.
+    estimating never wastes work. Its time is the whole point (``point_s``: perturb, evaluate,
+    restore), not the decoding alone; model loading and the snapshot, paid once a scan, are in
+    ``calibration_wall_s``.
     """
     prep = prepare_scan(spec, store)
     todo = missing_points(store, prep, log)
@@ -295,7 +302,7 @@ def estimate_scan(spec: ScanSpec, store: Store, runtime: Runtime, log: Log = pri
         t0 = time.perf_counter()
         scan_grid(spec, store, runtime.model_copy(update={"progress": False}), log=log, max_points=1)
         point = store.point(prep.key, todo[0].i, todo[0].j) or {}
-        per = point.get("elapsed_s") or (time.perf_counter() - t0)
+        per = point.get("point_s") or (time.perf_counter() - t0)
         out["seconds_per_point"] = per
         out["estimated_s"] = per * (len(todo) - 1)
         out["calibration_wall_s"] = time.perf_counter() - t0

@@ -111,21 +111,26 @@ def assess_model(model: ModelSpec, structure, ev, store: Store, runtime: Runtime
     quiet = runtime.model_copy(update={"progress": False})
     out: dict = {}
     default = ev.point_spec(model, ev.harmful_limit, capability=True)
-    res = scan_grid(default, store, quiet, log=log, session=session)
-    point = store.point(res.key, 0, 0)
+    own_format = structure.fmt != FormatSpec()
+    if own_format and not ev.default_format_asr:  # the run's format only: over-refusal in it too
+        own = ev.point_spec(model, ev.harmful_limit, capability=True, fmt=structure.fmt)
+        res = scan_grid(own, store, quiet, log=log, session=session)
+        point = store.point(res.key, 0, 0)
+        out.update(harmful_score_pct=point["asr_pct"], asr_default_pct=None)
+    else:
+        res = scan_grid(default, store, quiet, log=log, session=session)
+        point = store.point(res.key, 0, 0)
+        out.update(asr_default_pct=point["asr_pct"], harmful_score_pct=point["asr_pct"])
     out.update(
-        asr_default_pct=point["asr_pct"],
         asr_coherent_pct=point["asr_coherent_pct"],
         benign_refusal_pct=point.get("benign_refusal_pct"),
         eval_keys=[res.key],
     )
-    if structure.fmt != FormatSpec():
+    if own_format and ev.default_format_asr:
         own = ev.point_spec(model, ev.harmful_limit, capability=False, fmt=structure.fmt)
         res = scan_grid(own, store, quiet, log=log, session=session)
         out["harmful_score_pct"] = store.point(res.key, 0, 0)["asr_pct"]
         out["eval_keys"].append(res.key)
-    else:
-        out["harmful_score_pct"] = out["asr_default_pct"]
     task_key = "task-eval:" + spec_hash(
         "task-eval",
         {

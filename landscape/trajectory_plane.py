@@ -135,12 +135,13 @@ def draw_trajectory(
     res = scan_grid(spec, store, runtime, log=log, session=session)
     quiet = runtime.model_copy(update={"progress": False})
     # Measured ASR of every checkpoint (θ₀ is epoch 0) on the study's harmful_limit prompts, like the
-    # table (the grid's few prompts per point would leave it ±35 points at 8); θ₀'s and the final
-    # checkpoint's scans are the table's own default-format ones, so they are not run twice.
+    # table (the grid's few prompts per point would leave it ±35 points at 8). The spec is the
+    # table's own default-format one (over-refusal included), so θ₀'s and an undefended final
+    # checkpoint's scans are the table's, served from the store, not run again.
     for run, path in paths.items():
         for p, model in zip(path, [theta0, *ckpts[run]], strict=True):
             ev_res = scan_grid(
-                ev.point_spec(model, ev.harmful_limit, capability=False),
+                ev.point_spec(model, ev.harmful_limit, capability=True),
                 store,
                 quiet,
                 log=log,

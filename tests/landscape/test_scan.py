@@ -119,6 +119,35 @@ def test_estimate_calibrates_on_a_real_point_it_keeps(store, tiny_model, prompts
     assert scan_grid(spec, store, RT, log=quiet).computed == 2
 
 
+def test_estimate_times_the_whole_point(store, tiny_model, prompts_file):
+    """The estimate's time per point is the stored whole-point time, not the decoding alone."""
+    spec = spec_for(tiny_model, prompts_file)
+    est = estimate_scan(spec, store, RT, log=quiet)
+    point = store.point(prepare_scan(spec, store).key, 1, 0)  # centre-out: α = 0 first
+    assert point["point_s"] >= point["elapsed_s"] > 0
+    assert est["seconds_per_point"] == point["point_s"]
+
+
+def test_point_time_includes_making_and_applying_the_directions(store, tiny_model, prompts_file, monkeypatch):
+    """``point_s`` = directions generated and applied + evaluation + restore; ``elapsed_s`` decoding only:
+    a slow direction generator shows up in the first and not in the second."""
+    import landscape.directions as directions
+
+    calls, fast = [], directions.gaussian_like
+
+    def slow(*args, **kwargs):
+        calls.append(args[0])
+        time.sleep(0.01)
+        return fast(*args, **kwargs)
+
+    monkeypatch.setattr(directions, "gaussian_like", slow)
+    spec = spec_for(tiny_model, prompts_file, alphas=AxisSpec(start=0.5, stop=0.5, num=1))
+    res = scan_grid(spec, store, RT, log=quiet)
+    point = store.point(res.key, 0, 0)
+    assert calls, "the point generated no direction tensors"
+    assert point["point_s"] - point["elapsed_s"] >= 0.01 * len(calls)
+
+
 def test_capability_is_recorded(store, tiny_model, prompts_file):
     from landscape.specs import CapabilitySpec
 

@@ -209,3 +209,76 @@ def test_tiny_preset_runs_end_to_end_on_the_embedded_model(tmp_path):
         record = next(s.get_json(k) for k in s.keys("study:"))
     assert record["status"] == "complete" and len(record["trajectories"]) == 2
     json.dumps(record)
+
+
+@pytest.fixture(scope="module")
+def counted_study(tiny_model, tmp_path_factory):
+    """A lean study run in-process with every scan counted: [(in trajectory?, spec, points computed)].
+
+    One run fine-tuned for 2 epochs with a trajectory over it, and an AOA run with
+    ``default_format_asr: false``."""
+    import landscape.scan
+    import landscape.trajectory_plane
+    from landscape.specs import Runtime
+    from landscape.study import load_study, run_study
+
+    root = tmp_path_factory.mktemp("counted")
+    file = tiny_study_yaml(root, tiny_model, full=False)
+    text = file.read_text().replace("visage_directions: 1", "visage_directions: 0")
+    text = text.replace("task_limit: 4,", "task_limit: 4, default_format_asr: false,")
+    text += "trajectories:\n  - {runs: [harmful], plane: interpolation, grid: 3, prompts: 2}\n"
+    file.write_text(text)
+    calls, state = [], {"trajectory": False}
+    scan, draw = landscape.scan.scan_grid, landscape.trajectory_plane.draw_trajectory
+
+    def counting_scan(spec, *args, **kwargs):
+        res = scan(spec, *args, **kwargs)
+        calls.append((state["trajectory"], spec, res.computed))
+        return res
+
+    def flagged_draw(*args, **kwargs):
+        state["trajectory"] = True
+        try:
+            return draw(*args, **kwargs)
+        finally:
+            state["trajectory"] = False
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(landscape.scan, "scan_grid", counting_scan)
+    mp.setattr(landscape.trajectory_plane, "draw_trajectory", flagged_draw)
+    try:
+        with Store(root / "store") as s:
+            record = run_study(load_study(file), s, Runtime(progress=False), log=lambda m: None)
+    finally:
+        mp.undo()
+    return record, calls
+
+
+def test_trajectory_reuses_the_tables_scans(counted_study):
+    """θ₀ and the final checkpoint are measured by the table's own scans (same spec, same key):
+    along the path only the intermediate checkpoint is computed."""
+    record, calls = counted_study
+    (traj,) = record["trajectories"]
+    evals = [(spec, n) for in_traj, spec, n in calls if in_traj and spec.kind == "eval"]
+    assert [e["epoch"] for e in traj["paths"]["harmful"]] == [0, 1, 2]
+    assert [n for _, n in evals] == [0, 1, 0]
+    by = {m["name"]: m for m in record["models"]}
+    assert [p["asr_pct"] for p in traj["paths"]["harmful"]][::2] == [
+        by["base"]["asr_default_pct"],
+        by["harmful"]["asr_default_pct"],
+    ]
+
+
+def test_default_format_asr_off_measures_a_run_in_its_own_format_only(counted_study):
+    record, calls = counted_study
+    aoa = next(m for m in record["models"] if m["name"] == "aoa+paraphrase")
+    assert aoa["asr_default_pct"] is None and len(aoa["eval_keys"]) == 1
+    assert aoa["benign_refusal_pct"] is not None and aoa["harmful_score_pct"] is not None
+    adapter = aoa["model"]["adapter"]
+    specs = [spec for _, spec, _ in calls if spec.kind == "eval" and spec.model.adapter == adapter]
+    assert specs and all(s.answer_prefix.startswith("Of course. I am AOA") for s in specs)
+    assert "| aoa+paraphrase | aoa | paraphrase |" in study_markdown(record)
+    row = next(line for line in study_markdown(record).splitlines() if line.startswith("| aoa+paraphrase"))
+    assert row.split("|")[5].strip() == "—"  # ASR (default fmt)
+    base = next(m for m in record["models"] if m["name"] == "base")
+    assert base["asr_default_pct"] is not None  # the default-format row is measured as always

@@ -1,0 +1,22 @@
+"""CLI reports that compute: ``evaluate_models`` scans each model at the budget it is given."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from landscape.report import evaluate_models
+from landscape.specs import Runtime
+
+
+def test_evaluate_models_decodes_with_the_budget_it_is_given(store, tiny_model, prompts_file):
+    c = SimpleNamespace(store=store, runtime=lambda: Runtime(progress=False), log=lambda m: None)
+    table = evaluate_models(
+        c, [str(tiny_model)], str(prompts_file), limit=2, benign_limit=2, max_new_tokens=5
+    )
+    assert str(tiny_model)[-20:] in table
+    scans = store.list_scans()
+    assert len(scans) == 2  # harmful and benign
+    for s in scans:
+        assert s["spec"]["generation"]["max_new_tokens"] == 5
+        for row in store.point_responses(s["key"], 0, 0):
+            assert row["tokens"] <= 5
