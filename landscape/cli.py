@@ -38,6 +38,7 @@ from landscape.specs import (
     Runtime,
     ScanSpec,
 )
+from landscape.visage import scan_summary, summarize
 
 DEFAULT_STORE = "~/.cache/safety-landscape"
 
@@ -399,21 +400,16 @@ def visage(keys, asr, csv_file, as_json):
             curve = np.array([float(v) for v in asr.split(",")])
         except ValueError:
             raise click.UsageError("--asr takes comma-separated numbers, e.g. 100,60,0,10,100") from None
-        rows.append(("--asr", np.linspace(-1, 1, len(curve)), None, curve))
+        # A curve given by hand is taken as a 1D random scan on a grid centred at its middle value.
+        rows.append(("--asr", curve, summarize(np.linspace(-1, 1, len(curve)), None, curve, kind="1d")))
     if csv_file is not None:
         grid = read_asr_csv(Path(csv_file))
-        rows.append(
-            (
-                Path(csv_file).name,
-                np.arange(grid.shape[0]) - grid.shape[0] // 2,
-                np.arange(grid.shape[1]) - grid.shape[1] // 2,
-                grid,
-            )
-        )
+        axes = (np.arange(n) - n // 2 for n in grid.shape)
+        rows.append((Path(csv_file).name, grid, summarize(*axes, grid, kind="2d")))
     for key in keys:
         full = c.store.resolve_scan_key(key)
-        g = c.store.scan_grid(full)
-        rows.append((full[:12], g.alphas, g.betas, g.values["asr_pct"]))
+        asr_grid = c.store.scan_grid(full, fields=("asr_pct",)).values["asr_pct"]
+        rows.append((full[:12], asr_grid, scan_summary(c.store.scan_record(full), asr_grid)))
     click.echo(visage_table(rows, as_json))
 
 
@@ -422,7 +418,9 @@ def visage(keys, asr, csv_file, as_json):
 def list_cmd(as_json):
     """Every scan in the store with status and summary metrics."""
     c: Ctx = click.get_current_context().obj
-    scans = c.store.list_scans()
+    from landscape.scan import read_summary
+
+    scans = [dict(s, summary=read_summary(c.store, s["key"], s)) for s in c.store.list_scans()]
     if as_json:
         click.echo(json.dumps(scans, indent=2, default=str))
     else:
