@@ -456,17 +456,30 @@ def show(key, point, as_json):
     type=click.IntRange(4),
     help="Harmful prompts per point.",
 )
-@click.option("--points", default=13, show_default=True, type=click.IntRange(3, 101), help="1D grid points.")
+@click.option(
+    "--points",
+    default=9,
+    show_default=True,
+    type=click.IntRange(3, 101),
+    help="1D grid points per direction (made odd, centred on θ₀).",
+)
+@click.option(
+    "--directions",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 16),
+    help="Random 1D directions (seeds 0..K-1) that VISAGE's mean ± std is taken over.",
+)
 @click.option("--grid2d", default=5, show_default=True, type=click.IntRange(3, 41), help="2D grid side.")
 @click.option(
     "--prompts2d", default=12, show_default=True, type=click.IntRange(4), help="Prompts per 2D point."
 )
 @click.pass_context
-def demo(ctx, n_prompts, points, grid2d, prompts2d):
-    """Align if needed → auto-range 1D scan → coarse 2D scan → VISAGE table."""
+def demo(ctx, n_prompts, points, directions, grid2d, prompts2d):
+    """Align if needed → auto range → 1D scans along K directions → coarse 2D scan → VISAGE table."""
     from landscape.demo import run_demo
 
-    run_demo(ctx.obj, n_prompts, points, grid2d, prompts2d)
+    run_demo(ctx.obj, n_prompts, points, grid2d, prompts2d, directions)
 
 
 @main.command()
