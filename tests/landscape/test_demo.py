@@ -74,3 +74,30 @@ def test_visage_table_shows_why_the_reference_is_missing():
     row = visage_table(one_d, two_d).splitlines()[1]
     assert "— (grid not centred on θ₀)" in row and "100.00 ± 0.00" in row
     assert pytest.approx(100.0) == one_d[0].summary["visage"]
+
+
+def test_demo_runs_end_to_end_on_a_tiny_model(tmp_path, tiny_model, monkeypatch, capsys):
+    """The whole pipeline (alignment and the before/after table stubbed): K directions on one grid,
+    then the closing table with mean ± std."""
+    from landscape import demo
+    from landscape.cli import Ctx
+
+    specs = demo.demo_specs
+
+    def tiny_specs(*args):
+        one, two = specs(*args)
+        model = one.model.model_copy(update={"source": str(tiny_model)})
+        short = one.generation.model_copy(update={"max_new_tokens": 4})
+        return (
+            one.model_copy(update={"model": model, "generation": short}),
+            two.model_copy(update={"model": model, "generation": short}),
+        )
+
+    monkeypatch.setattr(demo, "demo_specs", tiny_specs)
+    monkeypatch.setattr(demo, "align_model", lambda *a: {"key": "0" * 12, "cached": True, "epoch_losses": []})
+    monkeypatch.setattr(demo, "evaluate_models", lambda *a, **k: "(stubbed)")
+    demo.run_demo(Ctx(str(tmp_path / "store"), "cpu", 64, True), 4, 5, 3, 4, directions=3)
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("1D, 3 directions"))
+    assert row.count("±") == 2 or "— (" in row  # paper ± and reference ± (or why it is undefined)
+    assert "seed 0" in out and "seed 2" in out
