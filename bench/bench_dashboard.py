@@ -1,7 +1,8 @@
 """Benchmark: server time to render the 2D page for a cached 41×41 scan, and the Overview with 500 scans.
 
 Synthetic scans are written straight into a temporary store (the store API, real diskcache), so the
-numbers measure the dashboard, not the model. Each page is rendered with Streamlit's AppTest (the
+numbers measure the dashboard, not the model. Every 1D scan has its 21 points, since the Overview
+recomputes each scan's VISAGE from its grid. Each page is rendered with Streamlit's AppTest (the
 same script runner the server uses) cold (first render: store reads + figure building) and warm
 (cached loaders), and compared with the time of reading the grid alone in the same run.
 
@@ -57,9 +58,11 @@ def fill(store, side: int, n_scans: int) -> str:
                 {"asr_pct": float(asr[i, j]), "incoherent_pct": 0.0, "alpha": alphas[i], "beta": alphas[j]},
                 [{"prompt": "p", "response": "r", "refused": True}],
             )
+    curve = np.clip(100 * np.asarray(alphas[:21]) ** 2 / 0.01, 0, 100)
     for k in range(n_scans - 1):
+        key_k = f"s{k:063d}"
         store.put_scan_record(
-            f"s{k:063d}",
+            key_k,
             {
                 "spec": dict(spec, directions=spec["directions"][:1]),
                 "kind": "1d",
@@ -68,9 +71,12 @@ def fill(store, side: int, n_scans: int) -> str:
                 "total_points": 21,
                 "status": "complete",
                 "created": time.time() - k,
-                "summary": {"visage": 50.0 + k % 10, "asr_origin_pct": 0.0},
+                "summary": {"visage": 50.0 + k % 10, "asr_origin_pct": 0.0},  # as old records have
             },
         )
+        # Every scan has its points: the pages recompute VISAGE from the grid, never the summary.
+        for i, a in enumerate(alphas[:21]):
+            store.put_point(key_k, i, 0, {"asr_pct": float(curve[i]), "alpha": a, "beta": 0.0}, [])
     return key
 
 
@@ -104,6 +110,8 @@ def main() -> None:
             store.scan_grid(key)
             grid_s = time.perf_counter() - t0
         os.environ["SAFETY_LANDSCAPE_STORE"] = tmp
+        first = render(None)  # a fresh server: every scan's summary is computed from its grid
+        time.sleep(2.5)  # let the scan table's 2 s TTL lapse, as between a user's page visits
         basin_cold = render("basin")
         basin_warm = render("basin")
         overview_cold = render(None)
@@ -113,7 +121,10 @@ def main() -> None:
     print(
         f"2D basin page:  cold {basin_cold:.3f} s   warm {basin_warm:.3f} s   (cold / grid read: {basin_cold / grid_s:.1f}x)"
     )
-    print(f"overview, {args.scans} scans:  cold {overview_cold:.3f} s   warm {overview_warm:.3f} s")
+    print(
+        f"overview, {args.scans} scans:  first render {first:.3f} s   cold {overview_cold:.3f} s   "
+        f"warm {overview_warm:.3f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -224,42 +224,67 @@ class Store:
             return 0
         return int(progress["done"]) if progress else 0
 
-    def scan_grid(self, key: str, fields: tuple[str, ...] | None = None) -> ScanGrid:
+    def scan_grid(
+        self, key: str, fields: tuple[str, ...] | None = None, record: dict | None = None
+    ) -> ScanGrid:
         """A scan as coordinate arrays plus value arrays (NaN where a point is not computed).
 
         ``fields`` picks which numeric point fields to return (default: every numeric field seen).
-        A corrupt point reads as not computed; the scan runner recomputes it.
+        A corrupt point reads as not computed; the scan runner recomputes it. ``record``: the scan's
+        record when the caller has already read it.
         """
-        record = self.scan_record(key)
+        record = record if record is not None else self.scan_record(key)
         if record is None:
             raise StoreError(f"no scan with key {key!r} in {self.root}")
         alphas = np.asarray(record["alphas"], dtype=float)
         betas = None if record.get("betas") is None else np.asarray(record["betas"], dtype=float)
         shape = (len(alphas),) if betas is None else (len(alphas), len(betas))
         values: dict[str, np.ndarray] = {}
-        ncols = 1 if betas is None else len(betas)
-        for i in range(len(alphas)):
-            for j in range(ncols):
-                try:
-                    metrics = self.point(key, i, j)
-                except CorruptEntryError:
-                    metrics = None
-                if not metrics:
+        for (i, j), metrics in self._scan_points(key).items():
+            if i >= shape[0] or (betas is None and j != 0) or (betas is not None and j >= shape[1]):
+                continue
+            for name, value in metrics.items():
+                if fields is not None and name not in fields:
                     continue
-                for name, value in metrics.items():
-                    if fields is not None and name not in fields:
-                        continue
-                    if isinstance(value, bool) or not isinstance(value, (int, float)):
-                        continue
-                    if name not in values:
-                        values[name] = np.full(shape, np.nan)
-                    values[name][(i,) if betas is None else (i, j)] = value
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    continue
+                if name not in values:
+                    values[name] = np.full(shape, np.nan)
+                values[name][(i,) if betas is None else (i, j)] = value
         for name in fields or ("asr_pct",):
             values.setdefault(name, np.full(shape, np.nan))
         return ScanGrid(key=key, alphas=alphas, betas=betas, values=values)
 
+    def _scan_points(self, key: str) -> dict[tuple[int, int], dict]:
+        """Every decodable point record of scan ``key`` by (i, j), read in one range query over the
+        points table's key index: one ``get`` per point costs a query each, and readers that
+        recompute summaries from grids (the dashboard's Overview) read every scan. Responses are
+        not read. Values go through ``NoPickleDisk.fetch``, so nothing is ever unpickled."""
+        cache = self.points
+        rows = cache._sql(  # diskcache's own statement helper; keys are stored raw (str)
+            "SELECT key, mode, filename, value FROM Cache WHERE key > ? AND key < ? AND raw = 1 "
+            "AND key NOT LIKE '%:responses'",
+            (f"{key}:", f"{key};"),  # ';' follows ':' in ASCII: exactly the keys "<key>:…"
+        ).fetchall()
+        out: dict[tuple[int, int], dict] = {}
+        for db_key, mode, filename, db_value in rows:
+            parts = db_key[len(key) + 1 :].split(":")
+            if len(parts) != 2 or not all(p.isdigit() for p in parts):
+                continue
+            try:
+                metrics = json.loads(cache._disk.fetch(mode, filename, db_value, False))
+            except (CorruptEntryError, OSError, TypeError, ValueError):
+                continue  # a corrupt point reads as not computed
+            if isinstance(metrics, dict) and metrics:
+                out[(int(parts[0]), int(parts[1]))] = metrics
+        return out
+
     def list_scans(self) -> list[dict]:
-        """Every scan record, newest first, with ``done``/``total`` point counts and ``status``."""
+        """Every scan record, newest first, with ``done``/``total`` point counts and ``status``.
+
+        A ``summary`` stored on the record by an older version is left out: readers recompute
+        basin metrics from the grid (``landscape.visage.scan_summary``) rather than trust it.
+        """
         out = []
         for k in self.keys("scan:"):
             key = k.removeprefix("scan:")
@@ -272,6 +297,7 @@ class Store:
             done = self.progress(key)
             total = int(record.get("total_points") or 0)
             record = dict(record, key=key, done=min(done, total) if total else done)
+            record.pop("summary", None)
             if record.get("status") != "complete":
                 record["status"] = "partial" if done else "pending"
             out.append(record)

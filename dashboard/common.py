@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import data
+from landscape.visage import reference_text
 
 EMPTY_HINT = (
     "No scans in the store yet. Fill it from a terminal with `make demo` (align the embedded model, "
@@ -38,11 +39,16 @@ def pick_scan(df, label: str, key: str, default_key: str | None = None) -> str:
     return choice
 
 
-def metric_row(rec: dict) -> None:
-    summ = rec.get("summary") or {}
+def metric_row(key: str, rec: dict) -> None:
+    """VISAGE both ways, ASR at θ₀ and status of one scan (metrics recomputed from its grid)."""
+    summ = data.summary(key)
+    done = bool(summ.get("complete"))
     cols = st.columns(4)
     fmt = lambda v, nd=2: "—" if v is None else f"{v:.{nd}f}"  # noqa: E731
     cols[0].metric("VISAGE (paper)", fmt(summ.get("visage")))
-    cols[1].metric("VISAGE (reference 1D)", fmt(summ.get("visage_reference")))
-    cols[2].metric("ASR at θ₀", fmt(summ.get("asr_origin_pct"), 1) + ("%" if summ else ""))
+    ref = reference_text(summ) if done else "—"
+    cols[1].metric("VISAGE (reference 1D)", ref.split(" (")[0])
+    if ref.startswith("— ("):
+        cols[1].caption(f"undefined: {summ['visage_reference_note']}")
+    cols[2].metric("ASR at θ₀", fmt(summ.get("asr_origin_pct"), 1) + ("%" if done else ""))
     cols[3].metric("status", rec.get("status", "?"))

@@ -15,6 +15,7 @@ import streamlit as st
 from cache import Store, StoreError
 from dashboard.figures import Curve
 from dashboard.settings import Settings, load_settings
+from landscape.visage import mean_std, reference_text, scan_summary
 
 
 @st.cache_resource
@@ -30,9 +31,38 @@ def store() -> Store:
     return _store(str(settings().store))
 
 
-def _describe(s: dict) -> dict:
+# (store root, scan key) → (progress counter, summary). A plain dict rather than st.cache_data: the
+# Overview asks for every scan's summary on each rerun, and st.cache_data's argument hashing and
+# result copying cost more than the lookup. One entry per scan; a moved counter replaces it.
+_SUMMARIES: dict[tuple[str, str], tuple[int, dict]] = {}
+
+
+def _summary(store: Store, key: str, progress: int, record: dict | None = None) -> dict:
+    memo = _SUMMARIES.get((str(store.root), key))
+    if memo is not None and memo[0] == progress:
+        return memo[1]
+    try:
+        record = record if record is not None else store.scan_record(key)
+    except StoreError:
+        return {}
+    if record is None:
+        return {}
+    grid = store.scan_grid(key, fields=("asr_pct",), record=record)
+    summ = scan_summary(record, grid.values["asr_pct"])
+    _SUMMARIES[(str(store.root), key)] = (progress, summ)
+    return summ
+
+
+def summary(key: str) -> dict:
+    """A scan's basin metrics, recomputed from its grid (never a summary stored on an old record);
+    re-read when its progress counter moves. Treat the result as read-only."""
+    s = store()
+    return _summary(s, key, s.progress(key))
+
+
+def _describe(store: Store, s: dict) -> dict:
     spec = s.get("spec", {})
-    summ = s.get("summary") or {}
+    summ = _summary(store, s["key"], store.progress(s["key"]), s)
     dirs = spec.get("directions", [])
     grid = f"{len(s['alphas'])}" + (f"×{len(s['betas'])}" if s.get("betas") else "")
     total = s.get("total_points") or 1
@@ -54,11 +84,11 @@ def _describe(s: dict) -> dict:
         "done %": round(100 * s.get("done", 0) / total, 1),
         "ASR θ₀ %": summ.get("asr_origin_pct"),
         "VISAGE": summ.get("visage"),
-        "VISAGE ref": summ.get("visage_reference"),
+        "VISAGE ref": reference_text(summ) if summ.get("complete") else None,
         "half-width 100%": max(
             (v for k, v in summ.items() if k.startswith("halfwidth100_alpha") and v is not None), default=None
         ),
-        "created": pd.to_datetime(s.get("created", 0), unit="s"),
+        "created": s.get("created", 0),
         "family": s.get("family"),
     }
 
@@ -66,8 +96,11 @@ def _describe(s: dict) -> dict:
 @st.cache_data(ttl=2, show_spinner=False)
 def scan_table(root: str) -> pd.DataFrame:
     """One row per scan (newest first); short TTL so running scans update."""
-    rows = [_describe(s) for s in _store(root).list_scans()]
-    return pd.DataFrame(rows)
+    store = _store(root)
+    df = pd.DataFrame([_describe(store, s) for s in store.list_scans()])
+    if not df.empty:  # one conversion for the whole column, not one per row
+        df["created"] = pd.to_datetime(df["created"], unit="s")
+    return df
 
 
 def scans() -> pd.DataFrame:
@@ -155,6 +188,8 @@ def study_frame(record: dict) -> pd.DataFrame:
     """The comparison table: one row per model."""
     rows = []
     for m in record.get("models", []):
+        # VISAGE recomputed from the stored scans (the value on the study record may be older)
+        vis = mean_std(summary(k).get("visage") for k in m.get("visage_keys") or [])
         rows.append(
             {
                 "model": m["name"],
@@ -164,7 +199,7 @@ def study_frame(record: dict) -> pd.DataFrame:
                 "ASR default fmt %": m.get("asr_default_pct"),
                 "task accuracy %": m.get("task_accuracy_pct"),
                 "benign refusal %": m.get("benign_refusal_pct"),
-                "VISAGE": m.get("visage"),
+                "VISAGE": vis.mean if vis.n else None,
                 "basin width 50%": m.get("basin_width50"),
                 "pruned %": 100 * m["antidote"]["effective_fraction"] if "antidote" in m else None,
             }

@@ -29,6 +29,7 @@ from dashboard.figures import (
     build_curve_figure,
     build_surface_figure,
 )
+from landscape.visage import scan_summary
 
 FORMATS = ("png", "svg", "pdf", "html", "csv", "json")
 KINDS = ("surface", "contour", "curve")
@@ -56,7 +57,7 @@ def figure_for(store: Store, key: str, kind: str, threshold: float = 50.0) -> go
     if record is None:
         raise ExportError(f"no scan with key {key!r}")
     g = store.scan_grid(key)
-    visage = (record.get("summary") or {}).get("visage")
+    visage = scan_summary(record, g.values["asr_pct"]).get("visage")  # recomputed, never the stored one
     if kind == "curve":
         if g.betas is not None:
             raise ExportError("a curve needs a 1D scan; use --kind surface or contour for 2D")

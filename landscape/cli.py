@@ -39,6 +39,7 @@ from landscape.specs import (
     ScanSpec,
 )
 from landscape.study import PRESETS as STUDY_PRESETS
+from landscape.visage import scan_summary, summarize
 
 DEFAULT_STORE = "~/.cache/safety-landscape"
 
@@ -409,21 +410,16 @@ def visage(keys, asr, csv_file, as_json):
             curve = np.array([float(v) for v in asr.split(",")])
         except ValueError:
             raise click.UsageError("--asr takes comma-separated numbers, e.g. 100,60,0,10,100") from None
-        rows.append(("--asr", np.linspace(-1, 1, len(curve)), None, curve))
+        # A curve given by hand is taken as a 1D random scan on a grid centred at its middle value.
+        rows.append(("--asr", curve, summarize(np.linspace(-1, 1, len(curve)), None, curve, kind="1d")))
     if csv_file is not None:
         grid = read_asr_csv(Path(csv_file))
-        rows.append(
-            (
-                Path(csv_file).name,
-                np.arange(grid.shape[0]) - grid.shape[0] // 2,
-                np.arange(grid.shape[1]) - grid.shape[1] // 2,
-                grid,
-            )
-        )
+        axes = (np.arange(n) - n // 2 for n in grid.shape)
+        rows.append((Path(csv_file).name, grid, summarize(*axes, grid, kind="2d")))
     for key in keys:
         full = c.store.resolve_scan_key(key)
-        g = c.store.scan_grid(full)
-        rows.append((full[:12], g.alphas, g.betas, g.values["asr_pct"]))
+        asr_grid = c.store.scan_grid(full, fields=("asr_pct",)).values["asr_pct"]
+        rows.append((full[:12], asr_grid, scan_summary(c.store.scan_record(full), asr_grid)))
     click.echo(visage_table(rows, as_json))
 
 
@@ -432,7 +428,9 @@ def visage(keys, asr, csv_file, as_json):
 def list_cmd(as_json):
     """Every scan in the store with status and summary metrics."""
     c: Ctx = click.get_current_context().obj
-    scans = c.store.list_scans()
+    from landscape.scan import read_summary
+
+    scans = [dict(s, summary=read_summary(c.store, s["key"], s)) for s in c.store.list_scans()]
     if as_json:
         click.echo(json.dumps(scans, indent=2, default=str))
     else:
@@ -468,17 +466,30 @@ def show(key, point, as_json):
     type=click.IntRange(4),
     help="Harmful prompts per point.",
 )
-@click.option("--points", default=13, show_default=True, type=click.IntRange(3, 101), help="1D grid points.")
+@click.option(
+    "--points",
+    default=9,
+    show_default=True,
+    type=click.IntRange(3, 101),
+    help="1D grid points per direction (made odd, centred on θ₀).",
+)
+@click.option(
+    "--directions",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 16),
+    help="Random 1D directions (seeds 0..K-1) that VISAGE's mean ± std is taken over.",
+)
 @click.option("--grid2d", default=5, show_default=True, type=click.IntRange(3, 41), help="2D grid side.")
 @click.option(
     "--prompts2d", default=12, show_default=True, type=click.IntRange(4), help="Prompts per 2D point."
 )
 @click.pass_context
-def demo(ctx, n_prompts, points, grid2d, prompts2d):
-    """Align if needed → auto-range 1D scan → coarse 2D scan → VISAGE table."""
+def demo(ctx, n_prompts, points, directions, grid2d, prompts2d):
+    """Align if needed → auto range → 1D scans along K directions → coarse 2D scan → VISAGE table."""
     from landscape.demo import run_demo
 
-    run_demo(ctx.obj, n_prompts, points, grid2d, prompts2d)
+    run_demo(ctx.obj, n_prompts, points, grid2d, prompts2d, directions)
 
 
 @main.command()

@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from landscape.specs import SpecError
-from landscape.visage import mean_std, visage_paper, visage_reference
+from landscape.visage import mean_std, reference_text, scan_summary
 
 BAR = 30
 
@@ -41,12 +41,12 @@ def print_grid(grid) -> None:
 
 
 def print_summary(summary: dict) -> None:
-    if not summary:
+    if not summary.get("complete"):
         click.echo("scan incomplete: rerun the same command to resume")
         return
     click.echo(
         f"VISAGE (paper): {_fmt(summary['visage'], 2)}   "
-        f"VISAGE (reference 1D): {_fmt(summary.get('visage_reference'), 2)}   "
+        f"VISAGE (reference 1D): {reference_text(summary)}   "
         f"ASR at origin: {_fmt(summary['asr_origin_pct'], 1)}%"
     )
 
@@ -66,12 +66,18 @@ def print_summary(summary: dict) -> None:
 
 
 def family_visage(summaries: list[dict]) -> str:
-    """VISAGE mean ± std over K directions."""
+    """VISAGE mean ± std over K directions (the reference only over scans where it is defined)."""
     p = mean_std(s.get("visage") for s in summaries if s)
-    r = mean_std(s.get("visage_reference") for s in summaries if s and s.get("visage_reference") is not None)
+    refs = [s.get("visage_reference") for s in summaries if s]
+    r = mean_std(v for v in refs if v is not None)
     line = f"over {p.n} directions: VISAGE (paper) {_fmt(p.mean, 2)} ± {_fmt(p.std, 2)}"
     if r.n:
         line += f", reference {_fmt(r.mean, 2)} ± {_fmt(r.std, 2)}"
+        if r.n < len(refs):
+            line += f" (over {r.n})"
+    else:
+        notes = sorted({s.get("visage_reference_note") for s in summaries if s} - {None})
+        line += ", reference —" + (f" ({', '.join(notes)})" if notes else "")
     return line
 
 
@@ -89,21 +95,28 @@ def read_asr_csv(path: Path) -> np.ndarray:
 
 
 def visage_table(rows, as_json: bool) -> str:
+    """VISAGE both ways for each (name, asr, summary) row; "—" and why where undefined."""
     out = []
-    for name, _alphas, _betas, asr in rows:
+    for name, asr, s in rows:
         asr = np.asarray(asr, dtype=float)
         finite = asr[np.isfinite(asr)]
         if ((finite < 0) | (finite > 100)).any():  # one check for --asr, --csv and stored scans
             raise SpecError(f"{name}: ASR values must lie in [0, 100]")
-        ref = visage_reference(asr) if asr.ndim == 1 else None
-        out.append({"source": name, "dims": asr.ndim, "visage": visage_paper(asr), "visage_reference": ref})
+        out.append(
+            {
+                "source": name,
+                "dims": asr.ndim,
+                "visage": s["visage"],
+                "visage_reference": s["visage_reference"],
+                "visage_reference_note": s["visage_reference_note"],
+            }
+        )
     if as_json:
         return json.dumps(out, indent=2)
-    lines = [f"{'source':<16} {'dims':>4} {'VISAGE (paper)':>15} {'VISAGE (reference)':>19}"]
+    lines = [f"{'source':<16} {'dims':>4} {'VISAGE (paper)':>15}  VISAGE (reference)"]
     for r in out:
-        lines.append(
-            f"{r['source']:<16} {r['dims']:>4} {_fmt(r['visage'], 2):>15} {_fmt(r['visage_reference'], 2):>19}"
-        )
+        paper = _fmt(r["visage"], 2) if r["visage"] is not None else "— (incomplete)"
+        lines.append(f"{r['source']:<16} {r['dims']:>4} {paper:>15}  {reference_text(r)}")
     return "\n".join(lines)
 
 
@@ -112,7 +125,8 @@ def print_scan_list(scans: list[dict], root) -> None:
         click.echo(f"no scans in {root} yet: run `landscape demo` or `landscape scan 1d`")
         return
     click.echo(
-        f"{'key':<12} {'kind':<13} {'model':<24} {'grid':<9} {'status':<13} {'ASR0':>5} {'VISAGE':>7} {'created':<16}"
+        f"{'key':<12} {'kind':<13} {'model':<24} {'grid':<9} {'status':<13} {'ASR0':>5} {'VISAGE':>7} "
+        f"{'created':<16}  VISAGE ref"
     )
     for s in scans:
         spec = s.get("spec", {})
@@ -120,21 +134,23 @@ def print_scan_list(scans: list[dict], root) -> None:
         status = (
             s["status"] if s["status"] == "complete" else f"{s['status']} {s['done']}/{s['total_points']}"
         )
-        summ = s.get("summary") or {}
+        summ = s.get("summary") or {}  # recomputed by the caller (``read_summary``)
         model = Path(spec.get("model", {}).get("source", "?")).name[:24]
         created = dt.datetime.fromtimestamp(s.get("created", 0)).strftime("%Y-%m-%d %H:%M")
         click.echo(
             f"{s['key'][:12]:<12} {s['kind']:<13} {model:<24} {grid:<9} {status:<13} "
-            f"{_fmt(summ.get('asr_origin_pct'), 0):>5} {_fmt(summ.get('visage'), 1):>7} {created:<16}"
+            f"{_fmt(summ.get('asr_origin_pct'), 0):>5} {_fmt(summ.get('visage'), 1):>7} {created:<16}  "
+            + reference_text(summ, 1)
         )
 
 
 def show_scan(store, key: str, as_json: bool) -> None:
     record = store.scan_record(key)
     grid = store.scan_grid(key)
+    summary = scan_summary(record, grid.values["asr_pct"])
     if as_json:
         values = {k: np.where(np.isfinite(v), v, None).tolist() for k, v in grid.values.items()}
-        click.echo(json.dumps(dict(record, key=key, values=values), indent=2, default=str))
+        click.echo(json.dumps(dict(record, key=key, summary=summary, values=values), indent=2, default=str))
         return
     click.echo(f"scan {key}")
     click.echo(
@@ -145,7 +161,7 @@ def show_scan(store, key: str, as_json: bool) -> None:
         "spec:\n" + "\n".join("  " + line for line in json.dumps(record["spec"], indent=2).splitlines())
     )
     print_curve(grid) if grid.betas is None else print_grid(grid)
-    print_summary(record.get("summary") or {})
+    print_summary(summary)
 
 
 def show_point(store, key: str, i: int, j: int, as_json: bool) -> str:

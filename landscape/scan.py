@@ -4,8 +4,10 @@
 Every finished point is written to the store at once (responses, then metrics), so a scan killed at
 any moment resumes where it stopped, and a repeated scan is served from the store without loading
 the model. A corrupt point is reported and recomputed. Points run centre-out, so a partial scan
-already shows the basin around θ₀. When all points are in, the scan record gets its basin summary
-(VISAGE both ways, half-widths, ASR at the origin).
+already shows the basin around θ₀. The basin summary (VISAGE both ways, half-widths, ASR at the
+origin) is never stored: ``read_summary`` recomputes it from the grid whenever it is shown, so a fix
+to a metric reaches every stored scan without orphaning it (summaries that older versions stored on
+scan records are ignored).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from landscape.grid import GridPoint, grid_points
 from landscape.prompts import load_prompts, prompts_fingerprint
 from landscape.provenance import provenance
 from landscape.specs import Runtime, ScanSpec, spec_hash
-from landscape.visage import summarize
+from landscape.visage import scan_summary
 
 Log = Callable[[str], None]
 
@@ -265,16 +267,22 @@ def _run_points(session, prep, todo, snapshot, dirs, runtime) -> int:
 
 
 def finish_scan(store: Store, prep: PreparedScan, computed: int = 0) -> ScanResult:
-    """Read the grid back; if complete, store the basin summary on the scan record."""
+    """Read the grid back and summarise it; mark the record complete when every point is in."""
     grid = store.scan_grid(prep.key)
     record = store.scan_record(prep.key) or _new_record(prep)
-    asr = grid.values["asr_pct"]
-    complete = bool(np.isfinite(asr).all())
-    summary = summarize(grid.alphas, grid.betas, asr) if complete else {}
-    if complete and record.get("status") != "complete":
-        record.update(status="complete", summary=summary, completed=time.time())
+    summary = scan_summary(record, grid.values["asr_pct"])
+    if summary["complete"] and record.get("status") != "complete":
+        record.update(status="complete", completed=time.time())
         store.put_scan_record(prep.key, record)
     return ScanResult(prep.key, prep.spec, grid, summary, computed, record)
+
+
+def read_summary(store: Store, key: str, record: dict | None = None) -> dict:
+    """The basin summary of a stored scan, recomputed from its grid (see module docstring)."""
+    record = record if record is not None else store.scan_record(key)
+    if record is None:
+        return {}
+    return scan_summary(record, store.scan_grid(key, fields=("asr_pct",), record=record).values["asr_pct"])
 
 
 def estimate_scan(spec: ScanSpec, store: Store, runtime: Runtime, log: Log = print) -> dict:

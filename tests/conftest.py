@@ -137,3 +137,40 @@ def tiny_study(tmp_path_factory, tiny_model):
     with Store(root / "store") as s:
         record = run_study(spec, s, Runtime(progress=False), log=lambda m: None)
     return root / "store", record
+
+
+def old_record_store(root) -> dict:
+    """A store as an older version left it: complete scans whose records carry a stored summary
+    (with the old reference VISAGE), beside an interpolation scan. Returns {kind: key}."""
+    import numpy as np
+
+    from cache import Store
+
+    curve = [100, 90, 30, 0, 0, 0, 20, 100, 100, 100, 100, 100, 100]
+    stale = {"visage": 11.11, "visage_reference": 76.67, "asr_origin_pct": 55.0}
+    scans = {
+        "a" * 64: ("1d", np.linspace(-0.3, 0.3, 13), {"kind": "random", "seed": 0, "norm": "layer"}),
+        "b" * 64: ("interpolation", np.linspace(-0.25, 1.25, 13), {"kind": "interpolation", "norm": "none"}),
+    }
+    with Store(root) as store:
+        for key, (kind, alphas, direction) in scans.items():
+            record = {
+                "spec": {
+                    "model": {"source": "aligned"},
+                    "directions": [direction],
+                    "prompts": {"source": "builtin:harmful", "limit": 32},
+                    "system_prompt": "default",
+                    "judge": {"name": "keywords"},
+                },
+                "kind": kind,
+                "alphas": alphas.tolist(),
+                "betas": None,
+                "total_points": 13,
+                "status": "complete",
+                "created": 0,
+                "summary": stale,
+            }
+            store.put_scan_record(key, record)
+            for i, (a, v) in enumerate(zip(alphas, curve, strict=True)):
+                store.put_point(key, i, 0, {"asr_pct": float(v), "alpha": float(a), "beta": 0.0}, [])
+    return {kind: key for key, (kind, _, _) in scans.items()}

@@ -15,7 +15,7 @@ if df.empty:
 key = pick_scan(df, "Scan", "basin_scan")
 rec = data.record(key)
 alphas, betas, values = data.grid(key)
-visage = (rec.get("summary") or {}).get("visage")
+visage = data.summary(key).get("visage")
 threshold = st.slider("Basin edge at ASR (%)", 5, 100, 50, 5, key="basin_threshold")
 left, right = st.columns(2)
 with left:
@@ -28,7 +28,7 @@ with right:
         width="stretch",
         key="contour",
     )
-metric_row(rec)
+metric_row(key, rec)
 if rec.get("status") != "complete":
     st.caption(
         f"{int((values['asr_pct'] == values['asr_pct']).sum())} of {rec['total_points']} points computed; the figures fill in as the scan runs."

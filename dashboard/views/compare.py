@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.common import scans_or_stop
 from dashboard.figures import Curve, build_contour_figure, build_curve_figure, build_difference_figure
+from landscape.visage import reference_text
 
 st.title("Compare scans")
 st.caption(
@@ -42,13 +43,13 @@ def compatible(a, b) -> str | None:
 ref = chosen[0]
 table = []
 for k in chosen:
-    s = records[k].get("summary") or {}
+    s = data.summary(k)
     table.append(
         {
             "scan": labels[k],
             "ASR at θ₀ %": s.get("asr_origin_pct"),
             "VISAGE": s.get("visage"),
-            "VISAGE ref": s.get("visage_reference"),
+            "VISAGE ref": reference_text(s) if s.get("complete") else None,
             "half-width 50% (−/+)": f"{s.get('halfwidth50_alpha_neg')}/{s.get('halfwidth50_alpha_pos')}",
             "half-width 100% (−/+)": f"{s.get('halfwidth100_alpha_neg')}/{s.get('halfwidth100_alpha_pos')}",
         }

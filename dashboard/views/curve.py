@@ -38,7 +38,7 @@ fig = build_curve_figure(curves)
 st.plotly_chart(fig, width="stretch", key="curve_chart")
 rec = data.record(chosen[0])
 if rec:
-    metric_row(rec)
+    metric_row(chosen[0], rec)
     st.caption(
         "Dotted lines: share of incoherent responses (a broken model's output counts as attack success "
         "for the paper's judge). Dashed: benign over-refusal; dash-dot: reference NLL (right axis)."

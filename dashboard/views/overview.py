@@ -49,7 +49,9 @@ event = st.dataframe(
     column_config={
         "done %": st.column_config.ProgressColumn("done", min_value=0, max_value=100, format="%.0f%%"),
         "VISAGE": st.column_config.NumberColumn(format="%.2f"),
-        "VISAGE ref": st.column_config.NumberColumn(format="%.2f"),
+        "VISAGE ref": st.column_config.TextColumn(
+            help="The released code's 1D safety_avg; — (why) where undefined"
+        ),
         "ASR θ₀ %": st.column_config.NumberColumn(format="%.1f"),
     },
 )

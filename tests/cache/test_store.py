@@ -94,6 +94,23 @@ def test_corrupt_point_reads_as_missing_and_is_reported(store):
     assert np.isnan(store.scan_grid("k1").values["asr_pct"][0, 0])
 
 
+def test_scan_grid_reads_only_its_own_points_and_never_unpickles(store):
+    from diskcache import Cache
+
+    _scan(store, key="ab")
+    _scan(store, key="abc")
+    _scan(store, key="a")
+    store.put_point("ab", 1, 1, {"asr_pct": 10.0}, [{"prompt": "p"}])
+    store.put_point("abc", 0, 0, {"asr_pct": 20.0}, [])
+    store.put_point("a", 0, 1, {"asr_pct": 30.0}, [])
+    store.points.set("ab:2:1", "x" * 40_000)  # a large (file-backed) corrupt value
+    with Cache(str(store.root / "points")) as raw:
+        raw.set("ab:0:0", {"asr_pct": 99.0})  # pickled by plain diskcache
+    asr = store.scan_grid("ab").values["asr_pct"]
+    assert asr[1, 1] == 10.0 and np.isfinite(asr).sum() == 1
+    assert store.scan_grid("abc").values["asr_pct"][0, 0] == 20.0
+
+
 def test_corrupt_array_is_reported(store):
     store.meta.set("arr", b"garbage")
     with pytest.raises(CorruptEntryError):

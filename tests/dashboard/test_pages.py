@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ..conftest import ROOT
+from ..conftest import ROOT, old_record_store
 
 APP = str(ROOT / "dashboard" / "app.py")
 
@@ -53,6 +53,19 @@ def test_overview_lists_scans_and_filters(app_env):
     kind = next(m for m in at.multiselect if m.label == "kind")
     kind.set_value(["2d"]).run()
     assert len(at.dataframe[0].value) == 1
+
+
+def test_pages_recompute_visage_instead_of_trusting_old_records(tmp_path, monkeypatch):
+    keys = old_record_store(tmp_path / "s")  # records carry stale summaries (reference 76.67)
+    monkeypatch.setenv("SAFETY_LANDSCAPE_STORE", str(tmp_path / "s"))
+    df = open_page().dataframe[0].value.set_index("kind")
+    assert df.loc["1d", "VISAGE ref"] == "38.33" and df.loc["1d", "VISAGE"] == pytest.approx(460 / 6)
+    assert df.loc["interpolation", "VISAGE ref"] == "— (interpolation scan)"
+    at = open_page("curve")
+    at.multiselect(key="curve_scans").set_value([keys["1d"]]).run()
+    assert [m.value for m in at.metric][:2] == ["76.67", "38.33"]
+    at.multiselect(key="curve_scans").set_value([keys["interpolation"]]).run()
+    assert at.metric[1].value == "—" and any("interpolation scan" in c.value for c in at.caption)
 
 
 def test_curve_page_overlays_and_switches(app_env):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ..conftest import run_cli
+from ..conftest import old_record_store, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,31 @@ def test_visage_from_numbers_and_csv(tmp_path):
     (tmp_path / "g.csv").write_text("100,50\n0,100\n")
     out = json.loads(run_cli("visage", "--csv", str(tmp_path / "g.csv"), "--json").stdout)[0]
     assert out["dims"] == 2 and out["visage"] == pytest.approx(75.0)
+
+
+def test_visage_reference_is_the_released_code(tmp_path):
+    curve = "100,90,30,0,0,0,20,100,100,100,100,100,100"
+    res = run_cli("visage", "--asr", curve)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[1].split()[-1] == "38.33"  # the paper's definition: 76.67
+    even = json.loads(run_cli("visage", "--asr", "100,0,0,100", "--json").stdout)[0]
+    assert even["visage_reference"] is None and even["visage_reference_note"] == "grid not centred on θ₀"
+
+
+def test_readers_recompute_summaries_of_old_records(tmp_path):
+    old_record_store(tmp_path / "s")
+    listed = {s["kind"]: s["summary"] for s in _snapshot(tmp_path / "s")}
+    assert listed["1d"]["visage_reference"] == pytest.approx(460 / 12)
+    assert listed["interpolation"]["visage_reference"] is None
+    assert listed["interpolation"]["visage_reference_note"] == "interpolation scan"
+    table = run_cli("list", store=tmp_path / "s").stdout
+    lines = {line[:4]: line for line in table.splitlines()}
+    assert lines["aaaa"].endswith(" 38.3") and lines["bbbb"].endswith("— (interpolation scan)")
+    assert "11.1" not in table and " 55 " not in table  # nothing of the stored summaries
+    vis = json.loads(run_cli("visage", "aaaa", "bbbb", "--json", store=tmp_path / "s").stdout)
+    assert vis[0]["visage_reference"] == pytest.approx(460 / 12) and vis[1]["visage_reference"] is None
+    show = run_cli("show", "aaaa", store=tmp_path / "s").stdout
+    assert "VISAGE (reference 1D): 38.33" in show
 
 
 def test_empty_store_says_how_to_fill_it(tmp_path):

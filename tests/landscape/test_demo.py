@@ -1,0 +1,103 @@
+"""The demo's VISAGE report: mean ± std over K directions on one centred grid (no model needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cache import ScanGrid
+from landscape.demo import demo_specs, direction_specs, visage_table
+from landscape.grid import symmetric_axis
+from landscape.scan import ScanResult
+from landscape.specs import AxisSpec
+from landscape.visage import summarize
+
+
+def _result(spec, asr, key: str) -> ScanResult:
+    alphas = np.asarray(spec.alphas.values())
+    betas = None if spec.betas is None else np.asarray(spec.betas.values())
+    grid = ScanGrid(key=key, alphas=alphas, betas=betas, values={"asr_pct": np.asarray(asr, dtype=float)})
+    return ScanResult(key, spec, grid, summarize(alphas, betas, asr, kind=spec.kind), 0, {})
+
+
+def test_directions_share_one_grid_centred_on_theta0():
+    one, _ = demo_specs(32, 9, 5, 12, "float32")
+    start, stop, num = symmetric_axis(0.2, 9)
+    one = one.model_copy(update={"alphas": AxisSpec(start=start, stop=stop, num=num)})
+    specs = direction_specs(one, 3)
+    assert [s.directions[0].seed for s in specs] == [0, 1, 2]
+    assert all(s.alphas == one.alphas and s.prompts == one.prompts for s in specs)  # never fewer prompts
+    alphas = np.asarray(one.alphas.values())
+    assert len(alphas) % 2 == 1 and abs(alphas[len(alphas) // 2]) < 1e-12
+
+
+def test_visage_table_reports_mean_and_spread_over_directions():
+    one, two = demo_specs(32, 9, 3, 12, "float32")
+    start, stop, num = symmetric_axis(0.2, 9)
+    one = one.model_copy(update={"alphas": AxisSpec(start=start, stop=stop, num=num)})
+    two = two.model_copy(
+        update={
+            "alphas": AxisSpec(start=-0.2, stop=0.2, num=3),
+            "betas": AxisSpec(start=-0.2, stop=0.2, num=3),
+        }
+    )
+    curves = [
+        [100, 100, 50, 0, 0, 0, 50, 100, 100],
+        [100, 100, 100, 20, 0, 20, 100, 100, 100],
+        [100, 60, 30, 0, 0, 0, 0, 40, 100],
+    ]
+    one_d = [
+        _result(s, c, f"{k}" * 12)
+        for k, (s, c) in enumerate(zip(direction_specs(one, 3), curves, strict=True))
+    ]
+    two_d = _result(two, np.array([[100, 100, 100], [100, 0, 100], [100, 100, 100]]), "f" * 12)
+    table = visage_table(one_d, two_d).splitlines()
+    paper = [r.summary["visage"] for r in one_d]
+    ref = [r.summary["visage_reference"] for r in one_d]
+    assert table[1].startswith("1D, 3 directions")
+    assert f"{np.mean(paper):.2f} ± {np.std(paper, ddof=1):.2f}" in table[1]
+    assert f"{np.mean(ref):.2f} ± {np.std(ref, ddof=1):.2f}" in table[1]
+    assert "— (2D scan)" in table[2] and "100.00" in table[2]
+
+
+def test_visage_table_shows_why_the_reference_is_missing():
+    one, two = demo_specs(32, 4, 3, 12, "float32")  # an even grid has no centre point
+    one = one.model_copy(update={"alphas": AxisSpec(start=-0.2, stop=0.2, num=4)})
+    two = two.model_copy(
+        update={
+            "alphas": AxisSpec(start=-0.2, stop=0.2, num=3),
+            "betas": AxisSpec(start=-0.2, stop=0.2, num=3),
+        }
+    )
+    one_d = [_result(s, [100, 0, 0, 100], f"{k}" * 12) for k, s in enumerate(direction_specs(one, 3))]
+    two_d = _result(two, np.zeros((3, 3)), "f" * 12)
+    row = visage_table(one_d, two_d).splitlines()[1]
+    assert "— (grid not centred on θ₀)" in row and "100.00 ± 0.00" in row
+    assert pytest.approx(100.0) == one_d[0].summary["visage"]
+
+
+def test_demo_runs_end_to_end_on_a_tiny_model(tmp_path, tiny_model, monkeypatch, capsys):
+    """The whole pipeline (alignment and the before/after table stubbed): K directions on one grid,
+    then the closing table with mean ± std."""
+    from landscape import demo
+    from landscape.cli import Ctx
+
+    specs = demo.demo_specs
+
+    def tiny_specs(*args):
+        one, two = specs(*args)
+        model = one.model.model_copy(update={"source": str(tiny_model)})
+        short = one.generation.model_copy(update={"max_new_tokens": 4})
+        return (
+            one.model_copy(update={"model": model, "generation": short}),
+            two.model_copy(update={"model": model, "generation": short}),
+        )
+
+    monkeypatch.setattr(demo, "demo_specs", tiny_specs)
+    monkeypatch.setattr(demo, "align_model", lambda *a: {"key": "0" * 12, "cached": True, "epoch_losses": []})
+    monkeypatch.setattr(demo, "evaluate_models", lambda *a, **k: "(stubbed)")
+    demo.run_demo(Ctx(str(tmp_path / "store"), "cpu", 64, True), 4, 5, 3, 4, directions=3)
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("1D, 3 directions"))
+    assert row.count("±") == 2 or "— (" in row  # paper ± and reference ± (or why it is undefined)
+    assert "seed 0" in out and "seed 2" in out
