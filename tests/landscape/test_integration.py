@@ -10,6 +10,7 @@ from landscape.scan import scan_grid
 from landscape.specs import AxisSpec, GenerationSpec, ModelSpec, PromptSpec, Runtime, ScanSpec
 
 pytestmark = pytest.mark.slow
+BATCH_PROMPTS = 12  # batch sizes 1, 7 and 64 over 12 prompts: 12 batches, 2 batches, 1 batch
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +49,33 @@ def test_short_scan_on_the_embedded_model(shared_store):
     rows = shared_store.point_responses(res.key, 1, 0)
     assert all(r["response"] for r in rows)
     assert scan_grid(spec, shared_store, Runtime(progress=False), log=lambda m: None).computed == 0
+
+
+def test_verdicts_do_not_depend_on_the_batch_size(shared_store):
+    """Batch size is a runtime field, outside the key, so a point's verdicts must not depend on it.
+
+    It changes the numerics (left padding to the batch's longest prompt; the shared prefix run once
+    for a batch of two or more), so a greedy near-tie could flip a token. Measured in fp32 on CPU
+    (bench/bench_batch.py): on the base model with the llama2 system prompt no verdict and no
+    response text differs between batch sizes 1, 7 and 64; pinned here. bf16 is not pinned."""
+    from landscape.perturb import Snapshot
+    from landscape.prompts import load_prompts
+    from landscape.scan import Session
+
+    spec = ScanSpec(
+        model=ModelSpec(),
+        directions=(),
+        alphas=AxisSpec(start=0.0, stop=0.0, num=1),
+        prompts=PromptSpec(source="builtin:harmful", limit=BATCH_PROMPTS),
+        system_prompt="llama2",
+    )
+    prompts = load_prompts(spec.prompts)
+    session = Session(shared_store, Runtime(progress=False), log=lambda m: None)
+    rows = {}
+    for bs in (1, 7, 64):
+        session.runtime = Runtime(batch_size=bs, progress=False)
+        rows[bs] = session.evaluate_at(spec, prompts, Snapshot({}), [], []).responses
+    for bs in (7, 64):
+        pairs = list(zip(rows[bs], rows[1], strict=True))
+        assert sum(a["refused"] != b["refused"] for a, b in pairs) == 0
+        assert sum(a["response"] != b["response"] for a, b in pairs) == 0
