@@ -89,7 +89,7 @@ def test_rows_leaving_the_batch_early_change_no_verdict(chatty_lm, monkeypatch):
     """A judge decided only for some responses: those leave the batch at the window, the others
     run to the budget beside them; every verdict and flag equals the full-length run's."""
     decided = lambda t: _first_letter_refuses(t).refused  # noqa: E731 (a refusal is final)
-    monkeypatch.setitem(JUDGES, "first-letter", Judge("first-letter", _first_letter_refuses, decided, ""))
+    monkeypatch.setitem(JUDGES, "first-letter", Judge("first-letter", _first_letter_refuses, decided, "", lambda: {"rule": "first letter a-m"}))
     gen = {"max_new_tokens": 20, "incoherence_window": 4}
     on, off = _both_ways(chatty_lm, gen, judge=JudgeSpec(name="first-letter"))
     _assert_same_measurement(on, off)
