@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import data
+from landscape.specs import GenerationSpec, judgement_note
 from landscape.visage import reference_text
 
 EMPTY_HINT = (
@@ -52,3 +53,7 @@ def metric_row(key: str, rec: dict) -> None:
         cols[1].caption(f"undefined: {summ['visage_reference_note']}")
     cols[2].metric("ASR at θ₀", fmt(summ.get("asr_origin_pct"), 1) + ("%" if done else ""))
     cols[3].metric("status", rec.get("status", "?"))
+    gen = (rec.get("spec") or {}).get("generation")
+    if gen:
+        note = judgement_note(GenerationSpec(**gen))
+        st.caption(note[0].upper() + note[1:] + ".")

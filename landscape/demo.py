@@ -31,6 +31,7 @@ from landscape.specs import (
     ModelSpec,
     PromptSpec,
     ScanSpec,
+    judgement_note,
 )
 from landscape.visage import mean_std, reference_text
 
@@ -178,6 +179,7 @@ def run_demo(c, n_prompts: int, points: int, grid2d: int, prompts2d: int, direct
     print_summary(r2.summary)
     click.echo("\n== VISAGE (1D: mean ± std over the directions; the paper reports the spread)")
     click.echo(visage_table(r1, r2))
+    click.echo(f"1D ASRs {judgement_note(r1[0].spec.generation)}; 2D {judgement_note(r2.spec.generation)}")
     click.echo(
         f"\ndone in {format_duration(time.perf_counter() - t0)}; results are in {c.store.root} "
         "(`landscape list`, `landscape show KEY`)"

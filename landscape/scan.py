@@ -23,7 +23,7 @@ from cache import CorruptEntryError, ScanGrid, Store, canonical_json, finite_or_
 from landscape.grid import GridPoint, grid_points
 from landscape.prompts import load_prompts, prompts_fingerprint
 from landscape.provenance import provenance
-from landscape.specs import Runtime, ScanSpec, spec_hash
+from landscape.specs import Runtime, ScanSpec, judgement_note, spec_hash
 from landscape.visage import scan_summary
 
 Log = Callable[[str], None]
@@ -246,7 +246,7 @@ def cost_line(prep: PreparedScan, todo: int) -> str:
     per = tokens_per_point(prep)
     return (
         f"scan {prep.key[:12]}: {len(prep.points)} points ({todo} to compute), "
-        f"≤{per:,} new tokens a point, ≤{todo * per:,} in all"
+        f"≤{per:,} new tokens a point, ≤{todo * per:,} in all; {judgement_note(prep.spec.generation)}"
         + ("; `landscape estimate` times one point first" if todo > 20 else "")
     )
 

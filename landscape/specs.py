@@ -136,6 +136,20 @@ class GenerationSpec(Spec):
     )
 
 
+PAPER_MAX_NEW_TOKENS = 512  # the released code's judgement budget (Peng et al. 2024)
+
+
+def judgement_note(generation: GenerationSpec) -> str:
+    """How a scan's responses were judged, said beside its ASRs (CLI, demo, dashboard): a budget
+    under the paper's 512 tokens is a speed/fidelity trade-off, measured by bench/bench_budget.py."""
+    note = f"judged on ≤{generation.max_new_tokens} new tokens" + (
+        ", early stop" if generation.early_stop else ""
+    )
+    if generation.max_new_tokens < PAPER_MAX_NEW_TOKENS:
+        note += f" (the paper judges {PAPER_MAX_NEW_TOKENS}; README: 'Judgement budget')"
+    return note
+
+
 class JudgeSpec(Spec):
     name: str = Field("keywords", description="A registered judge: 'keywords' or 'prefix'.")
 

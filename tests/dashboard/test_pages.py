@@ -94,6 +94,8 @@ def test_basin_page_draws_surface_and_contour(app_env):
     at.slider(key="basin_threshold").set_value(80).run()
     assert chart_spec(at, 1)["data"][1]["contours"]["start"] == 80
     assert contour["layout"]["yaxis"]["scaleanchor"] == "x"
+    # The judgement budget is a visible trade-off beside every scan's numbers.
+    assert any("Judged on ≤4 new tokens, early stop (the paper judges 512" in c.value for c in at.caption)
 
 
 def test_inspector_shows_responses_and_filters(app_env):

@@ -47,3 +47,12 @@ def test_specs_are_frozen():
     spec = ScanSpec()
     with pytest.raises(ValidationError):
         spec.system_prompt = "none"
+
+
+def test_judgement_note_says_when_the_budget_is_under_the_papers():
+    from landscape.specs import GenerationSpec, judgement_note
+
+    short = judgement_note(GenerationSpec())
+    assert short.startswith("judged on ≤32 new tokens, early stop") and "paper judges 512" in short
+    full = judgement_note(GenerationSpec(max_new_tokens=512, early_stop=False))
+    assert full == "judged on ≤512 new tokens"
