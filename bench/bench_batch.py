@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def point_spec(model: str, dtype: str, prompts: int, system_prompt: str, alpha: float, max_new_tokens: int):
-    from landscape.specs import AxisSpec, DirectionSpec, GenerationSpec, ModelSpec, PromptSpec, ScanSpec
+    from landscape.core.specs import AxisSpec, DirectionSpec, GenerationSpec, ModelSpec, PromptSpec, ScanSpec
 
     return ScanSpec(
         model=ModelSpec(source=model, dtype=dtype),
@@ -40,9 +40,9 @@ def point_spec(model: str, dtype: str, prompts: int, system_prompt: str, alpha: 
 
 def rows_by_batch_size(spec, store, batch_sizes, device: str = "cpu") -> dict[int, tuple[list[dict], float]]:
     """Evaluate the one point of ``spec`` at each batch size: {batch size: (rows, seconds)}."""
-    from landscape.prompts import load_prompts
-    from landscape.scan import Session
-    from landscape.specs import Runtime
+    from landscape.core.prompts import load_prompts
+    from landscape.core.specs import Runtime
+    from landscape.engine.scan import Session
 
     prompts = load_prompts(spec.prompts)
     out = {}
@@ -87,7 +87,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp, Store(args.store or tmp) as store:
         if args.store:
-            from landscape.models import resolve_source
+            from landscape.core.models import resolve_source
 
             src = str(resolve_source(spec.model.source, store))
             spec = spec.model_copy(update={"model": spec.model.model_copy(update={"source": src})})

@@ -42,7 +42,7 @@ ADVBENCH = next((c for c in _CANDIDATES if c.exists()), _CANDIDATES[0])
 
 
 def _specs(a) -> dict:
-    from landscape.specs import (
+    from landscape.core.specs import (
         AxisSpec,
         DirectionSpec,
         GenerationSpec,
@@ -80,7 +80,7 @@ def _window_analysis(a, scans: dict, rows) -> list[dict]:
     """Per incoherence window W: how often the flag on the first W tokens agrees with the flag on
     the whole long response and on the whole short one, and the new tokens per response a scan at
     the short budget with early stop generated at that W (the window's cost)."""
-    from landscape.judges import incoherence
+    from landscape.core.judges import incoherence
 
     n_points = len(scans["long"].grid.alphas)
     long_ = [incoherence(r["response"]) is not None for i in range(n_points) for r in rows("long", i)]
@@ -138,15 +138,15 @@ def main(argv: list[str] | None = None) -> dict:
         a.column = None
 
     from cache import Store
-    from landscape.judges import get_judge
-    from landscape.scan import Session, scan_grid
-    from landscape.specs import AlignSpec, Runtime
+    from landscape.core.judges import get_judge
+    from landscape.core.specs import AlignSpec, Runtime
+    from landscape.engine.scan import Session, scan_grid
 
     runtime = Runtime(device=a.device, batch_size=a.batch_size, progress=False)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     with Store(a.store) as store:
         if a.model == "aligned":
-            from landscape.align import align_model
+            from landscape.training.align import align_model
 
             align_model(AlignSpec(), store, runtime, log=log)
         session = Session(store, runtime, log)
@@ -277,7 +277,7 @@ def _print(report: dict, a) -> None:
 
 
 if __name__ == "__main__":
-    from landscape.specs import SpecError
+    from landscape.core.specs import SpecError
 
     try:
         main()

@@ -49,7 +49,7 @@ REFERENCE_BATCH = 4
 
 def _specs(args):
     """Our scan spec; the reference uses its model, prompts, direction seed and alphas."""
-    from landscape.specs import AxisSpec, DirectionSpec, GenerationSpec, ModelSpec, PromptSpec, ScanSpec
+    from landscape.core.specs import AxisSpec, DirectionSpec, GenerationSpec, ModelSpec, PromptSpec, ScanSpec
 
     return ScanSpec(
         model=ModelSpec(source=args.model, dtype=args.dtype),
@@ -62,7 +62,7 @@ def _specs(args):
 
 def _resolved(spec, store):
     """``spec`` with its model source resolved in the user's store (for 'aligned')."""
-    from landscape.models import resolve_source
+    from landscape.core.models import resolve_source
 
     src = str(resolve_source(spec.model.source, store))
     return spec.model_copy(update={"model": spec.model.model_copy(update={"source": src})})
@@ -77,8 +77,8 @@ def _sync(device: str) -> None:
 
 def run_ours(args) -> dict:
     from cache import Store
-    from landscape.scan import scan_grid
-    from landscape.specs import Runtime
+    from landscape.core.specs import Runtime
+    from landscape.engine.scan import scan_grid
 
     with tempfile.TemporaryDirectory() as tmp, Store(args.store) as models_store:
         spec = _resolved(_specs(args), models_store)
@@ -100,10 +100,10 @@ def run_reference(args) -> dict:
     import torch
 
     from cache import Store
-    from landscape.directions import random_direction
-    from landscape.judges import judge_keywords
-    from landscape.models import load_model, perturbable_parameters
-    from landscape.prompts import format_chat, load_prompts
+    from landscape.core.directions import random_direction
+    from landscape.core.judges import judge_keywords
+    from landscape.core.models import load_model, perturbable_parameters
+    from landscape.core.prompts import format_chat, load_prompts
 
     t0 = time.perf_counter()
     with Store(args.store) as store:
@@ -242,7 +242,7 @@ def main() -> None:
             sys.exit(f"{which} failed:\n{out.stderr[-2000:]}")
         results[which] = json.loads(line[7:])
     ref, ours = results["reference"], results["ours"]
-    from landscape.specs import AxisSpec
+    from landscape.core.specs import AxisSpec
 
     alphas = AxisSpec(start=-args.half, stop=args.half, num=args.points).values()
     cmp = compare(ref, ours, alphas)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import data
-from landscape.specs import GenerationSpec, judgement_note
-from landscape.visage import reference_text
+from landscape.core.specs import GenerationSpec, judgement_note
+from landscape.core.visage import reference_text
 
 EMPTY_HINT = (
     "No scans in the store yet. Fill it from a terminal with `make demo` (align the embedded model, "

@@ -15,7 +15,7 @@ import streamlit as st
 from cache import Store, StoreError
 from dashboard.figures import Curve
 from dashboard.settings import Settings, load_settings
-from landscape.visage import mean_std, reference_text, scan_summary
+from landscape.core.visage import mean_std, reference_text, scan_summary
 
 
 @st.cache_resource

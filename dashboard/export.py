@@ -29,7 +29,7 @@ from dashboard.figures import (
     build_curve_figure,
     build_surface_figure,
 )
-from landscape.visage import scan_summary
+from landscape.core.visage import scan_summary
 
 FORMATS = ("png", "svg", "pdf", "html", "csv", "json")
 KINDS = ("surface", "contour", "curve")

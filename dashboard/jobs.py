@@ -28,8 +28,8 @@ import psutil  # a dependency of accelerate and peft, so always installed beside
 import yaml
 
 from cache import Store
-from landscape.scan import prepare_scan
-from landscape.specs import ScanSpec
+from landscape.core.specs import ScanSpec
+from landscape.engine.scan import prepare_scan
 
 _KEY = re.compile(r"[0-9a-f]{64}")
 _LOG_TAIL_BYTES = 1 << 16

@@ -22,7 +22,7 @@ ADVBENCH = ROOT.parent / "shared" / "data" / "advbench" / "harmful_behaviors.csv
 def tokenizer_dir(tmp_path_factory):
     from transformers import AutoTokenizer
 
-    from landscape.models import builtin_gguf_path
+    from landscape.core.models import builtin_gguf_path
 
     path = builtin_gguf_path()
     tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
@@ -36,7 +36,7 @@ def make_tiny_model(directory: Path, tokenizer_dir: Path, seed: int = 0, hidden:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from landscape.models import save_model
+    from landscape.core.models import save_model
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     torch.manual_seed(seed)
@@ -129,8 +129,8 @@ trajectories:
 def tiny_study(tmp_path_factory, tiny_model):
     """A finished tiny study in a real store: (store dir, study record)."""
     from cache import Store
-    from landscape.specs import Runtime
-    from landscape.study import load_study, run_study
+    from landscape.core.specs import Runtime
+    from landscape.study.pipeline import load_study, run_study
 
     root = tmp_path_factory.mktemp("study")
     spec = load_study(tiny_study_yaml(root, tiny_model))

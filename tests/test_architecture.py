@@ -17,8 +17,8 @@ def test_import_linter_contracts_hold():
 
 def test_pure_modules_import_without_torch():
     code = (
-        "import sys, cache, landscape, landscape.specs, landscape.grid, landscape.visage, "
-        "landscape.judges, landscape.prompts, landscape.report, landscape.cli\n"
+        "import sys, cache, landscape, landscape.core.specs, landscape.core.grid, landscape.core.visage, "
+        "landscape.core.judges, landscape.core.prompts, landscape.study.report, landscape.cli\n"
         "bad = [m for m in ('torch', 'transformers', 'streamlit') if m in sys.modules]\n"
         "assert not bad, bad"
     )

@@ -7,7 +7,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.common import scans_or_stop
 from dashboard.figures import Curve, build_contour_figure, build_curve_figure, build_difference_figure
-from landscape.visage import reference_text
+from landscape.core.visage import reference_text
 
 st.title("Compare scans")
 st.caption(

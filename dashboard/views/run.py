@@ -8,7 +8,7 @@ import streamlit as st
 from dashboard import data, jobs
 from dashboard.auth import current_user, may_launch
 from dashboard.figures import Curve, build_contour_figure, build_curve_figure
-from landscape.specs import (
+from landscape.core.specs import (
     SYSTEM_PRESETS,
     AxisSpec,
     DirectionSpec,

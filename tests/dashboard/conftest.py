@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cache import Store
-from landscape.scan import scan_grid
-from landscape.specs import (
+from landscape.core.specs import (
     AxisSpec,
     CapabilitySpec,
     DirectionSpec,
@@ -16,6 +15,7 @@ from landscape.specs import (
     Runtime,
     ScanSpec,
 )
+from landscape.engine.scan import scan_grid
 
 
 @pytest.fixture(scope="session")

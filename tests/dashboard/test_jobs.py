@@ -17,7 +17,7 @@ import pytest
 
 from cache import Store
 from dashboard import jobs
-from landscape.specs import AxisSpec, ModelSpec, PromptSpec, ScanSpec
+from landscape.core.specs import AxisSpec, ModelSpec, PromptSpec, ScanSpec
 
 from .test_pages import open_page
 
@@ -122,7 +122,7 @@ def test_a_genuine_job_is_listed_read_attached_and_cancelled(store, tiny_model, 
 
 
 def test_links_planted_in_the_jobs_directory_are_not_followed(store, tiny_model, fake_job, tmp_path):
-    from landscape.scan import prepare_scan
+    from landscape.engine.scan import prepare_scan
 
     key = prepare_scan(_spec(tiny_model), store).key
     target = tmp_path / "victim.txt"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from landscape.align import align_model, build_examples
-from landscape.finetune import length_buckets
-from landscape.models import load_model
-from landscape.specs import AlignSpec, ModelSpec, Runtime
+from landscape.core.models import load_model
+from landscape.core.specs import AlignSpec, ModelSpec, Runtime
+from landscape.training.align import align_model, build_examples
+from landscape.training.finetune import length_buckets
 
 
 def test_labels_cover_only_the_response(tokenizer_dir):

@@ -7,12 +7,17 @@ import csv
 
 import pytest
 
-from landscape.attacks import ATTACKS, build_attack
-from landscape.datasets import CONTINUATIONS, harmful_items, load_jsonl_examples, safety_prompts, task_items
-from landscape.judges import get_judge
-from landscape.prompts import builtin_harmful
-from landscape.runspecs import AOA_ANSWER_PREFIX, AOA_USER_TEMPLATE, AttackSpec
-from landscape.specs import SpecError
+from landscape.core.judges import get_judge
+from landscape.core.prompts import builtin_harmful
+from landscape.core.specs import SpecError
+from landscape.training.attacks import AOA_ANSWER_PREFIX, AOA_USER_TEMPLATE, ATTACKS, AttackSpec, build_attack
+from landscape.training.data import (
+    CONTINUATIONS,
+    harmful_items,
+    load_jsonl_examples,
+    safety_prompts,
+    task_items,
+)
 
 from ..conftest import ADVBENCH
 

@@ -9,13 +9,23 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from landscape.attacks import ATTACKS, build_attack
-from landscape.datasets import render, render_all, safety_prompts, task_items
-from landscape.defenses import DEFENSES
-from landscape.defenses.antidote import apply_antidote, importance, prune, top_alpha_mask
-from landscape.defenses.mixing import generic_mix, paraphrase_mix
-from landscape.defenses.security import train_security_vector
-from landscape.finetune import (
+from landscape.core.models import load_model
+from landscape.core.prompts import apply_template, format_chat, refusal_templates
+from landscape.core.specs import FormatSpec, ModelSpec, Runtime, SpecError
+from landscape.study.specs import RunSpec
+from landscape.training.attacks import ATTACKS, AttackSpec, build_attack
+from landscape.training.data import render, render_all, safety_prompts, task_items
+from landscape.training.defenses import DEFENSES
+from landscape.training.defenses.antidote import (
+    AntidoteSpec,
+    apply_antidote,
+    importance,
+    prune,
+    top_alpha_mask,
+)
+from landscape.training.defenses.mixing import MixSpec, generic_mix, paraphrase_mix
+from landscape.training.defenses.security import SecurityVectorSpec, train_security_vector
+from landscape.training.finetune import (
     SECURITY_ADAPTER,
     TASK_ADAPTER,
     batch_tensors,
@@ -23,19 +33,7 @@ from landscape.finetune import (
     finetune,
     response_loss,
 )
-from landscape.models import load_model
-from landscape.prompts import apply_template, format_chat, refusal_templates
-from landscape.runspecs import (
-    AntidoteSpec,
-    AttackSpec,
-    FinetuneSpec,
-    FormatSpec,
-    LoraSpec,
-    MixSpec,
-    RunSpec,
-    SecurityVectorSpec,
-)
-from landscape.specs import ModelSpec, Runtime, SpecError
+from landscape.training.specs import FinetuneSpec, LoraSpec
 
 RT = Runtime(progress=False)
 LORA = LoraSpec(r=2, alpha=4, targets=("q_proj", "v_proj"))
@@ -156,7 +154,7 @@ class TrainingSpy:
     counts the security adapter's forward calls, so the tests see the model a study trains."""
 
     def __init__(self, monkeypatch):
-        import landscape.finetune as ft
+        import landscape.training.finetune as ft
 
         self.real, self.calls, self.steps = ft.train_loop, 0, 0
         monkeypatch.setattr(ft, "train_loop", self)

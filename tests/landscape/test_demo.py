@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from cache import ScanGrid
-from landscape.demo import demo_specs, direction_specs, visage_table
-from landscape.grid import symmetric_axis
-from landscape.scan import ScanResult
-from landscape.specs import AxisSpec
-from landscape.visage import summarize
+from landscape.core.grid import symmetric_axis
+from landscape.core.specs import AxisSpec
+from landscape.core.visage import summarize
+from landscape.engine.scan import ScanResult
+from landscape.study.demo import demo_specs, direction_specs, visage_table
 
 
 def _result(spec, asr, key: str) -> ScanResult:
@@ -79,8 +79,8 @@ def test_visage_table_shows_why_the_reference_is_missing():
 def test_demo_runs_end_to_end_on_a_tiny_model(tmp_path, tiny_model, monkeypatch, capsys):
     """The whole pipeline (alignment and the before/after table stubbed): K directions on one grid,
     then the closing table with mean ± std."""
-    from landscape import demo
     from landscape.cli import Ctx
+    from landscape.study import demo
 
     specs = demo.demo_specs
 

@@ -36,8 +36,16 @@ from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode, unset_fake
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from landscape.directions import LazyDirection
-from landscape.specs import AxisSpec, CapabilitySpec, DirectionSpec, ModelSpec, PromptSpec, Runtime, ScanSpec
+from landscape.core.directions import LazyDirection
+from landscape.core.specs import (
+    AxisSpec,
+    CapabilitySpec,
+    DirectionSpec,
+    ModelSpec,
+    PromptSpec,
+    Runtime,
+    ScanSpec,
+)
 
 CUDA = torch.device("cuda", 0)
 _SAFE_OPEN = safetensors.safe_open
@@ -110,8 +118,8 @@ def cpu_side(tmp_path_factory, tiny_model, tiny_model_b):
     from safetensors.torch import save_file
 
     from cache import Store
-    from landscape.interpolation import interpolation_direction_for
-    from landscape.models import load_model
+    from landscape.core.models import load_model
+    from landscape.engine.interpolation import interpolation_direction_for
 
     root = tmp_path_factory.mktemp("device")
     lm = load_model(ModelSpec(source=str(tiny_model)))
@@ -129,16 +137,16 @@ def cpu_side(tmp_path_factory, tiny_model, tiny_model_b):
 @pytest.fixture
 def cuda_session(tiny_model, cpu_side, monkeypatch):
     """(Session, model, direction file) with the tiny Llama on (fake) CUDA."""
-    import landscape.models
-    from landscape.models import load_model
-    from landscape.scan import Session
+    import landscape.core.models
+    from landscape.core.models import load_model
+    from landscape.engine.scan import Session
 
     store, file_path = cpu_side
     lm = load_model(ModelSpec(source=str(tiny_model)))
     with fake_cuda():
         lm.model.to(CUDA)
         lm.device = "cuda:0"
-        monkeypatch.setattr(landscape.models, "load_model", lambda *a, **k: lm)
+        monkeypatch.setattr(landscape.core.models, "load_model", lambda *a, **k: lm)
         monkeypatch.setattr(safetensors, "safe_open", _SafeOpenOutsideFake)
         yield Session(store, Runtime(device="cuda", progress=False), log=str), lm, file_path
 
@@ -208,8 +216,8 @@ def test_a_cached_decoding_step_runs_on_cuda(cuda_session):
     skips because its placeholder verdicts end every response after the first token."""
     from transformers import DynamicCache
 
-    from landscape.generate import _prefill, _step
-    from landscape.prompts import format_chat
+    from landscape.core.generate import _prefill, _step
+    from landscape.core.prompts import format_chat
 
     _, lm, _ = cuda_session
     texts = [format_chat(lm.tokenizer, p, "default", "{prompt}", "") for p in PROMPTS]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from landscape.directions import (
+from landscape.core.directions import (
     Materialized,
     Orthogonalized,
     RandomDirection,
@@ -15,9 +15,9 @@ from landscape.directions import (
     orthogonalize,
     random_direction,
 )
-from landscape.models import load_model, perturbable_parameters
-from landscape.perturb import NonFiniteError, Snapshot, perturbed
-from landscape.specs import ModelSpec
+from landscape.core.models import load_model, perturbable_parameters
+from landscape.core.perturb import NonFiniteError, Snapshot, perturbed
+from landscape.core.specs import ModelSpec
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +136,7 @@ def _mixed_pair(lm, kind: str, tmp_path):
     """Two directions over different parameter sets: (d1, d2, lazy d1, lazy d2)."""
     from safetensors.torch import save_file
 
-    from landscape.directions import StoredDirection
+    from landscape.core.directions import StoredDirection
 
     named = {n: p.detach().clone() for n, p in lm.model.named_parameters()}
     g = torch.Generator().manual_seed(7)
@@ -180,8 +180,8 @@ def test_gram_schmidt_over_different_parameter_sets_is_orthogonal_over_the_whole
 def test_scan_records_whole_model_cosines_for_interpolation_and_random(tiny_model, tiny_model_b, store):
     """Session.directions on an interpolation (all tensors) and a random direction without
     embeddings: the recorded cosine after Gram–Schmidt is 0 over the whole model."""
-    from landscape.scan import Session
-    from landscape.specs import AxisSpec, DirectionSpec, Runtime, ScanSpec
+    from landscape.core.specs import AxisSpec, DirectionSpec, Runtime, ScanSpec
+    from landscape.engine.scan import Session
 
     spec = ScanSpec(
         model=ModelSpec(source=str(tiny_model)),

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from landscape.judges import JUDGES, get_judge
-from landscape.scan import Session, scan_grid
-from landscape.specs import AxisSpec, GenerationSpec, JudgeSpec, PromptSpec, Runtime, ScanSpec
+from landscape.core.judges import JUDGES, get_judge
+from landscape.core.specs import AxisSpec, GenerationSpec, JudgeSpec, PromptSpec, Runtime, ScanSpec
+from landscape.engine.scan import Session, scan_grid
 
 pytestmark = pytest.mark.slow
 

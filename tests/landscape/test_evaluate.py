@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from landscape.evaluate import evaluate_point
-from landscape.judges import JUDGES, Judge, Verdict
-from landscape.models import load_model, save_model
-from landscape.prompts import builtin_harmful
-from landscape.specs import GenerationSpec, JudgeSpec, ModelSpec, ScanSpec
+from landscape.core.judges import JUDGES, Judge, Verdict
+from landscape.core.models import load_model, save_model
+from landscape.core.prompts import builtin_harmful
+from landscape.core.specs import GenerationSpec, JudgeSpec, ModelSpec, ScanSpec
+from landscape.engine.evaluate import evaluate_point
 
 PROMPTS = [r["prompt"] for r in builtin_harmful("eval")[:6]] + ["Hi", "Say hello."]
 SAME = ("asr_pct", "refusal_pct", "incoherent_pct", "asr_coherent_pct", "n_prompts")
@@ -89,7 +89,11 @@ def test_rows_leaving_the_batch_early_change_no_verdict(chatty_lm, monkeypatch):
     """A judge decided only for some responses: those leave the batch at the window, the others
     run to the budget beside them; every verdict and flag equals the full-length run's."""
     decided = lambda t: _first_letter_refuses(t).refused  # noqa: E731 (a refusal is final)
-    monkeypatch.setitem(JUDGES, "first-letter", Judge("first-letter", _first_letter_refuses, decided, "", lambda: {"rule": "first letter a-m"}))
+    monkeypatch.setitem(
+        JUDGES,
+        "first-letter",
+        Judge("first-letter", _first_letter_refuses, decided, "", lambda: {"rule": "first letter a-m"}),
+    )
     gen = {"max_new_tokens": 20, "incoherence_window": 4}
     on, off = _both_ways(chatty_lm, gen, judge=JudgeSpec(name="first-letter"))
     _assert_same_measurement(on, off)

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from landscape.attacks import build_attack
-from landscape.datasets import Example, render, render_all
-from landscape.finetune import batch_tensors, checkpoint_model, finetune, response_loss
-from landscape.models import ModelError, load_model
-from landscape.runspecs import AttackSpec, FinetuneSpec, FormatSpec, LoraSpec
-from landscape.specs import ModelSpec, Runtime
+from landscape.core.models import ModelError, load_model
+from landscape.core.specs import FormatSpec, ModelSpec, Runtime
+from landscape.training.attacks import AttackSpec, build_attack
+from landscape.training.data import Example, render, render_all
+from landscape.training.finetune import batch_tensors, checkpoint_model, finetune, response_loss
+from landscape.training.specs import FinetuneSpec, LoraSpec
 
 RT = Runtime(progress=False)
 SMALL_LORA = LoraSpec(r=2, alpha=4, targets=("q_proj", "v_proj"))
@@ -54,7 +54,7 @@ def test_per_example_loss_weighs_every_example_equally(tiny_model):
 
 
 def test_loss_average_enters_the_key_only_when_changed():
-    from landscape.finetune import finetune_key
+    from landscape.training.finetune import finetune_key
 
     args = ("fp", "float32", "data")
     token = FinetuneSpec()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from landscape.generate import generate_greedy, mean_nll
-from landscape.models import load_model
-from landscape.prompts import format_chat
-from landscape.specs import ModelSpec
+from landscape.core.generate import generate_greedy, mean_nll
+from landscape.core.models import load_model
+from landscape.core.prompts import format_chat
+from landscape.core.specs import ModelSpec
 
 PROMPTS = ["Hi", "Write a long poem about the sea and the mountains.", "How are you today?"]
 
@@ -79,7 +79,7 @@ def test_all_rows_ending_together_on_a_check_step(lm):
 
 
 def test_common_prefix_leaves_every_prompt_a_token():
-    from landscape.generate import common_prefix_len
+    from landscape.core.generate import common_prefix_len
 
     assert common_prefix_len([[1, 2, 3, 4], [1, 2, 3, 5]]) == 3
     assert common_prefix_len([[1, 2, 3], [1, 2, 3]]) == 2

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from landscape.models import builtin_gguf_path, load_model
-from landscape.scan import scan_grid
-from landscape.specs import AxisSpec, GenerationSpec, ModelSpec, PromptSpec, Runtime, ScanSpec
+from landscape.core.models import builtin_gguf_path, load_model
+from landscape.core.specs import AxisSpec, GenerationSpec, ModelSpec, PromptSpec, Runtime, ScanSpec
+from landscape.engine.scan import scan_grid
 
 pytestmark = pytest.mark.slow
 BATCH_PROMPTS = 12  # batch sizes 1, 7 and 64 over 12 prompts: 12 batches, 2 batches, 1 batch
@@ -58,9 +58,9 @@ def test_verdicts_do_not_depend_on_the_batch_size(shared_store):
     for a batch of two or more), so a greedy near-tie could flip a token. Measured in fp32 on CPU
     (bench/bench_batch.py): on the base model with the llama2 system prompt no verdict and no
     response text differs between batch sizes 1, 7 and 64; pinned here. bf16 is not pinned."""
-    from landscape.perturb import Snapshot
-    from landscape.prompts import load_prompts
-    from landscape.scan import Session
+    from landscape.core.perturb import Snapshot
+    from landscape.core.prompts import load_prompts
+    from landscape.engine.scan import Session
 
     spec = ScanSpec(
         model=ModelSpec(),

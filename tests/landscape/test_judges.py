@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from landscape.judges import (
+from landscape.core.judges import (
     JUDGES,
     PAPER_KEYWORDS,
     PREFIX_PHRASES,

@@ -12,8 +12,8 @@ import shutil
 
 import pytest
 
-from landscape import judges
-from landscape.models import (
+from landscape.core import judges
+from landscape.core.models import (
     EMBEDDED_INTERFACE,
     ModelError,
     files_fingerprint,
@@ -22,8 +22,7 @@ from landscape.models import (
     model_fingerprint,
     save_model,
 )
-from landscape.scan import prepare_scan
-from landscape.specs import (
+from landscape.core.specs import (
     AxisSpec,
     DirectionSpec,
     GenerationSpec,
@@ -32,6 +31,7 @@ from landscape.specs import (
     PromptSpec,
     ScanSpec,
 )
+from landscape.engine.scan import prepare_scan
 
 
 @pytest.fixture
@@ -177,19 +177,20 @@ def golden(store=None) -> dict[str, str]:
     import tempfile
 
     from cache import Store
-    from landscape.align import align_key
-    from landscape.attacks import build_attack
-    from landscape.datasets import examples_fingerprint
-    from landscape.finetune import finetune_key
-    from landscape.runspecs import AttackSpec, FinetuneSpec, RunSpec, StudySpec
-    from landscape.specs import AlignSpec
-    from landscape.study import study_key
+    from landscape.core.models import align_key
+    from landscape.core.specs import AlignSpec
+    from landscape.study.pipeline import study_key
+    from landscape.study.specs import RunSpec, StudySpec
+    from landscape.training.attacks import AttackSpec, build_attack
+    from landscape.training.data import examples_fingerprint
+    from landscape.training.finetune import finetune_key
+    from landscape.training.specs import FinetuneSpec
 
     if store is None:
         with Store(tempfile.mkdtemp()) as s:
             return golden(s)
     embedded = ModelSpec()
-    demo_1d = ScanSpec(  # the demo's 1D scan (landscape.demo.demo_specs) on the embedded model
+    demo_1d = ScanSpec(  # the demo's 1D scan (landscape.study.demo.demo_specs) on the embedded model
         model=embedded,
         directions=(DirectionSpec(seed=0),),
         alphas=AxisSpec(num=11),

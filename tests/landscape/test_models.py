@@ -8,8 +8,8 @@ import shutil
 import pytest
 import torch
 
-from landscape.models import ModelError, load_model, model_fingerprint, save_model
-from landscape.specs import ModelSpec
+from landscape.core.models import ModelError, load_model, model_fingerprint, save_model
+from landscape.core.specs import ModelSpec
 
 from ..conftest import make_tiny_model
 

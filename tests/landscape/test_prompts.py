@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from landscape.prompts import (
+from landscape.core.prompts import (
     AOA_SYSTEM,
     LLAMA2_SYSTEM,
     builtin_benign,
@@ -16,7 +16,7 @@ from landscape.prompts import (
     refusal_templates,
     system_text,
 )
-from landscape.specs import PromptSpec, SpecError
+from landscape.core.specs import PromptSpec, SpecError
 
 from ..conftest import ADVBENCH
 
@@ -43,7 +43,7 @@ def test_alignment_data_is_disjoint_from_evaluation_sets():
 
 
 def test_refusals_carry_paper_keywords():
-    from landscape.judges import judge_keywords
+    from landscape.core.judges import judge_keywords
 
     assert all(judge_keywords(r).refused for r in refusal_templates())
 
@@ -92,7 +92,7 @@ def test_missing_file_and_unknown_builtin():
 def test_system_presets(tokenizer_dir):
     from transformers import AutoTokenizer
 
-    from landscape.prompts import format_chat
+    from landscape.core.prompts import format_chat
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     assert system_text("default") is None and system_text("none") == ""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from landscape.report import evaluate_models
-from landscape.specs import Runtime
+from landscape.core.specs import Runtime
+from landscape.study.report import evaluate_models
 
 
 def test_evaluate_models_decodes_with_the_budget_it_is_given(store, tiny_model, prompts_file):

@@ -11,10 +11,18 @@ import numpy as np
 import pytest
 
 from cache import Store
-from landscape.autorange import AutoRangeSpec, _search, auto_range
-from landscape.grid import grid_points
-from landscape.scan import estimate_scan, prepare_scan, scan_grid
-from landscape.specs import AxisSpec, DirectionSpec, GenerationSpec, ModelSpec, PromptSpec, Runtime, ScanSpec
+from landscape.core.grid import grid_points
+from landscape.core.specs import (
+    AxisSpec,
+    DirectionSpec,
+    GenerationSpec,
+    ModelSpec,
+    PromptSpec,
+    Runtime,
+    ScanSpec,
+)
+from landscape.engine.autorange import AutoRangeSpec, _search, auto_range
+from landscape.engine.scan import estimate_scan, prepare_scan, scan_grid
 
 from ..conftest import ROOT
 
@@ -131,7 +139,7 @@ def test_estimate_times_the_whole_point(store, tiny_model, prompts_file):
 def test_point_time_includes_making_and_applying_the_directions(store, tiny_model, prompts_file, monkeypatch):
     """``point_s`` = directions generated and applied + evaluation + restore; ``elapsed_s`` decoding only:
     a slow direction generator shows up in the first and not in the second."""
-    import landscape.directions as directions
+    import landscape.core.directions as directions
 
     calls, fast = [], directions.gaussian_like
 
@@ -149,7 +157,7 @@ def test_point_time_includes_making_and_applying_the_directions(store, tiny_mode
 
 
 def test_capability_is_recorded(store, tiny_model, prompts_file):
-    from landscape.specs import CapabilitySpec
+    from landscape.core.specs import CapabilitySpec
 
     spec = spec_for(tiny_model, prompts_file, capability=CapabilitySpec(benign_limit=3))
     res = scan_grid(spec, store, RT, log=quiet)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from landscape.specs import AxisSpec, DirectionSpec, JudgeSpec, ModelSpec, ScanSpec, spec_hash
+from landscape.core.specs import AxisSpec, DirectionSpec, JudgeSpec, ModelSpec, ScanSpec, spec_hash
 
 
 def test_inverted_range_and_bad_counts_are_refused():
@@ -50,7 +50,7 @@ def test_specs_are_frozen():
 
 
 def test_judgement_note_says_when_the_budget_is_under_the_papers():
-    from landscape.specs import GenerationSpec, judgement_note
+    from landscape.core.specs import GenerationSpec, judgement_note
 
     short = judgement_note(GenerationSpec())
     assert short.startswith("judged on ≤32 new tokens, early stop") and "paper judges 512" in short

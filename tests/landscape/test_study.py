@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from cache import Store
-from landscape.study import study_markdown
-from landscape.trajectory import model_delta, pca_directions, project
+from landscape.engine.trajectory import model_delta, pca_directions, project
+from landscape.study.pipeline import study_markdown
 
 from ..conftest import ROOT, run_cli, tiny_study_yaml
 
@@ -126,7 +126,7 @@ def test_bad_study_input_is_one_line(tiny_model, tmp_path, edit, message):
 def test_every_preset_file_is_listed():
     from importlib import resources
 
-    from landscape.study import PRESETS
+    from landscape.study.pipeline import PRESETS
 
     files = resources.files("landscape").joinpath("data", "studies").iterdir()
     assert sorted(PRESETS) == sorted(f.name.removesuffix(".yaml") for f in files if f.name.endswith(".yaml"))
@@ -134,7 +134,7 @@ def test_every_preset_file_is_listed():
 
 @pytest.mark.parametrize("preset", ["demo", "tiny", "security", "paraphrase"])
 def test_every_preset_is_a_valid_study(preset):
-    from landscape.study import PRESETS, load_study
+    from landscape.study.pipeline import PRESETS, load_study
 
     assert preset in PRESETS
     spec = load_study(preset=preset)
@@ -142,8 +142,8 @@ def test_every_preset_is_a_valid_study(preset):
 
 
 def test_paraphrase_preset_compares_mixing_on_all_harmful_prompts_and_three_data_seeds():
-    from landscape.prompts import BUILTIN_SETS
-    from landscape.study import load_study
+    from landscape.core.prompts import BUILTIN_SETS
+    from landscape.study.pipeline import load_study
 
     spec = load_study(preset="paraphrase")
     assert spec.evaluation.harmful_limit == len(BUILTIN_SETS["builtin:harmful"]())  # all 113
@@ -217,10 +217,10 @@ def counted_study(tiny_model, tmp_path_factory):
 
     One run fine-tuned for 2 epochs with a trajectory over it, and an AOA run with
     ``default_format_asr: false``."""
-    import landscape.scan
-    import landscape.trajectory_plane
-    from landscape.specs import Runtime
-    from landscape.study import load_study, run_study
+    import landscape.engine.scan
+    import landscape.study.trajectory_plane
+    from landscape.core.specs import Runtime
+    from landscape.study.pipeline import load_study, run_study
 
     root = tmp_path_factory.mktemp("counted")
     file = tiny_study_yaml(root, tiny_model, full=False)
@@ -229,7 +229,7 @@ def counted_study(tiny_model, tmp_path_factory):
     text += "trajectories:\n  - {runs: [harmful], plane: interpolation, grid: 3, prompts: 2}\n"
     file.write_text(text)
     calls, state = [], {"trajectory": False}
-    scan, draw = landscape.scan.scan_grid, landscape.trajectory_plane.draw_trajectory
+    scan, draw = landscape.engine.scan.scan_grid, landscape.study.trajectory_plane.draw_trajectory
 
     def counting_scan(spec, *args, **kwargs):
         res = scan(spec, *args, **kwargs)
@@ -244,8 +244,8 @@ def counted_study(tiny_model, tmp_path_factory):
             state["trajectory"] = False
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(landscape.scan, "scan_grid", counting_scan)
-    mp.setattr(landscape.trajectory_plane, "draw_trajectory", flagged_draw)
+    mp.setattr(landscape.engine.scan, "scan_grid", counting_scan)
+    mp.setattr(landscape.study.trajectory_plane, "draw_trajectory", flagged_draw)
     try:
         with Store(root / "store") as s:
             record = run_study(load_study(file), s, Runtime(progress=False), log=lambda m: None)

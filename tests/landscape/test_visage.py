@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from landscape.visage import (
+from landscape.core.visage import (
     basin_halfwidths,
     mean_std,
     reference_note,

@@ -1,0 +1,60 @@
+"""Perturbation: set θ = θ₀ + α·d₁ (+ β·d₂) in place, and restore θ₀ exactly.
+
+Like PEFT's ``disable_adapter``, ``perturbed`` is a context manager that restores by *copy* in
+``finally``, never by subtracting: floating-point add/sub is not reversible (bf16 visibly so).
+Every point is built from the snapshot θ₀, never from the previous point, so errors do not
+accumulate. Memory beyond the model: one snapshot of the perturbed parameters (the reference
+implementation holds three copies plus a full ``load_state_dict`` per point), plus one tensor of
+each direction at a time. Everything stays on the model's device: the snapshot is taken where the
+weights are, and directions produce their tensors there (``landscape.core.directions``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
+
+import torch
+
+from landscape.core.directions import LazyDirection
+from landscape.core.specs import NonFiniteError
+
+__all__ = ["NonFiniteError", "Snapshot", "perturbed"]
+
+
+class Snapshot:
+    """θ₀: a copy of the parameters a scan perturbs, taken once."""
+
+    def __init__(self, params: Mapping[str, torch.nn.Parameter]):
+        self.params = dict(params)
+        with torch.no_grad():
+            self.weights = {n: p.detach().clone() for n, p in self.params.items()}
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            for n, p in self.params.items():
+                p.copy_(self.weights[n])
+
+
+@contextmanager
+def perturbed(snapshot: Snapshot, directions: Sequence[LazyDirection], coeffs: Sequence[float]):
+    """Within the block the model holds θ₀ + Σ cₖ·dₖ; on exit (even on error) exactly θ₀."""
+    if len(directions) != len(coeffs):
+        raise ValueError("one coefficient per direction")
+    try:
+        with torch.no_grad():
+            for name, p in snapshot.params.items():
+                terms = [(c, d) for c, d in zip(coeffs, directions, strict=True) if c and name in d.names]
+                if not terms:
+                    continue
+                new = snapshot.weights[name].float()
+                for c, d in terms:
+                    new = new + c * d.tensor(name)
+                if not torch.isfinite(new).all():
+                    raise NonFiniteError(f"coefficients {tuple(coeffs)} give non-finite weights in {name}")
+                p.copy_(new)  # cast back to the model dtype
+                if not torch.isfinite(p).all():
+                    raise NonFiniteError(f"coefficients {tuple(coeffs)} overflow {p.dtype} in {name}")
+        yield
+    finally:
+        snapshot.restore()

@@ -1,0 +1,325 @@
+"""Scans: the safety landscape f(α[, β]) = S(θ₀ + α·d₁ [+ β·d₂]) on a grid, cached point by point.
+
+``scan_grid`` is the public entry point a notebook, the CLI and the dashboard's job runner all call.
+Every finished point is written to the store at once (responses, then metrics), so a scan killed at
+any moment resumes where it stopped, and a repeated scan is served from the store without loading
+the model. A corrupt point is reported and recomputed. Points run centre-out, so a partial scan
+already shows the basin around θ₀. The basin summary (VISAGE both ways, half-widths, ASR at the
+origin) is never stored: ``read_summary`` recomputes it from the grid whenever it is shown, so a fix
+to a metric reaches every stored scan without orphaning it (summaries that older versions stored on
+scan records are ignored).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from cache import CorruptEntryError, ScanGrid, Store, canonical_json, finite_or_none
+from landscape.core.grid import GridPoint, grid_points
+from landscape.core.prompts import load_prompts, prompts_fingerprint
+from landscape.core.provenance import provenance
+from landscape.core.specs import Runtime, ScanSpec, judgement_note, spec_hash
+from landscape.core.visage import scan_summary
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PreparedScan:
+    """A spec with everything resolved that its key depends on (no model loaded)."""
+
+    spec: ScanSpec
+    key: str
+    family: str  # same spec but random seeds zeroed: groups the K directions of one study
+    prompts: list[str]
+    model_fp: str
+    alphas: np.ndarray
+    betas: np.ndarray | None
+
+    @property
+    def points(self) -> list[GridPoint]:
+        return grid_points(self.alphas, self.betas)
+
+
+def prepare_scan(spec: ScanSpec, store: Store) -> PreparedScan:
+    """Resolve fingerprints and prompts and compute the scan's key (cheap: hashes files only)."""
+    from landscape.core.models import direction_file_fingerprint, model_fingerprint
+
+    prompts = load_prompts(spec.prompts)
+    model_fp = model_fingerprint(spec.model, store)
+    target_fps = tuple(
+        model_fingerprint(d.target, store)
+        if d.target is not None
+        else direction_file_fingerprint(d.path)
+        if d.path is not None
+        else None
+        for d in spec.directions
+    )
+    identity = spec.identity(model_fp, prompts_fingerprint(prompts), target_fps)
+    family = dict(identity, directions=[dict(d, seed=0) for d in identity["directions"]])
+    return PreparedScan(
+        spec=spec,
+        key=spec_hash("scan", identity),
+        family=spec_hash("scan-family", family),
+        prompts=prompts,
+        model_fp=model_fp,
+        alphas=np.asarray(spec.alphas.values()),
+        betas=None if spec.betas is None else np.asarray(spec.betas.values()),
+    )
+
+
+def _new_record(prep: PreparedScan) -> dict:
+    spec = prep.spec
+    return {
+        "spec": spec.model_dump(mode="json"),
+        "spec_json": canonical_json(spec.model_dump(mode="json")),
+        "kind": spec.kind,
+        "family": prep.family,
+        "model_fingerprint": prep.model_fp,
+        "alphas": prep.alphas.tolist(),
+        "betas": None if prep.betas is None else prep.betas.tolist(),
+        "total_points": len(prep.points),
+        "n_prompts": len(prep.prompts),
+        "status": "pending",
+        **provenance(),
+    }
+
+
+def missing_points(store: Store, prep: PreparedScan, log: Log) -> list[GridPoint]:
+    """Points not yet in the store; corrupt ones are dropped so they are recomputed."""
+    out = []
+    for p in prep.points:
+        try:
+            if store.point(prep.key, p.i, p.j) is not None:
+                continue
+        except CorruptEntryError as exc:
+            log(f"warning: {exc}; recomputing point ({p.alpha:g}, {p.beta:g})")
+            store.drop_point(prep.key, p.i, p.j)
+        out.append(p)
+    return out
+
+
+@dataclass
+class ScanResult:
+    key: str
+    spec: ScanSpec
+    grid: ScanGrid
+    summary: dict
+    computed: int  # points computed by this call (0: served from the store)
+    record: dict
+
+
+class Session:
+    """A loaded model plus its snapshot θ₀, reused across scans and probes of the same model."""
+
+    def __init__(self, store: Store, runtime: Runtime, log: Log = print):
+        self.store, self.runtime, self.log = store, runtime, log
+        self._lm = None
+        self._snapshots: dict[tuple, object] = {}
+
+    def model(self, spec: ScanSpec):
+        from landscape.core.models import load_model
+
+        if self._lm is None or self._lm.spec != spec.model:
+            self.log(f"loading model {spec.model.source} ({spec.model.dtype}, {self.runtime.device})")
+            self._lm = load_model(spec.model, self.runtime.device, self.store)
+            self._snapshots.clear()
+        return self._lm
+
+    def directions(self, spec: ScanSpec):
+        """Snapshot and lazy directions for ``spec`` (orthogonalised, cosines recorded)."""
+        from landscape.core.directions import Materialized, Orthogonalized, RandomDirection, StoredDirection
+        from landscape.core.models import ModelError, perturbable_parameters
+        from landscape.core.perturb import Snapshot
+        from landscape.engine.interpolation import interpolation_direction_for
+
+        lm = self.model(spec)
+        # What each direction acts on: random ones skip norms (and maybe embeddings);
+        # interpolation moves every parameter so that alpha = 1 lands on the target;
+        # a file direction moves the parameters it names.
+        named = dict(lm.model.named_parameters())
+        device = next(iter(named.values())).device  # directions produce their tensors here
+        files = {
+            k: StoredDirection(d.path, device) for k, d in enumerate(spec.directions) if d.kind == "file"
+        }
+        acts_on = []
+        for k, d in enumerate(spec.directions):
+            if d.kind == "random":
+                acts_on.append(perturbable_parameters(lm.model, d.include_embeddings))
+            elif d.kind == "file":
+                unknown = sorted(set(files[k].names) - set(named))
+                if unknown:
+                    raise ModelError(
+                        f"direction file {d.path} names parameters the model lacks: {unknown[0]}"
+                    )
+                acts_on.append({n: named[n] for n in files[k].names})
+            else:
+                acts_on.append(named)
+        params = {n: p for group in acts_on for n, p in group.items()}
+        snap_key = tuple(sorted(params))
+        if snap_key not in self._snapshots:
+            self._snapshots = {snap_key: Snapshot(params)}
+        snapshot = self._snapshots[snap_key]
+        dirs, info = [], {}
+        for k, (d, group) in enumerate(zip(spec.directions, acts_on, strict=True)):
+            if d.kind == "random":
+                weights = {n: snapshot.weights[n] for n in group}
+                dirs.append(RandomDirection(weights, d.seed, d.norm))
+            elif d.kind == "file":
+                dirs.append(files[k])
+            else:
+                dirs.append(interpolation_direction_for(lm, d.target, self.store, self.log))
+        if len(dirs) == 2 and spec.orthogonalize:
+            dirs[1] = Orthogonalized(dirs[1], dirs[0])
+            info["cosine_before"] = dirs[1].cosine_before
+            info["cosine_after"] = Orthogonalized(dirs[1], dirs[0]).cosine_before
+        if self.runtime.keep_directions:
+            dirs = [Materialized(d) for d in dirs]
+        return snapshot, dirs, info
+
+    def evaluate_at(self, spec: ScanSpec, prompts: list[str], snapshot, dirs, coeffs):
+        """Evaluate θ₀ + Σ cₖ·dₖ. Its metrics carry two times: ``elapsed_s``, decoding and judging
+        only, and ``point_s``, the whole point: directions generated and applied, evaluated, θ₀
+        restored (what a point costs, and what the reference's per-point time includes)."""
+        from landscape.core.perturb import perturbed
+        from landscape.engine.evaluate import evaluate_point
+
+        lm = self.model(spec)
+        t0 = time.perf_counter()
+        with perturbed(snapshot, dirs, coeffs):
+            result = evaluate_point(lm, spec, prompts, self.runtime.batch_size)
+        result.metrics["point_s"] = time.perf_counter() - t0
+        return result
+
+
+def _clean(metrics: dict) -> dict:
+    return {k: finite_or_none(v) if isinstance(v, float) else v for k, v in metrics.items()}
+
+
+def scan_grid(
+    spec: ScanSpec,
+    store: Store,
+    runtime: Runtime | None = None,
+    *,
+    log: Log = print,
+    session: Session | None = None,
+    max_points: int | None = None,
+) -> ScanResult:
+    """Compute every missing point of ``spec`` and return the whole grid with its summary.
+
+    ``max_points`` stops after that many new points (used by ``estimate`` to calibrate).
+    """
+    runtime = runtime or Runtime()
+    prep = prepare_scan(spec, store)
+    record = store.scan_record(prep.key)
+    if record is None:
+        record = _new_record(prep)
+        store.put_scan_record(prep.key, record)
+    todo = missing_points(store, prep, log)
+    computed = 0
+    if todo:
+        if max_points is None:
+            log(cost_line(prep, len(todo)))
+        session = session or Session(store, runtime, log)
+        snapshot, dirs, info = session.directions(spec)
+        if info:
+            record.update(info)
+            store.put_scan_record(prep.key, record)
+        computed = _run_points(session, prep, todo[:max_points], snapshot, dirs, runtime)
+    return finish_scan(store, prep, computed)
+
+
+def tokens_per_point(prep: PreparedScan) -> int:
+    """The most new tokens one point can generate (harmful prompts plus capability prompts)."""
+    spec = prep.spec
+    prompts = len(prep.prompts) + (spec.capability.benign_limit if spec.capability else 0)
+    return prompts * spec.generation.max_new_tokens
+
+
+def cost_line(prep: PreparedScan, todo: int) -> str:
+    """What a scan will cost before it starts: points × prompts × token budget."""
+    per = tokens_per_point(prep)
+    return (
+        f"scan {prep.key[:12]}: {len(prep.points)} points ({todo} to compute), "
+        f"≤{per:,} new tokens a point, ≤{todo * per:,} in all; {judgement_note(prep.spec.generation)}"
+        + ("; `landscape estimate` times one point first" if todo > 20 else "")
+    )
+
+
+def _run_points(session, prep, todo, snapshot, dirs, runtime) -> int:
+    from tqdm.auto import tqdm
+
+    store, spec = session.store, prep.spec
+    bar = tqdm(todo, desc=f"scan {prep.key[:10]} ({spec.kind})", unit="pt", disable=not runtime.progress)
+    for p in bar:
+        coeffs = [p.alpha, p.beta][: len(dirs)]
+        result = session.evaluate_at(spec, prep.prompts, snapshot, dirs, coeffs)
+        metrics = _clean(dict(result.metrics, alpha=p.alpha, beta=p.beta, finished=time.time()))
+        store.put_point(prep.key, p.i, p.j, metrics, result.responses)
+        bar.set_postfix(asr=f"{metrics['asr_pct']:.0f}%", s=f"{metrics['point_s']:.1f}")
+    bar.close()
+    return len(todo)
+
+
+def finish_scan(store: Store, prep: PreparedScan, computed: int = 0) -> ScanResult:
+    """Read the grid back and summarise it; mark the record complete when every point is in."""
+    grid = store.scan_grid(prep.key)
+    record = store.scan_record(prep.key) or _new_record(prep)
+    summary = scan_summary(record, grid.values["asr_pct"])
+    if summary["complete"] and record.get("status") != "complete":
+        record.update(status="complete", completed=time.time())
+        store.put_scan_record(prep.key, record)
+    return ScanResult(prep.key, prep.spec, grid, summary, computed, record)
+
+
+def read_summary(store: Store, key: str, record: dict | None = None) -> dict:
+    """The basin summary of a stored scan, recomputed from its grid (see module docstring)."""
+    record = record if record is not None else store.scan_record(key)
+    if record is None:
+        return {}
+    return scan_summary(record, store.scan_grid(key, fields=("asr_pct",), record=record).values["asr_pct"])
+
+
+def estimate_scan(spec: ScanSpec, store: Store, runtime: Runtime, log: Log = print) -> dict:
+    """Cost of a scan: points × prompts × tokens, and time measured on one real point.
+
+    The calibration point is a missing point of the scan itself, stored like any other, so
+    estimating never wastes work. Its time is the whole point (``point_s``: perturb, evaluate,
+    restore), not the decoding alone; model loading and the snapshot, paid once a scan, are in
+    ``calibration_wall_s``.
+    """
+    prep = prepare_scan(spec, store)
+    todo = missing_points(store, prep, log)
+    per_point = tokens_per_point(prep)
+    out = {
+        "key": prep.key,
+        "points": len(prep.points),
+        "missing": len(todo),
+        "prompts": len(prep.prompts),
+        "max_new_tokens": spec.generation.max_new_tokens,
+        "max_tokens": per_point * len(todo),
+        "seconds_per_point": None,
+        "estimated_s": 0.0,
+    }
+    if todo:
+        t0 = time.perf_counter()
+        scan_grid(spec, store, runtime.model_copy(update={"progress": False}), log=log, max_points=1)
+        point = store.point(prep.key, todo[0].i, todo[0].j) or {}
+        per = point.get("point_s") or (time.perf_counter() - t0)
+        out["seconds_per_point"] = per
+        out["estimated_s"] = per * (len(todo) - 1)
+        out["calibration_wall_s"] = time.perf_counter() - t0
+    return out
+
+
+def format_duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"

@@ -1,0 +1,355 @@
+"""One-command before/after studies: align → attacks → defences → evaluation → landscapes.
+
+``run_study`` follows the shared experimental protocol (papers.md) for every run of a
+``StudySpec``: build the attack's data, apply data defences (safety mixing), train security vectors,
+fine-tune (with per-epoch checkpoints), apply post-hoc defences (Antidote), then measure every model
+— harmful score in the user's format, ASR and benign refusal in the default chat format, task
+accuracy, VISAGE over K random directions — and draw the requested trajectories over their planes.
+
+Every stage is cached under its own spec hash (fine-tunes, security vectors, pruned adapters,
+evaluations and scans are all store entries), so a study killed at any point resumes where it
+stopped and a finished one replays in seconds. The study record (``study:<key>``) holds the stage
+progress while it runs and the comparison table when done; the dashboard's Study page reads it.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+
+from cache import Store
+from landscape.core.provenance import provenance
+from landscape.core.specs import (
+    AlignSpec,
+    FormatSpec,
+    ModelSpec,
+    Runtime,
+    SpecError,
+    spec_hash,
+)
+from landscape.core.visage import mean_std
+from landscape.study.specs import EvalSpec, StudySpec
+
+PRESETS = ("demo", "tiny", "security", "paraphrase")  # landscape/data/studies/<name>.yaml
+
+
+def load_study(path=None, preset: str | None = None, default_dtype: str = "float32") -> StudySpec:
+    """A study from a YAML file or a built-in preset (``landscape/data/studies``); the base
+    model's dtype is ``default_dtype`` unless the file sets it."""
+    import yaml
+
+    if preset is not None:
+        if preset not in PRESETS:
+            raise SpecError(f"unknown study preset {preset!r}; choose from {', '.join(PRESETS)}")
+        text = resources.files("landscape").joinpath("data", "studies", f"{preset}.yaml").read_text()
+    else:
+        from pathlib import Path
+
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise SpecError(f"study file not found: {file}")
+        text = file.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise SpecError(f"study file is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise SpecError("a study file holds a mapping (name, runs, …)")
+    base = data.setdefault("base", {})
+    if isinstance(base, dict):
+        base.setdefault("dtype", default_dtype)
+    return StudySpec.model_validate(data)
+
+
+def study_key(spec: StudySpec, store: Store) -> str:
+    from landscape.core.models import model_fingerprint
+
+    data = spec.model_dump(mode="json")
+    data["finetune"] = spec.finetune.key_dump()
+    return spec_hash("study", {"spec": data, "base": model_fingerprint(spec.base, store)})
+
+
+class Progress:
+    """Stage-by-stage status in the study record, so the dashboard can follow a running study.
+
+    ``elapsed_s`` is the wall time of all invocations together (a killed run counts up to its last
+    stage change), so replaying or resuming a study adds to its time rather than overwriting it."""
+
+    def __init__(self, store: Store, key: str, spec: StudySpec, log):
+        self.store, self.key, self.log = store, key, log
+        self.record = store.get_json(f"study:{key}") or {
+            "name": spec.name,
+            "spec": spec.model_dump(mode="json"),
+            "stages": {},
+            "started": time.time(),
+            **provenance(),
+        }
+        self.record["status"] = "running"
+        self.record["invocations"] = self.record.get("invocations", 0) + 1
+        self.prior_s, self.t0 = self.record.get("elapsed_s", 0.0), time.perf_counter()
+        self.save()
+
+    def save(self) -> None:
+        self.record["updated"] = time.time()
+        self.record["elapsed_s"] = self.prior_s + time.perf_counter() - self.t0
+        self.store.put_json(f"study:{self.key}", self.record)
+        self.store.put_json(f"study-latest:{self.record['name']}", self.key)
+
+    def stage(self, name: str, status: str, **detail) -> None:
+        self.record["stages"][name] = {"status": status, **detail, "at": time.time()}
+        if status == "running":
+            done = sum(s["status"] == "done" for s in self.record["stages"].values())
+            self.log(f"[study {self.record['name']}] {name} … ({done} stages done)")
+        self.save()
+
+
+def assess_model(model: ModelSpec, structure, ev, store: Store, runtime: Runtime, session, log) -> dict:
+    """Harmful score (user's format), default-format ASR and over-refusal, task accuracy, VISAGE."""
+    from landscape.core.models import model_fingerprint
+    from landscape.engine.scan import scan_grid
+    from landscape.training.taskeval import task_accuracy
+
+    quiet = runtime.model_copy(update={"progress": False})
+    out: dict = {}
+    default = ev.point_spec(model, ev.harmful_limit, capability=True)
+    own_format = structure.fmt != FormatSpec()
+    if own_format and not ev.default_format_asr:  # the run's format only: over-refusal in it too
+        own = ev.point_spec(model, ev.harmful_limit, capability=True, fmt=structure.fmt)
+        res = scan_grid(own, store, quiet, log=log, session=session)
+        point = store.point(res.key, 0, 0)
+        out.update(harmful_score_pct=point["asr_pct"], asr_default_pct=None)
+    else:
+        res = scan_grid(default, store, quiet, log=log, session=session)
+        point = store.point(res.key, 0, 0)
+        out.update(asr_default_pct=point["asr_pct"], harmful_score_pct=point["asr_pct"])
+    out.update(
+        asr_coherent_pct=point["asr_coherent_pct"],
+        benign_refusal_pct=point.get("benign_refusal_pct"),
+        eval_keys=[res.key],
+    )
+    if own_format and ev.default_format_asr:
+        own = ev.point_spec(model, ev.harmful_limit, capability=False, fmt=structure.fmt)
+        res = scan_grid(own, store, quiet, log=log, session=session)
+        out["harmful_score_pct"] = store.point(res.key, 0, 0)["asr_pct"]
+        out["eval_keys"].append(res.key)
+    task_key = "task-eval:" + spec_hash(
+        "task-eval",
+        {
+            "model": model_fingerprint(model, store),
+            "dtype": model.dtype,
+            "structure": structure.name,
+            "n": ev.task_limit,
+        },
+    )
+    task = store.get_json(task_key)
+    if task is None:
+        task = task_accuracy(session.model(default), structure, ev.task_limit, runtime.batch_size)
+        store.put_json(task_key, task)
+    out["task_accuracy_pct"] = task["task_accuracy_pct"]
+    summaries, keys = [], []
+    for spec in ev.visage_specs(model):
+        res = scan_grid(spec, store, quiet, log=log, session=session)
+        summaries.append(res.summary)
+        keys.append(res.key)
+    vis = mean_std(s.get("visage") for s in summaries)
+    widths = [
+        s["halfwidth50_alpha_neg"] + s["halfwidth50_alpha_pos"]
+        for s in summaries
+        if s.get("halfwidth50_alpha_neg") is not None and s.get("halfwidth50_alpha_pos") is not None
+    ]
+    out.update(  # no finite VISAGE (visage_directions: 0, or every scan undefined) is None, not NaN
+        visage=vis.mean if vis.n else None,
+        visage_std=vis.std if vis.n else None,
+        visage_n=vis.n,
+        basin_width50=sum(widths) / len(widths) if widths else None,
+        visage_keys=keys,
+    )
+    return out
+
+
+def build_models(
+    spec: StudySpec, theta0: ModelSpec, store: Store, runtime: Runtime, progress: Progress, log
+) -> list:
+    """Fine-tune every run (with its defences); returns rows of (name, model, structure, info)."""
+    from landscape.training.attacks import build_attack
+    from landscape.training.attacks.structural import STRUCTURES
+    from landscape.training.defenses import DEFENSES
+    from landscape.training.finetune import checkpoint_model, finetune
+
+    rows = [
+        ("aligned" if spec.align else "base", theta0, STRUCTURES["benign"], {"attack": None, "defenses": []})
+    ]
+    finetunes = {}
+    for run in spec.runs:
+        progress.stage(f"finetune:{run.name}", "running")
+        data = build_attack(run.attack, store, runtime)
+        examples, security, info = data.examples, None, {"attack": run.attack.name, "defenses": []}
+        for d in run.defenses:
+            phase = DEFENSES[d.name].phase
+            if phase == "data":
+                examples = DEFENSES[d.name].apply(d, data)
+            elif phase == "training":
+                security = DEFENSES[d.name].apply(d, theta0, data.structure.fmt, store, runtime, log)
+                info["security_key"] = security["key"]
+        ft = finetune(theta0, examples, spec.finetune, store, runtime, security=security, log=log)
+        finetunes[run.name] = ft
+        info.update(
+            finetune_key=ft["key"],
+            n_examples=ft["examples"],
+            kinds=ft["kinds"],
+            epoch_losses=ft["epoch_losses"],
+            train_s=ft["elapsed_s"],
+            **({"security_diagnostic": ft["security_diagnostic"]} if "security_diagnostic" in ft else {}),
+        )
+        model = checkpoint_model(theta0, ft)
+        for d in run.defenses:
+            if DEFENSES[d.name].phase == "post":
+                rec = DEFENSES[d.name].apply(d, model, data.structure.fmt, store, runtime, log)
+                model = ModelSpec(**rec["model"])
+                info["antidote"] = {
+                    k: rec[k] for k in ("effective_fraction", "by_matrix", "pruned", "scored")
+                }
+        info["defenses"] = [d.name for d in run.defenses]
+        rows.append((run.name, model, data.structure, info))
+        progress.stage(f"finetune:{run.name}", "done", key=ft["key"][:12])
+    return rows, finetunes
+
+
+def format_baselines(rows, theta0: ModelSpec, ev, store: Store, runtime, session, progress, log) -> list:
+    """θ₀'s harmful score in each run format other than the default one (AOA's pledge prefilled, …).
+
+    A structural attack's harmful score is measured in its own format, so the fair "before" is the
+    aligned model in that same format, not its default-format ASR: the format alone may do part of
+    the attack's work. One scan per distinct format."""
+    from landscape.engine.scan import scan_grid
+
+    quiet = runtime.model_copy(update={"progress": False})
+    out, seen = [], set()
+    for _, _, structure, _ in rows[1:]:
+        fmt_id = structure.fmt.model_dump_json()
+        if structure.fmt == FormatSpec() or fmt_id in seen:
+            continue
+        seen.add(fmt_id)
+        stage = f"evaluate:{rows[0][0]}@{structure.name}"
+        progress.stage(stage, "running")
+        spec = ev.point_spec(theta0, ev.harmful_limit, capability=False, fmt=structure.fmt)
+        res = scan_grid(spec, store, quiet, log=log, session=session)
+        score = store.point(res.key, 0, 0)["asr_pct"]
+        out.append(
+            {"model": rows[0][0], "structure": structure.name, "harmful_score_pct": score, "key": res.key}
+        )
+        progress.stage(stage, "done", asr=score)
+    return out
+
+
+def run_study(spec: StudySpec, store: Store, runtime: Runtime | None = None, log=print) -> dict:
+    """Run (or resume, or replay) a study; returns its comparison record."""
+    from landscape.engine.scan import Session
+    from landscape.study.trajectory_plane import draw_trajectory
+    from landscape.training.align import align_model
+
+    runtime = runtime or Runtime()
+    key = study_key(spec, store)
+    progress = Progress(store, key, spec, log)
+    theta0 = spec.base
+    if spec.align:
+        progress.stage("align", "running")
+        rec = align_model(AlignSpec(base=spec.base), store, runtime, log)
+        theta0 = ModelSpec(source=rec["path"], dtype=spec.base.dtype)
+        progress.stage("align", "done", key=rec["key"][:12])
+    rows, finetunes = build_models(spec, theta0, store, runtime, progress, log)
+    session = Session(store, runtime, log)
+    table = []
+    for name, model, structure, info in rows:
+        progress.stage(f"evaluate:{name}", "running")
+        metrics = assess_model(model, structure, spec.evaluation, store, runtime, session, log)
+        table.append(
+            {
+                "name": name,
+                "structure": structure.name,
+                "model": model.model_dump(mode="json"),
+                **info,
+                **metrics,
+            }
+        )
+        progress.stage(f"evaluate:{name}", "done", asr=metrics["harmful_score_pct"])
+    baselines = format_baselines(rows, theta0, spec.evaluation, store, runtime, session, progress, log)
+    trajectories = []
+    for k, traj in enumerate(spec.trajectories):
+        progress.stage(f"trajectory:{k}", "running", plane=traj.plane)
+        trajectories.append(
+            draw_trajectory(traj, theta0, finetunes, spec.evaluation, store, runtime, session, log)
+        )
+        progress.stage(f"trajectory:{k}", "done", scan=trajectories[-1]["scan_key"][:12])
+    progress.record.update(
+        status="complete",
+        key=key,
+        theta0=theta0.model_dump(mode="json"),
+        models=table,
+        format_baselines=baselines,
+        trajectories=trajectories,
+        completed=time.time(),
+    )
+    progress.save()
+    return progress.record
+
+
+def _f(v, nd=1) -> str:
+    return "—" if v is None else f"{v:.{nd}f}"
+
+
+def study_markdown(record: dict) -> str:
+    """The comparison table as GitHub markdown (the CLI prints it; papers paste it)."""
+    lines = [
+        f"### Study `{record['name']}`",
+        "",
+        "| model | attack | defences | harmful score % | ASR (default fmt) % | task acc % | benign refusal % "
+        "| VISAGE | basin width (50%) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for m in record.get("models", []):
+        vis = _f(m.get("visage"), 1) + (f" ± {m['visage_std']:.1f}" if m.get("visage_n", 0) > 1 else "")
+        lines.append(
+            f"| {m['name']} | {m.get('attack') or '—'} | {', '.join(m.get('defenses') or []) or '—'} "
+            f"| {_f(m['harmful_score_pct'])} | {_f(m['asr_default_pct'])} | {_f(m['task_accuracy_pct'])} "
+            f"| {_f(m.get('benign_refusal_pct'))} | {vis} | {_f(m.get('basin_width50'), 3)} |"
+        )
+    notes = []
+    for m in record.get("models", []):
+        if "antidote" in m:
+            a = m["antidote"]
+            notes.append(
+                f"- {m['name']}: Antidote pruned {a['effective_fraction']:.1%} of {a['scored']:,} weights"
+            )
+        if m.get("security_diagnostic"):
+            s = m["security_diagnostic"]
+            notes.append(
+                f"- {m['name']}: harmful loss with the security vector on {s['harmful_loss_vector_on']:.3f}, "
+                f"off {s['harmful_loss_vector_off']:.3f}"
+            )
+    for b in record.get("format_baselines", []):
+        notes.append(
+            f"- {b['model']} in the {b['structure']} format (the before of runs in that format): "
+            f"harmful score {_f(b['harmful_score_pct'])}%"
+        )
+    for t in record.get("trajectories", []):
+        for run, path in t["paths"].items():
+            pts = ", ".join(
+                f"e{p['epoch']}: ({p['alpha']:.2f}, {p['beta']:.2f}) ASR {_f(p['asr_pct'], 0)}%" for p in path
+            )
+            notes.append(f"- trajectory {run} on the {t['plane']} plane: {pts}")
+    ev = record.get("spec", {}).get("evaluation")
+    if ev is not None:  # 32 prompts cannot tell 60% from 70%: say how far a share can move by chance
+        ev = EvalSpec(**ev)
+        half = [196 * (0.25 / n) ** 0.5 for n in (ev.harmful_limit, ev.task_limit)]
+        notes.append(
+            f"- sampling error: harmful score and ASR are shares of {ev.harmful_limit} prompts, task accuracy "
+            f"of {ev.task_limit} items; near 50% a 95% binomial interval is ±{half[0]:.0f} / ±{half[1]:.0f} points"
+        )
+    if record.get("elapsed_s") is not None:
+        runs = record.get("invocations", 1)
+        notes.append(
+            f"- study time: {record['elapsed_s'] / 60:.1f} min"
+            + (f" over {runs} invocations (resumes and replays add up)" if runs > 1 else "")
+        )
+    return "\n".join(lines + ([""] + notes if notes else []))

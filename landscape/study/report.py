@@ -1,0 +1,214 @@
+"""Text reports for the CLI: curves, grids, summaries, scan lists, VISAGE tables (no torch)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+from landscape.core.specs import SpecError
+from landscape.core.visage import mean_std, reference_text, scan_summary
+
+BAR = 30
+
+
+def _fmt(v, nd=1) -> str:
+    return "—" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.{nd}f}"
+
+
+def print_curve(grid) -> None:
+    """ASR along alpha as a bar chart in the terminal (plus incoherent share)."""
+    asr, inc = grid.values["asr_pct"], grid.values.get("incoherent_pct")
+    click.echo(f"{'alpha':>8}  {'ASR %':>6}  {'incoh %':>7}")
+    for k, a in enumerate(grid.alphas):
+        v = asr[k]
+        bar = "" if not np.isfinite(v) else "█" * int(round(v / 100 * BAR))
+        inc_v = inc[k] if inc is not None else np.nan
+        click.echo(f"{a:>8.3f}  {_fmt(v, 0):>6}  {_fmt(inc_v, 0):>7}  {bar}")
+
+
+def print_grid(grid) -> None:
+    """A 2D ASR grid: rows alpha, columns beta."""
+    asr = grid.values["asr_pct"]
+    click.echo("ASR % (rows: alpha, columns: beta)")
+    click.echo(" " * 8 + "".join(f"{b:>7.3f}" for b in grid.betas))
+    for i, a in enumerate(grid.alphas):
+        click.echo(f"{a:>8.3f}" + "".join(f"{_fmt(v, 0):>7}" for v in asr[i]))
+
+
+def print_summary(summary: dict) -> None:
+    if not summary.get("complete"):
+        click.echo("scan incomplete: rerun the same command to resume")
+        return
+    click.echo(
+        f"VISAGE (paper): {_fmt(summary['visage'], 2)}   "
+        f"VISAGE (reference 1D): {reference_text(summary)}   "
+        f"ASR at origin: {_fmt(summary['asr_origin_pct'], 1)}%"
+    )
+
+    def side(key: str) -> str:
+        v = summary.get(key)
+        if v is None:
+            return "beyond the grid"
+        return f"{'−' if key.endswith('_neg') else '+'}{v:.3f}"
+
+    for axis in ("alpha", "beta"):
+        if f"halfwidth100_{axis}_pos" in summary:
+            click.echo(
+                f"basin half-width along {axis}: ASR≥50% at {side(f'halfwidth50_{axis}_neg')} / "
+                f"{side(f'halfwidth50_{axis}_pos')}, ASR=100% at {side(f'halfwidth100_{axis}_neg')} / "
+                f"{side(f'halfwidth100_{axis}_pos')}"
+            )
+
+
+def family_visage(summaries: list[dict]) -> str:
+    """VISAGE mean ± std over K directions (the reference only over scans where it is defined)."""
+    p = mean_std(s.get("visage") for s in summaries if s)
+    refs = [s.get("visage_reference") for s in summaries if s]
+    r = mean_std(v for v in refs if v is not None)
+    line = f"over {p.n} directions: VISAGE (paper) {_fmt(p.mean, 2)} ± {_fmt(p.std, 2)}"
+    if r.n:
+        line += f", reference {_fmt(r.mean, 2)} ± {_fmt(r.std, 2)}"
+        if r.n < len(refs):
+            line += f" (over {r.n})"
+    else:
+        notes = sorted({s.get("visage_reference_note") for s in summaries if s} - {None})
+        line += ", reference —" + (f" ({', '.join(notes)})" if notes else "")
+    return line
+
+
+def read_asr_csv(path: Path) -> np.ndarray:
+    """A 2D grid of ASR percentages, one row per alpha, comma-separated numbers only."""
+    if not path.is_file():
+        raise SpecError(f"CSV file not found: {path}")
+    try:
+        rows = [[float(v) for v in row] for row in csv.reader(path.read_text().splitlines()) if row]
+    except ValueError:
+        raise SpecError(f"{path.name} must hold only numbers (ASR %, one row per alpha)") from None
+    if not rows or len({len(r) for r in rows}) != 1:
+        raise SpecError(f"{path.name} must be a rectangular grid of numbers")
+    return np.array(rows)
+
+
+def visage_table(rows, as_json: bool) -> str:
+    """VISAGE both ways for each (name, asr, summary) row; "—" and why where undefined."""
+    out = []
+    for name, asr, s in rows:
+        asr = np.asarray(asr, dtype=float)
+        finite = asr[np.isfinite(asr)]
+        if ((finite < 0) | (finite > 100)).any():  # one check for --asr, --csv and stored scans
+            raise SpecError(f"{name}: ASR values must lie in [0, 100]")
+        out.append(
+            {
+                "source": name,
+                "dims": asr.ndim,
+                "visage": s["visage"],
+                "visage_reference": s["visage_reference"],
+                "visage_reference_note": s["visage_reference_note"],
+            }
+        )
+    if as_json:
+        return json.dumps(out, indent=2)
+    lines = [f"{'source':<16} {'dims':>4} {'VISAGE (paper)':>15}  VISAGE (reference)"]
+    for r in out:
+        paper = _fmt(r["visage"], 2) if r["visage"] is not None else "— (incomplete)"
+        lines.append(f"{r['source']:<16} {r['dims']:>4} {paper:>15}  {reference_text(r)}")
+    return "\n".join(lines)
+
+
+def print_scan_list(scans: list[dict], root) -> None:
+    if not scans:
+        click.echo(f"no scans in {root} yet: run `landscape demo` or `landscape scan 1d`")
+        return
+    click.echo(
+        f"{'key':<12} {'kind':<13} {'model':<24} {'grid':<9} {'status':<13} {'ASR0':>5} {'VISAGE':>7} "
+        f"{'created':<16}  VISAGE ref"
+    )
+    for s in scans:
+        spec = s.get("spec", {})
+        grid = f"{len(s['alphas'])}" + (f"x{len(s['betas'])}" if s.get("betas") else "")
+        status = (
+            s["status"] if s["status"] == "complete" else f"{s['status']} {s['done']}/{s['total_points']}"
+        )
+        summ = s.get("summary") or {}  # recomputed by the caller (``read_summary``)
+        model = Path(spec.get("model", {}).get("source", "?")).name[:24]
+        created = dt.datetime.fromtimestamp(s.get("created", 0)).strftime("%Y-%m-%d %H:%M")
+        click.echo(
+            f"{s['key'][:12]:<12} {s['kind']:<13} {model:<24} {grid:<9} {status:<13} "
+            f"{_fmt(summ.get('asr_origin_pct'), 0):>5} {_fmt(summ.get('visage'), 1):>7} {created:<16}  "
+            + reference_text(summ, 1)
+        )
+
+
+def show_scan(store, key: str, as_json: bool) -> None:
+    record = store.scan_record(key)
+    grid = store.scan_grid(key)
+    summary = scan_summary(record, grid.values["asr_pct"])
+    if as_json:
+        values = {k: np.where(np.isfinite(v), v, None).tolist() for k, v in grid.values.items()}
+        click.echo(json.dumps(dict(record, key=key, summary=summary, values=values), indent=2, default=str))
+        return
+    click.echo(f"scan {key}")
+    click.echo(
+        f"kind: {record['kind']}  status: {record.get('status')}  points: {grid.done}/{record['total_points']}"
+    )
+    click.echo(f"version {record.get('version')}  commit {record.get('commit')}")
+    click.echo(
+        "spec:\n" + "\n".join("  " + line for line in json.dumps(record["spec"], indent=2).splitlines())
+    )
+    print_curve(grid) if grid.betas is None else print_grid(grid)
+    print_summary(summary)
+
+
+def show_point(store, key: str, i: int, j: int, as_json: bool) -> str:
+    metrics = store.point(key, i, j)
+    if metrics is None:
+        raise SpecError(f"point ({i}, {j}) of scan {key[:12]} is not computed")
+    rows = store.point_responses(key, i, j) or []
+    if as_json:
+        return json.dumps({"metrics": metrics, "responses": rows}, indent=2)
+    lines = [
+        f"point ({i}, {j}) alpha={metrics['alpha']:g} beta={metrics['beta']:g}: ASR {metrics['asr_pct']:.1f}%  incoherent {metrics['incoherent_pct']:.1f}%"
+    ]
+    for r in rows:
+        tag = "REFUSED " if r["refused"] else "COMPLIED"
+        if r["incoherent"]:
+            tag += " (incoherent: " + str(r["incoherent_reason"]) + ")"
+        lines.append(f"\n[{tag}] {r['prompt']}\n  → {r['response']!r}\n  judge: {r['reason']}")
+    return "\n".join(lines)
+
+
+def evaluate_models(
+    c, sources: list[str], harmful: str, limit: int, benign_limit: int | None = None, max_new_tokens: int = 48
+) -> str:
+    """ASR on ``harmful`` and over-refusal on the built-in benign set, for each model (cached)."""
+    from landscape.core.specs import AxisSpec, GenerationSpec, ModelSpec, PromptSpec, ScanSpec
+    from landscape.engine.scan import scan_grid
+
+    lines = [
+        f"{'model':<40} {'ASR % (' + Path(harmful).name[:20] + ')':>28} {'benign refusal %':>17} {'incoherent %':>13}"
+    ]
+    for src in sources:
+        row = []
+        for prompts in (
+            PromptSpec(source=harmful, limit=limit),
+            PromptSpec(source="builtin:benign", limit=benign_limit),
+        ):
+            spec = ScanSpec(
+                model=ModelSpec(source=src),
+                directions=(),
+                alphas=AxisSpec(start=0, stop=0, num=1),
+                prompts=prompts,
+                generation=GenerationSpec(max_new_tokens=max_new_tokens),
+            )
+            res = scan_grid(spec, c.store, c.runtime(), log=c.log)
+            row.append(c.store.point(res.key, 0, 0))
+        name = src if len(src) <= 40 else "…" + src[-39:]
+        lines.append(
+            f"{name:<40} {row[0]['asr_pct']:>28.1f} {row[1]['refusal_pct']:>17.1f} {row[0]['incoherent_pct']:>13.1f}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,140 @@
+"""Specs of a study: its runs, what is measured on every model, and trajectory planes.
+
+Like ``core.specs`` these are frozen, validated pydantic models whose identity is hashed into cache
+keys; every field is documented and option sets are ``Literal``. A run's attack and defences use the
+specs registered beside their code (``training.attacks``, ``training.defenses``). No torch here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from landscape.core.specs import (
+    AxisSpec,
+    CapabilitySpec,
+    DirectionSpec,
+    FormatSpec,
+    GenerationSpec,
+    JudgeSpec,
+    ModelSpec,
+    PromptSpec,
+    ScanSpec,
+    Spec,
+    SpecError,
+)
+from landscape.training.attacks import AttackSpec
+from landscape.training.defenses import DefenseSpec
+from landscape.training.specs import FinetuneSpec
+
+
+class EvalSpec(Spec):
+    """What is measured on every model of a study."""
+
+    harmful_limit: int = Field(40, ge=1, description="Held-out harmful prompts (builtin:harmful).")
+    max_new_tokens: int = Field(24, ge=1, le=1024)
+    judge: str = "keywords"
+    benign_limit: int = Field(20, ge=0, description="Benign prompts for the over-refusal rate.")
+    task_limit: int = Field(120, ge=1, description="Task test items for accuracy.")
+    default_format_asr: bool = Field(
+        True,
+        description="Also measure ASR in the default chat format when a run uses another. False: "
+        "such a run is measured in its own format only (harmful score, over-refusal and coherent ASR "
+        "in that format; 'ASR (default fmt)' is left empty), one scan fewer per run.",
+    )
+    visage_directions: int = Field(1, ge=0, le=16, description="K random 1D directions for VISAGE.")
+    visage_range: float = Field(0.2, gt=0, description="1D scans over [-r, r].")
+    visage_points: int = Field(5, ge=3, le=101)
+    visage_prompts: int = Field(12, ge=1)
+
+    def point_spec(
+        self, model: ModelSpec, limit: int, capability: bool, fmt: FormatSpec | None = None
+    ) -> ScanSpec:
+        """One unperturbed point of ``model``: ASR on ``limit`` harmful prompts (and over-refusal),
+        asked in ``fmt`` (system prompt, user template, prefilled answer prefix; default chat if None)."""
+        fmt = fmt or FormatSpec()
+        return ScanSpec(
+            model=model,
+            system_prompt=fmt.system_prompt,
+            user_template=fmt.user_template,
+            answer_prefix=fmt.answer_prefix,
+            directions=(),
+            alphas=AxisSpec(start=0.0, stop=0.0, num=1),
+            prompts=PromptSpec(limit=limit),
+            generation=GenerationSpec(max_new_tokens=self.max_new_tokens),
+            judge=JudgeSpec(name=self.judge),
+            capability=CapabilitySpec(benign_limit=self.benign_limit, nll=False)
+            if capability and self.benign_limit
+            else None,
+        )
+
+    def visage_specs(self, model: ModelSpec) -> list[ScanSpec]:
+        """The K random 1D scans around ``model`` that VISAGE averages."""
+        return [
+            ScanSpec(
+                model=model,
+                directions=(DirectionSpec(seed=k),),
+                alphas=AxisSpec(start=-self.visage_range, stop=self.visage_range, num=self.visage_points),
+                prompts=PromptSpec(limit=self.visage_prompts),
+                generation=GenerationSpec(max_new_tokens=self.max_new_tokens),
+                judge=JudgeSpec(name=self.judge),
+            )
+            for k in range(self.visage_directions)
+        ]
+
+
+class TrajectorySpec(Spec):
+    """Per-epoch checkpoints of some runs drawn over a 2D landscape of one plane."""
+
+    runs: tuple[str, ...] = Field(..., min_length=1, description="Run names (LoRA or full FT).")
+    plane: Literal["interpolation", "pca"] = Field(
+        "interpolation",
+        description="'interpolation': aligned → first run's final model × an orthogonal random "
+        "direction (Figure 1B); 'pca': top-2 principal directions of the checkpoints (Li et al.).",
+    )
+    grid: int = Field(5, ge=3, le=41, description="Grid side.")
+    margin: float = Field(0.25, ge=0, description="Grid extends this share beyond the path.")
+    prompts: int = Field(12, ge=1, description="Harmful prompts per grid point.")
+    seed: int = 0
+
+
+class RunSpec(Spec):
+    """One model of a study: an attack's data, fine-tuned, with optional defences."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.+-]{1,40}$")
+    attack: AttackSpec = AttackSpec()
+    defenses: tuple[DefenseSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> RunSpec:
+        kinds = [d.name for d in self.defenses]
+        if len(set(kinds)) != len(kinds):
+            raise SpecError(f"run {self.name}: a defence appears twice")
+        mixes = [k for k in kinds if k in ("paraphrase", "generic_mix")]
+        if len(mixes) > 1:
+            raise SpecError(f"run {self.name}: choose paraphrase or generic_mix, not both")
+        return self
+
+
+class StudySpec(Spec):
+    """align → attacks → defences → evaluation → landscapes, as one resumable, cached study."""
+
+    name: str = "study"
+    base: ModelSpec = ModelSpec()
+    align: bool = Field(True, description="Align the base model first (built-in alignment).")
+    finetune: FinetuneSpec = FinetuneSpec()
+    runs: tuple[RunSpec, ...] = Field(..., min_length=1)
+    evaluation: EvalSpec = EvalSpec()
+    trajectories: tuple[TrajectorySpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> StudySpec:
+        names = [r.name for r in self.runs]
+        if len(set(names)) != len(names):
+            raise SpecError("run names must be unique")
+        for t in self.trajectories:
+            for name in t.runs:
+                if name not in names:
+                    raise SpecError(f"trajectory names unknown run {name!r}")
+        return self
