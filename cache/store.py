@@ -283,7 +283,7 @@ class Store:
         """Every scan record, newest first, with ``done``/``total`` point counts and ``status``.
 
         A ``summary`` stored on the record by an older version is left out: readers recompute
-        basin metrics from the grid (``landscape.visage.scan_summary``) rather than trust it.
+        basin metrics from the grid (``landscape.core.visage.scan_summary``) rather than trust it.
         """
         out = []
         for k in self.keys("scan:"):
