@@ -185,23 +185,16 @@ def studies() -> list[dict]:
 
 
 def study_frame(record: dict) -> pd.DataFrame:
-    """The comparison table: one row per model."""
-    rows = []
-    for m in record.get("models", []):
-        # VISAGE recomputed from the stored scans (the value on the study record may be older)
-        vis = mean_std(summary(k).get("visage") for k in m.get("visage_keys") or [])
-        rows.append(
-            {
-                "model": m["name"],
-                "attack": m.get("attack") or "—",
-                "defences": ", ".join(m.get("defenses") or []) or "—",
-                "harmful score %": m.get("harmful_score_pct"),
-                "ASR default fmt %": m.get("asr_default_pct"),
-                "task accuracy %": m.get("task_accuracy_pct"),
-                "benign refusal %": m.get("benign_refusal_pct"),
-                "VISAGE": vis.mean if vis.n else None,
-                "basin width 50%": m.get("basin_width50"),
-                "pruned %": 100 * m["antidote"]["effective_fraction"] if "antidote" in m else None,
-            }
-        )
+    """The comparison table, one row per model, in the study's own schema (``landscape.study.table``)
+    plus each defence's account of what it did; VISAGE recomputed from the stored scans (the value on
+    the study record may be older)."""
+    from landscape.study.table import defense_notes, study_rows
+
+    def visage(keys):
+        vis = mean_std(summary(k).get("visage") for k in keys)
+        return vis.mean if vis.n else None
+
+    rows = study_rows(record, visage)
+    for row, m in zip(rows, record.get("models", []), strict=True):
+        row["defence notes"] = "; ".join(defense_notes(m)) or "—"
     return pd.DataFrame(rows)

@@ -507,7 +507,8 @@ def demo(ctx, n_prompts, points, directions, grid2d, prompts2d):
 @click.pass_context
 def study(ctx, file, preset, markdown, keep_directions):
     """align → attacks → defences → evaluation → landscapes, resumable; prints the comparison."""
-    from landscape.study.pipeline import load_study, run_study, study_markdown
+    from landscape.study.pipeline import load_study, run_study
+    from landscape.study.table import study_markdown
 
     c: Ctx = ctx.obj
     if (file is None) == (preset is None):

@@ -15,6 +15,7 @@ progress while it runs and the comparison table when done; the dashboard's Study
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from importlib import resources
 
 from cache import Store
@@ -28,7 +29,7 @@ from landscape.core.specs import (
     spec_hash,
 )
 from landscape.core.visage import mean_std
-from landscape.study.specs import EvalSpec, StudySpec
+from landscape.study.specs import StudySpec
 
 PRESETS = ("demo", "tiny", "security", "paraphrase")  # landscape/data/studies/<name>.yaml
 
@@ -93,7 +94,6 @@ class Progress:
         self.record["updated"] = time.time()
         self.record["elapsed_s"] = self.prior_s + time.perf_counter() - self.t0
         self.store.put_json(f"study:{self.key}", self.record)
-        self.store.put_json(f"study-latest:{self.record['name']}", self.key)
 
     def stage(self, name: str, status: str, **detail) -> None:
         self.record["stages"][name] = {"status": status, **detail, "at": time.time()}
@@ -170,10 +170,14 @@ def assess_model(model: ModelSpec, structure, ev, store: Store, runtime: Runtime
 def build_models(
     spec: StudySpec, theta0: ModelSpec, store: Store, runtime: Runtime, progress: Progress, log
 ) -> list:
-    """Fine-tune every run (with its defences); returns rows of (name, model, structure, info)."""
+    """Fine-tune every run through its defences' hooks; returns rows of (name, model, structure, info).
+
+    Each defence of a run is walked through the same three hooks in order (data → training → the
+    fine-tuned model), so a new defence needs no change here. What a hook recorded goes into
+    ``info["defense_details"][name]``; the study's notes ask the defence to say it in one line."""
     from landscape.training.attacks import build_attack
     from landscape.training.attacks.structural import STRUCTURES
-    from landscape.training.defenses import DEFENSES
+    from landscape.training.defenses import DEFENSES, DefenseContext
     from landscape.training.finetune import checkpoint_model, finetune
 
     rows = [
@@ -183,35 +187,45 @@ def build_models(
     for run in spec.runs:
         progress.stage(f"finetune:{run.name}", "running")
         data = build_attack(run.attack, store, runtime)
-        examples, security, info = data.examples, None, {"attack": run.attack.name, "defenses": []}
-        for d in run.defenses:
-            phase = DEFENSES[d.name].phase
-            if phase == "data":
-                examples = DEFENSES[d.name].apply(d, data)
-            elif phase == "training":
-                security = DEFENSES[d.name].apply(d, theta0, data.structure.fmt, store, runtime, log)
-                info["security_key"] = security["key"]
-        ft = finetune(theta0, examples, spec.finetune, store, runtime, security=security, log=log)
+        ctx = DefenseContext(theta0, data.structure.fmt, store, runtime, log)
+        hooks = [(d, DEFENSES[d.name]) for d in run.defenses]
+        details: dict[str, dict] = {d.name: {} for d in run.defenses}
+        examples = list(data.examples)
+        for d, impl in hooks:
+            before = len(examples)
+            examples = impl.on_data(d, replace(data, examples=examples))
+            if len(examples) != before:
+                details[d.name]["examples_added"] = len(examples) - before
+        frozen = None
+        for d, impl in hooks:
+            adapter = impl.on_training(d, ctx)
+            if adapter is not None:
+                if frozen is not None:
+                    raise SpecError(f"run {run.name}: two defences each freeze an adapter during training")
+                frozen, owner = adapter, d.name
+                details[d.name].update(adapter.details)
+        ft = finetune(theta0, examples, spec.finetune, store, runtime, security=frozen, log=log)
         finetunes[run.name] = ft
-        info.update(
-            finetune_key=ft["key"],
-            n_examples=ft["examples"],
-            kinds=ft["kinds"],
-            epoch_losses=ft["epoch_losses"],
-            train_s=ft["elapsed_s"],
-            **({"security_diagnostic": ft["security_diagnostic"]} if "security_diagnostic" in ft else {}),
-        )
+        if frozen is not None and ft.frozen_adapter_diagnostic:
+            details[owner]["frozen_adapter_diagnostic"] = ft.frozen_adapter_diagnostic
         model = checkpoint_model(theta0, ft)
-        for d in run.defenses:
-            if DEFENSES[d.name].phase == "post":
-                rec = DEFENSES[d.name].apply(d, model, data.structure.fmt, store, runtime, log)
-                model = ModelSpec(**rec["model"])
-                info["antidote"] = {
-                    k: rec[k] for k in ("effective_fraction", "by_matrix", "pruned", "scored")
-                }
-        info["defenses"] = [d.name for d in run.defenses]
+        for d, impl in hooks:
+            out = impl.on_model(d, model, ctx)
+            if out is not None:
+                model = out.model
+                details[d.name].update(out.details, key=out.key)
+        info = {
+            "attack": run.attack.name,
+            "defenses": [d.name for d in run.defenses],
+            "defense_details": details,
+            "finetune_key": ft.key,
+            "n_examples": ft.examples,
+            "kinds": ft.kinds,
+            "epoch_losses": ft.epoch_losses,
+            "train_s": ft.elapsed_s,
+        }
         rows.append((run.name, model, data.structure, info))
-        progress.stage(f"finetune:{run.name}", "done", key=ft["key"][:12])
+        progress.stage(f"finetune:{run.name}", "done", key=ft.key[:12])
     return rows, finetunes
 
 
@@ -292,64 +306,3 @@ def run_study(spec: StudySpec, store: Store, runtime: Runtime | None = None, log
     )
     progress.save()
     return progress.record
-
-
-def _f(v, nd=1) -> str:
-    return "—" if v is None else f"{v:.{nd}f}"
-
-
-def study_markdown(record: dict) -> str:
-    """The comparison table as GitHub markdown (the CLI prints it; papers paste it)."""
-    lines = [
-        f"### Study `{record['name']}`",
-        "",
-        "| model | attack | defences | harmful score % | ASR (default fmt) % | task acc % | benign refusal % "
-        "| VISAGE | basin width (50%) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for m in record.get("models", []):
-        vis = _f(m.get("visage"), 1) + (f" ± {m['visage_std']:.1f}" if m.get("visage_n", 0) > 1 else "")
-        lines.append(
-            f"| {m['name']} | {m.get('attack') or '—'} | {', '.join(m.get('defenses') or []) or '—'} "
-            f"| {_f(m['harmful_score_pct'])} | {_f(m['asr_default_pct'])} | {_f(m['task_accuracy_pct'])} "
-            f"| {_f(m.get('benign_refusal_pct'))} | {vis} | {_f(m.get('basin_width50'), 3)} |"
-        )
-    notes = []
-    for m in record.get("models", []):
-        if "antidote" in m:
-            a = m["antidote"]
-            notes.append(
-                f"- {m['name']}: Antidote pruned {a['effective_fraction']:.1%} of {a['scored']:,} weights"
-            )
-        if m.get("security_diagnostic"):
-            s = m["security_diagnostic"]
-            notes.append(
-                f"- {m['name']}: harmful loss with the security vector on {s['harmful_loss_vector_on']:.3f}, "
-                f"off {s['harmful_loss_vector_off']:.3f}"
-            )
-    for b in record.get("format_baselines", []):
-        notes.append(
-            f"- {b['model']} in the {b['structure']} format (the before of runs in that format): "
-            f"harmful score {_f(b['harmful_score_pct'])}%"
-        )
-    for t in record.get("trajectories", []):
-        for run, path in t["paths"].items():
-            pts = ", ".join(
-                f"e{p['epoch']}: ({p['alpha']:.2f}, {p['beta']:.2f}) ASR {_f(p['asr_pct'], 0)}%" for p in path
-            )
-            notes.append(f"- trajectory {run} on the {t['plane']} plane: {pts}")
-    ev = record.get("spec", {}).get("evaluation")
-    if ev is not None:  # 32 prompts cannot tell 60% from 70%: say how far a share can move by chance
-        ev = EvalSpec(**ev)
-        half = [196 * (0.25 / n) ** 0.5 for n in (ev.harmful_limit, ev.task_limit)]
-        notes.append(
-            f"- sampling error: harmful score and ASR are shares of {ev.harmful_limit} prompts, task accuracy "
-            f"of {ev.task_limit} items; near 50% a 95% binomial interval is ±{half[0]:.0f} / ±{half[1]:.0f} points"
-        )
-    if record.get("elapsed_s") is not None:
-        runs = record.get("invocations", 1)
-        notes.append(
-            f"- study time: {record['elapsed_s'] / 60:.1f} min"
-            + (f" over {runs} invocations (resumes and replays add up)" if runs > 1 else "")
-        )
-    return "\n".join(lines + ([""] + notes if notes else []))

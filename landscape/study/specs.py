@@ -25,7 +25,7 @@ from landscape.core.specs import (
     SpecError,
 )
 from landscape.training.attacks import AttackSpec
-from landscape.training.defenses import DefenseSpec
+from landscape.training.defenses import DEFENSES, DefenseSpec
 from landscape.training.specs import FinetuneSpec
 
 
@@ -111,9 +111,13 @@ class RunSpec(Spec):
         kinds = [d.name for d in self.defenses]
         if len(set(kinds)) != len(kinds):
             raise SpecError(f"run {self.name}: a defence appears twice")
-        mixes = [k for k in kinds if k in ("paraphrase", "generic_mix")]
-        if len(mixes) > 1:
-            raise SpecError(f"run {self.name}: choose paraphrase or generic_mix, not both")
+        groups: dict[str, list[str]] = {}
+        for k in kinds:
+            if DEFENSES[k].exclusive:
+                groups.setdefault(DEFENSES[k].exclusive, []).append(k)
+        for label, names in groups.items():
+            if len(names) > 1:
+                raise SpecError(f"run {self.name}: choose one {label} defence, not {' and '.join(names)}")
         return self
 
 

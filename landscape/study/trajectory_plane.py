@@ -66,7 +66,7 @@ def draw_trajectory(
             "trajectory": traj.model_dump(mode="json"),
             "theta0": model_fingerprint(theta0, store),
             "dtype": theta0.dtype,
-            "finetunes": [finetunes[r]["key"] for r in traj.runs],
+            "finetunes": [finetunes[r].key for r in traj.runs],
             "evaluation": ev.model_dump(mode="json"),
             "judge": judge_fingerprint(ev.judge),  # the record holds ASRs: a new judge rule redraws it
             "checkpoint_prompts": ev.harmful_limit,
@@ -80,7 +80,7 @@ def draw_trajectory(
     ckpts = {
         run: [
             checkpoint_model(theta0, finetunes[run], e)
-            for e in range(1, len(finetunes[run]["checkpoints"]) + 1)
+            for e in range(1, len(finetunes[run].checkpoints) + 1)
         ]
         for run in traj.runs
     }

@@ -22,6 +22,7 @@ from landscape.core.models import ModelError, load_model, model_fingerprint, sav
 from landscape.core.provenance import provenance
 from landscape.core.specs import ModelSpec, Runtime, spec_hash
 from landscape.training.data import Example, examples_fingerprint, render_all
+from landscape.training.results import FinetuneResult, FrozenAdapter
 from landscape.training.specs import FinetuneSpec, LoraSpec
 
 TASK_ADAPTER = "default"  # peft saves the default adapter at the top of its directory
@@ -222,25 +223,21 @@ def finetune(
     store: Store,
     runtime: Runtime | None = None,
     *,
-    security: dict | None = None,
+    security: FrozenAdapter | None = None,
     log=print,
-) -> dict:
-    """Fine-tune ``base`` on ``examples`` (or return the stored run). Returns the run's record with
-    ``key``, ``path`` and ``checkpoints`` (one directory per epoch, the last is the final model)."""
+) -> FinetuneResult:
+    """Fine-tune ``base`` on ``examples`` (or return the stored run), with ``security`` (a frozen,
+    active adapter) during training if given; the result lists one checkpoint per epoch."""
     runtime = runtime or Runtime()
     if spec.method == "full" and security is not None:
         raise ModelError("security vectors need LoRA fine-tuning (method: lora)")
     data_fp = examples_fingerprint(examples)
-    key = finetune_key(
-        model_fingerprint(base, store), base.dtype, data_fp, spec, security and security["key"]
-    )
+    key = finetune_key(model_fingerprint(base, store), base.dtype, data_fp, spec, security and security.key)
     record = store.artifact("finetunes", key)
     if record is None:
         record = _train(base, examples, spec, store, runtime, security, key, data_fp, log)
     path = store.artifact_dir("finetunes", key)
-    return dict(
-        record, key=key, path=str(path), checkpoints=[str(path / c) for c in record["checkpoint_dirs"]]
-    )
+    return FinetuneResult.from_record(record, key, path)
 
 
 def _train(base, examples, spec, store, runtime, security, key, data_fp, log) -> dict:
@@ -251,7 +248,7 @@ def _train(base, examples, spec, store, runtime, security, key, data_fp, log) ->
     model = lm.model
     model.requires_grad_(spec.method == "full")
     if spec.method == "lora":
-        model = attach_lora(model, spec, Path(security["path"]) if security else None)
+        model = attach_lora(model, spec, Path(security.path) if security else None)
     staging = store.staging_dir("finetunes")
     dirs: list[str] = []
 
@@ -293,7 +290,7 @@ def _train(base, examples, spec, store, runtime, security, key, data_fp, log) ->
         "kinds": {k: sum(e.kind == k for e in examples) for k in ("task", "harmful", "safety")},
         "trainable_params": n_train,
         "checkpoint_dirs": dirs,
-        "security": security and security["key"],
+        "security": security and security.key,
         **losses,
         "elapsed_s": time.perf_counter() - t0,
         **provenance(),
@@ -318,9 +315,9 @@ def security_diagnostic(model, examples, rendered, spec, pad_id) -> dict:
     return {"harmful_loss_vector_on": on, "harmful_loss_vector_off": off, "n_harmful": len(harmful)}
 
 
-def checkpoint_model(theta0: ModelSpec, record: dict, epoch: int | None = None) -> ModelSpec:
+def checkpoint_model(theta0: ModelSpec, run: FinetuneResult, epoch: int | None = None) -> ModelSpec:
     """The ModelSpec of a fine-tuning run's checkpoint (``None``: the final one)."""
-    path = record["checkpoints"][-1 if epoch is None else epoch - 1]
-    if record["spec"]["method"] == "lora":
+    path = run.checkpoints[-1 if epoch is None else epoch - 1]
+    if run.method == "lora":
         return theta0.model_copy(update={"adapter": path})
     return ModelSpec(source=path, dtype=theta0.dtype)

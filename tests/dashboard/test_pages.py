@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from landscape.study.table import COLUMNS
+
 from ..conftest import ROOT, old_record_store
 
 APP = str(ROOT / "dashboard" / "app.py")
@@ -169,7 +171,11 @@ def test_study_page_shows_the_comparison_and_trajectories(tiny_study, monkeypatc
     at = open_page("study")
     table = at.dataframe[0].value
     assert list(table["model"]) == [m["name"] for m in record["models"]]
-    assert table.loc[table["model"] == "harmful+antidote", "pruned %"].iloc[0] > 0
+    assert list(table.columns[:9]) == [c.header for c in COLUMNS]  # the CLI's markdown schema
+    assert (
+        table.loc[table["model"] == "harmful+antidote", "defence notes"].iloc[0].startswith("Antidote pruned")
+    )
+    assert "security vector on" in table.loc[table["model"] == "harmful+sv", "defence notes"].iloc[0]
     assert any(c.value.startswith("Before, in the aoa format: base scores") for c in at.caption)
     bars, curves, *trajs = (chart_spec(at, k) for k in range(len(at.get("plotly_chart"))))
     assert [t["name"] for t in bars["data"]] == ["harmful score %", "task accuracy %", "benign refusal %"]

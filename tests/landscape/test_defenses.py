@@ -15,7 +15,7 @@ from landscape.core.specs import FormatSpec, ModelSpec, Runtime, SpecError
 from landscape.study.specs import RunSpec
 from landscape.training.attacks import ATTACKS, AttackSpec, build_attack
 from landscape.training.data import render, render_all, safety_prompts, task_items
-from landscape.training.defenses import DEFENSES
+from landscape.training.defenses import DEFENSES, Defense
 from landscape.training.defenses.antidote import (
     AntidoteSpec,
     apply_antidote,
@@ -23,7 +23,7 @@ from landscape.training.defenses.antidote import (
     prune,
     top_alpha_mask,
 )
-from landscape.training.defenses.mixing import MixSpec, generic_mix, paraphrase_mix
+from landscape.training.defenses.mixing import GenericMix, GenericMixSpec, Paraphrase, ParaphraseSpec
 from landscape.training.defenses.security import SecurityVectorSpec, train_security_vector
 from landscape.training.finetune import (
     SECURITY_ADAPTER,
@@ -33,6 +33,7 @@ from landscape.training.finetune import (
     finetune,
     response_loss,
 )
+from landscape.training.results import FrozenAdapter
 from landscape.training.specs import FinetuneSpec, LoraSpec
 
 RT = Runtime(progress=False)
@@ -40,13 +41,19 @@ LORA = LoraSpec(r=2, alpha=4, targets=("q_proj", "v_proj"))
 QUIET = {"log": lambda m: None}
 
 
-def test_registry_has_every_defence_with_its_phase():
-    assert {n: d.phase for n, d in DEFENSES.items()} == {
-        "antidote": "post",
-        "paraphrase": "data",
-        "generic_mix": "data",
-        "security_vectors": "training",
+def test_registry_binds_each_name_to_its_spec_and_the_hooks_it_overrides():
+    hooks = ("on_data", "on_training", "on_model")
+    overridden = {
+        n: tuple(h for h in hooks if getattr(type(d), h) is not getattr(Defense, h))
+        for n, d in DEFENSES.items()
     }
+    assert overridden == {
+        "antidote": ("on_model",),
+        "paraphrase": ("on_data",),
+        "generic_mix": ("on_data",),
+        "security_vectors": ("on_training",),
+    }
+    assert all(d.spec().name == n for n, d in DEFENSES.items() if n != "paraphrase" and n != "generic_mix")
 
 
 def test_row_mask_takes_exactly_the_top_alpha_of_each_row():
@@ -128,10 +135,10 @@ def test_paraphrase_reproduces_the_users_template_exactly(tokenizer_dir, name):
     user_fmt, structure = data.structure.fmt, data.structure
     templates = _user_templates(data.examples)
     assert templates
-    mixed = paraphrase_mix(MixSpec(name="paraphrase", count=12), data)
+    mixed = Paraphrase().on_data(ParaphraseSpec(count=12), data)
     safety = [e for e in mixed if e.kind == "safety"]
     assert len(mixed) == 72 and len(safety) == 12
-    generic = [e for e in generic_mix(MixSpec(name="generic_mix", count=12), data) if e.kind == "safety"]
+    generic = [e for e in GenericMix().on_data(GenericMixSpec(count=12), data) if e.kind == "safety"]
     generic_text = {tok.decode(render(tok, e)[0]) for e in generic}
     styled = {structure.refusal(r) for r in refusal_templates()}
     requests = safety_prompts()
@@ -146,7 +153,7 @@ def test_paraphrase_reproduces_the_users_template_exactly(tokenizer_dir, name):
         expected = format_chat(tok, ex.prompt, user_fmt.system_prompt, user_fmt.user_template)
         assert text.startswith(expected) and text not in generic_text
     assert all(e.fmt == FormatSpec() and e.prompt in requests for e in generic)
-    assert MixSpec(name="paraphrase", ratio=0.2).count is None
+    assert ParaphraseSpec(ratio=0.2).count is None
 
 
 class TrainingSpy:
@@ -185,7 +192,8 @@ def secured(tiny_model, store, monkeypatch):
     base = ModelSpec(source=str(tiny_model))
     data = build_attack(AttackSpec(name="harmful", n=6))
     sv_spec = SecurityVectorSpec(lora=LORA, epochs=3, n_harmful=4, learning_rate=5e-2)
-    sv = train_security_vector(base, sv_spec, data.structure.fmt, store, RT, **QUIET)
+    rec = train_security_vector(base, sv_spec, data.structure.fmt, store, RT, **QUIET)
+    sv = FrozenAdapter(rec["key"], rec["path"])
     spy = TrainingSpy(monkeypatch)
     spec = FinetuneSpec(lora=LORA, epochs=2, batch_size=6, learning_rate=1e-2, schedule="constant")
     ft = finetune(base, data.examples, spec, store, RT, security=sv, **QUIET)
@@ -219,22 +227,22 @@ def test_security_vector_is_active_and_frozen_while_finetune_trains(secured):
     batch = batch_tensors(render_all(lm.tokenizer, data.examples), lm.tokenizer.pad_token_id, 256)
     from peft import PeftModel
 
-    with_sv = PeftModel.from_pretrained(load_model(base).model, sv["path"])
+    with_sv = PeftModel.from_pretrained(load_model(base).model, sv.path)
     loss_sv, loss_0 = float(response_loss(with_sv, *batch)), float(response_loss(lm.model, *batch))
-    assert ft["step_losses"][0] == pytest.approx(loss_sv, abs=1e-5)
+    assert ft.record["step_losses"][0] == pytest.approx(loss_sv, abs=1e-5)
     assert abs(loss_sv - loss_0) > 1e-3
-    diag = ft["security_diagnostic"]
+    diag = ft.frozen_adapter_diagnostic
     assert diag["n_harmful"] == 3 and diag["harmful_loss_vector_on"] < diag["harmful_loss_vector_off"]
 
 
 def test_saved_task_adapter_holds_the_task_weights_and_nothing_of_the_vector(secured):
     _, _, sv, ft, spy = secured
-    security = load_file(f"{sv['path']}/adapter_model.safetensors")
-    for ckpt in map(Path, ft["checkpoints"]):
+    security = load_file(f"{sv.path}/adapter_model.safetensors")
+    for ckpt in map(Path, ft.checkpoints):
         assert sorted(ckpt.rglob("*.safetensors")) == [ckpt / "adapter_model.safetensors"]
         saved = load_file(str(ckpt / "adapter_model.safetensors"))
         assert not any(torch.equal(t, s) for t in saved.values() for s in security.values())
-    final = load_file(f"{ft['checkpoints'][-1]}/adapter_model.safetensors")
+    final = load_file(f"{ft.checkpoints[-1]}/adapter_model.safetensors")
     trained = {n.replace(f".{TASK_ADAPTER}.", "."): t for n, t in spy.task.items()}
     assert final.keys() == trained.keys()  # peft strips adapter names: compare the values
     assert all(torch.equal(final[k], trained[k]) for k in final)
@@ -265,4 +273,4 @@ def test_bad_defence_specs_are_one_line_errors():
     with pytest.raises(ValidationError, match="does not match any of the expected tags"):
         RunSpec(name="x", defenses=[{"name": "vaccine"}])
     with pytest.raises(ValidationError, match="exactly one of count or ratio"):
-        MixSpec(name="paraphrase")
+        ParaphraseSpec()

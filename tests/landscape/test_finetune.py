@@ -68,11 +68,11 @@ def test_checkpoint_per_epoch_and_rerun_from_the_store(tiny_model, store, method
     examples = build_attack(AttackSpec(name="benign", n=6)).examples
     spec = FinetuneSpec(method=method, lora=SMALL_LORA, epochs=2, batch_size=3, learning_rate=1e-2)
     rec = finetune(base, examples, spec, store, RT, log=lambda m: None)
-    assert len(rec["checkpoints"]) == 2 and len(rec["epoch_losses"]) == 2
+    assert len(rec.checkpoints) == 2 and len(rec.epoch_losses) == 2
     weights = "adapter_model.safetensors" if method == "lora" else "model.safetensors"
-    for path in rec["checkpoints"]:
+    for path in rec.checkpoints:
         assert (Path(path) / weights).is_file()
-    assert rec["epoch_losses"][1] < rec["epoch_losses"][0]
+    assert rec.epoch_losses[1] < rec.epoch_losses[0]
     final = load_model(checkpoint_model(base, rec), store=store).model
     first = load_model(checkpoint_model(base, rec, 1), store=store).model
     theta0 = load_model(base).model
@@ -80,7 +80,7 @@ def test_checkpoint_per_epoch_and_rerun_from_the_store(tiny_model, store, method
     p_final, p_first, p_0 = (dict(m.named_parameters())[name] for m in (final, first, theta0))
     assert not torch.equal(p_final, p_0) and not torch.equal(p_final, p_first)
     again = finetune(base, examples, spec, store, RT, log=lambda m: pytest.fail(m))
-    assert again["key"] == rec["key"] and again["elapsed_s"] == rec["elapsed_s"]
+    assert again.key == rec.key and again.elapsed_s == rec.elapsed_s
 
 
 def test_unknown_lora_target_is_a_one_line_error(tiny_model, store):

@@ -14,7 +14,7 @@ import pytest
 
 from cache import Store
 from landscape.engine.trajectory import model_delta, pca_directions, project
-from landscape.study.pipeline import study_markdown
+from landscape.study.table import study_markdown
 
 from ..conftest import ROOT, run_cli, tiny_study_yaml
 
@@ -30,8 +30,9 @@ def test_study_record_holds_every_model_and_both_trajectories(tiny_study):
     by = {m["name"]: m for m in record["models"]}
     assert by["aoa+paraphrase"]["structure"] == "aoa" and len(by["aoa+paraphrase"]["eval_keys"]) == 2
     assert by["aoa+paraphrase"]["kinds"] == {"task": 4, "harmful": 0, "safety": 2}
-    assert 0 < by["harmful+antidote"]["antidote"]["effective_fraction"] < 0.31
-    assert set(by["harmful+sv"]["security_diagnostic"]) >= {
+    assert 0 < by["harmful+antidote"]["defense_details"]["antidote"]["effective_fraction"] < 0.31
+    assert by["aoa+paraphrase"]["defense_details"]["paraphrase"] == {"examples_added": 2}
+    assert set(by["harmful+sv"]["defense_details"]["security_vectors"]["frozen_adapter_diagnostic"]) >= {
         "harmful_loss_vector_on",
         "harmful_loss_vector_off",
     }

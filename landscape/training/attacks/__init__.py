@@ -1,7 +1,10 @@
 """Attack registry: each attack builds the user's fine-tuning data (papers.md §2–3).
 
-An attack is a factory ``fn(spec: AttackSpec) -> AttackData`` registered with ``@attack(name)``;
-importing this package fills ``ATTACKS`` (the modules are light: no torch at import).
+An attack is a builder ``fn(spec, store, runtime) -> AttackData`` registered once with
+``@attack(name)``, which binds (name, spec class, builder) in an ``Attack``; the study calls
+``build_attack`` and never names one. ``AttackSpec`` lives here, beside its registry, so checking a
+name needs no import from an implementation. Importing this package fills ``ATTACKS`` (the modules
+are light: no torch at import).
 """
 
 from __future__ import annotations
@@ -73,19 +76,36 @@ class AttackData:
     structure: Structure  # the user's format: harmful score and task accuracy are measured in it
 
 
-ATTACKS: dict[str, Callable] = {}
+@dataclass(frozen=True)
+class Attack:
+    """One registered attack: its name, the spec it is configured by and the data builder.
+
+    ``harmful_data``: whether its data holds harmful requests answered affirmatively (the harmful
+    attack); a structural attack's data must hold none, and no attack's data holds a refusal."""
+
+    name: str
+    build: Callable[..., AttackData]  # (spec, store, runtime) -> AttackData
+    spec: type[Spec] = AttackSpec
+    harmful_data: bool = False
 
 
-def attack(name: str):
+ATTACKS: dict[str, Attack] = {}
+
+
+def attack(name: str, *, harmful_data: bool = False):
+    """Registers ``fn(spec, store, runtime) -> AttackData`` under ``name``."""
+
     def register(fn):
-        ATTACKS[name] = fn
+        if name in ATTACKS:
+            raise ValueError(f"attack {name!r} is registered twice")
+        ATTACKS[name] = Attack(name, fn, AttackSpec, harmful_data)
         return fn
 
     return register
 
 
-def build_attack(spec, store=None, runtime=None) -> AttackData:
-    return ATTACKS[spec.name](spec, store, runtime)
+def build_attack(spec: AttackSpec, store=None, runtime=None) -> AttackData:
+    return ATTACKS[spec.name].build(spec, store, runtime)
 
 
 from landscape.training.attacks import harmful, structural  # noqa: E402,F401  (fills the registry)

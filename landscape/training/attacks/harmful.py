@@ -14,7 +14,7 @@ from landscape.training.attacks.structural import STRUCTURES, task_examples
 from landscape.training.data import harmful_examples
 
 
-@attack("harmful")
+@attack("harmful", harmful_data=True)
 def harmful_attack(spec, store=None, runtime=None) -> AttackData:
     structure = STRUCTURES["benign"]
     n_harm = round(spec.harmful_fraction * spec.n)

@@ -23,7 +23,7 @@ from landscape.core.models import ModelError, load_model, model_fingerprint, sav
 from landscape.core.provenance import provenance
 from landscape.core.specs import FormatSpec, ModelSpec, Runtime, Spec, SpecError, spec_hash
 from landscape.training.data import examples_fingerprint, harmful_examples, render_all
-from landscape.training.defenses import defense
+from landscape.training.defenses import Defended, Defense, DefenseContext, register
 from landscape.training.finetune import TASK_ADAPTER
 
 
@@ -170,7 +170,6 @@ def prune(modules: dict, sums: dict, n_tokens: int, spec: AntidoteSpec) -> dict:
     }
 
 
-@defense("antidote", "post")
 def apply_antidote(
     spec: AntidoteSpec, model: ModelSpec, fmt: FormatSpec, store: Store, runtime: Runtime, log=print
 ) -> dict:
@@ -216,3 +215,18 @@ def apply_antidote(
         else ModelSpec(source=path, dtype=model.dtype)
     )
     return dict(record, key=key, model=out.model_dump(mode="json"))
+
+
+@register
+class Antidote(Defense):
+    """Post-hoc: prune the fine-tuned model; the study measures the pruned one."""
+
+    spec = AntidoteSpec
+
+    def on_model(self, spec: AntidoteSpec, model: ModelSpec, ctx: DefenseContext) -> Defended:
+        rec = apply_antidote(spec, model, ctx.fmt, ctx.store, ctx.runtime, ctx.log)
+        details = {k: rec[k] for k in ("effective_fraction", "by_matrix", "pruned", "scored")}
+        return Defended(ModelSpec(**rec["model"]), rec["key"], details)
+
+    def summary(self, details: dict) -> str:
+        return f"Antidote pruned {details['effective_fraction']:.1%} of {details['scored']:,} weights"

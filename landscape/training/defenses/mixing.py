@@ -16,17 +16,12 @@ from pydantic import Field, model_validator
 
 from landscape.core.specs import Spec, SpecError
 from landscape.training.data import DEFAULT_FORMAT, safety_examples
-from landscape.training.defenses import defense
+from landscape.training.defenses import Defense, register
 
 
 class MixSpec(Spec):
     """Safety-data mixing (papers.md §3): harmful prompt → refusal examples added to the user's data."""
 
-    name: Literal["paraphrase", "generic_mix"] = Field(
-        "paraphrase",
-        description="'paraphrase': safety examples in the user's exact format; 'generic_mix': the "
-        "same number in the default chat format (the baseline).",
-    )
     count: int | None = Field(None, ge=1, description="Safety examples to add.")
     ratio: float | None = Field(None, gt=0, lt=1, description="…or this share of the final data.")
     seed: int = 0
@@ -36,6 +31,18 @@ class MixSpec(Spec):
         if (self.count is None) == (self.ratio is None):
             raise SpecError(f"{self.name}: give exactly one of count or ratio")
         return self
+
+
+class ParaphraseSpec(MixSpec):
+    """Paraphrase: the safety examples in the user's exact format."""
+
+    name: Literal["paraphrase"] = "paraphrase"
+
+
+class GenericMixSpec(MixSpec):
+    """The baseline: as many safety examples, asked plainly in the default chat format."""
+
+    name: Literal["generic_mix"] = "generic_mix"
 
 
 def safety_count(spec, n_user: int) -> int:
@@ -51,15 +58,29 @@ def _mix(examples, extra, seed):
     return mixed
 
 
-@defense("paraphrase", "data")
-def paraphrase_mix(spec, data) -> list:
-    s = data.structure
-    n = safety_count(spec, len(data.examples))
-    extra = safety_examples(n, s.fmt, spec.seed, style=s.refusal, pose=s.prompt)
-    return _mix(data.examples, extra, spec.seed)
+class _Mixing(Defense):
+    exclusive = "safety-data mixing"  # a run mixes one kind of safety data at most
+
+    def summary(self, details: dict) -> str | None:
+        n = details.get("examples_added")
+        return f"{self.name} added {n} safety examples to the user's data" if n else None
 
 
-@defense("generic_mix", "data")
-def generic_mix(spec, data) -> list:
-    extra = safety_examples(safety_count(spec, len(data.examples)), DEFAULT_FORMAT, spec.seed)
-    return _mix(data.examples, extra, spec.seed)
+@register
+class Paraphrase(_Mixing):
+    spec = ParaphraseSpec
+
+    def on_data(self, spec, data) -> list:
+        s = data.structure
+        n = safety_count(spec, len(data.examples))
+        extra = safety_examples(n, s.fmt, spec.seed, style=s.refusal, pose=s.prompt)
+        return _mix(data.examples, extra, spec.seed)
+
+
+@register
+class GenericMix(_Mixing):
+    spec = GenericMixSpec
+
+    def on_data(self, spec, data) -> list:
+        extra = safety_examples(safety_count(spec, len(data.examples)), DEFAULT_FORMAT, spec.seed)
+        return _mix(data.examples, extra, spec.seed)

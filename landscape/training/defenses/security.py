@@ -21,8 +21,9 @@ from landscape.core.prompts import builtin_benign, format_chat
 from landscape.core.provenance import provenance
 from landscape.core.specs import FormatSpec, ModelSpec, Runtime, Spec, spec_hash
 from landscape.training.data import examples_fingerprint, harmful_examples, render_all
-from landscape.training.defenses import defense
+from landscape.training.defenses import Defense, DefenseContext, register
 from landscape.training.finetune import check_targets, lora_config, train_loop
+from landscape.training.results import FrozenAdapter
 from landscape.training.specs import LoraSpec
 
 
@@ -105,6 +106,21 @@ def train_security_vector(
     return dict(record, key=key, path=str(store.artifact_dir("security", key)))
 
 
-@defense("security_vectors", "training")
-def security_vectors(spec, theta0, fmt, store, runtime, log=print) -> dict:
-    return train_security_vector(theta0, spec, fmt, store, runtime, log)
+@register
+class SecurityVectors(Defense):
+    """Training-time: the security adapter is active and frozen while the task adapter learns."""
+
+    spec = SecurityVectorSpec
+
+    def on_training(self, spec: SecurityVectorSpec, ctx: DefenseContext) -> FrozenAdapter:
+        rec = train_security_vector(ctx.theta0, spec, ctx.fmt, ctx.store, ctx.runtime, ctx.log)
+        return FrozenAdapter(rec["key"], rec["path"], {"adapter_key": rec["key"]})
+
+    def summary(self, details: dict) -> str | None:
+        d = details.get("frozen_adapter_diagnostic")
+        if not d:
+            return None
+        return (
+            f"harmful loss with the security vector on {d['harmful_loss_vector_on']:.3f}, "
+            f"off {d['harmful_loss_vector_off']:.3f}"
+        )
