@@ -1,4 +1,4 @@
-"""The result store: a pickle-free diskcache holding JSON records, numpy arrays and artifacts.
+"""The result store: a pickle-free diskcache of JSON records, with artifacts on disk beside it.
 
 Layout under one root directory:
 
@@ -13,7 +13,7 @@ Layout under one root directory:
 
 diskcache pickles any value that is not ``bytes``/``str``/number, and unpickles on read: loading a
 crafted cache would run code. ``NoPickleDisk`` refuses both directions, so this store only ever holds
-JSON text and ``np.save`` bytes (read back with ``allow_pickle=False``).
+JSON text (grids are rebuilt from the point records by ``Store.scan_grid``).
 
 "Not computed" is a missing key, never a sentinel value: an ASR of 0 is a real result.
 This module imports neither torch nor ``landscape``.
@@ -21,7 +21,6 @@ This module imports neither torch nor ``landscape``.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -93,16 +92,6 @@ def _decode(raw: Any, key: str) -> Any:
         raise CorruptEntryError(f"store entry {key!r} is corrupt: {exc}") from exc
 
 
-def array_to_bytes(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.asarray(array), allow_pickle=False)
-    return buf.getvalue()
-
-
-def array_from_bytes(raw: bytes) -> np.ndarray:
-    return np.load(io.BytesIO(raw), allow_pickle=False)
-
-
 @dataclass(frozen=True)
 class ScanGrid:
     """A scan's values on its grid; ``values[name]`` is shaped like the grid, NaN where not computed.
@@ -159,18 +148,6 @@ class Store:
 
     def delete(self, key: str, *, cache: Cache | None = None) -> None:
         (cache or self.meta).delete(key)
-
-    def put_array(self, key: str, array: np.ndarray) -> None:
-        self.meta.set(key, array_to_bytes(array))
-
-    def get_array(self, key: str) -> np.ndarray | None:
-        raw = self.meta.get(key)
-        if raw is None:
-            return None
-        try:
-            return array_from_bytes(raw)
-        except (ValueError, OSError) as exc:
-            raise CorruptEntryError(f"store entry {key!r} is not a numpy array: {exc}") from exc
 
     def keys(self, prefix: str, *, cache: Cache | None = None) -> Iterator[str]:
         for key in (cache or self.meta).iterkeys():

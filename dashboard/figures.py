@@ -180,10 +180,9 @@ def build_contour_figure(
     visage: float | None = None,
     zmin: float = 0.0,
     zmax: float = 100.0,
-    path: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> go.Figure:
     """Filled contour on a fixed colour scale, the basin boundary as an isoline at ``threshold``,
-    θ₀ marked at (0, 0), equal axis scaling; optionally a trajectory drawn over it."""
+    θ₀ marked at (0, 0), equal axis scaling (trajectories: ``build_trajectory_figure``)."""
     a, b, z = np.asarray(alphas), np.asarray(betas), plotly_z(asr)
     fig = go.Figure()
     fig.add_trace(
@@ -218,16 +217,6 @@ def build_contour_figure(
             hoverinfo="skip",
         )
     )
-    if path is not None:
-        fig.add_trace(
-            go.Scatter(
-                x=path[0],
-                y=path[1],
-                mode="lines+markers",
-                name="trajectory",
-                line={"color": "#e6550d", "width": 2},
-            )
-        )
     fig.add_trace(
         go.Scatter(
             x=[0],

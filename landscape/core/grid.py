@@ -1,9 +1,9 @@
 """Grid conventions for landscapes (numpy only, shared with the dashboard).
 
-One function owns the axis convention: 2D values are arrays shaped ``(len(alphas), len(betas))``
-with ``indexing="ij"`` (row i is alpha_i, column j is beta_j), always returned with their
-coordinates. The ancestor loss-landscape code transposes non-square grids by accident; here a point
-is always addressed as ``(i, j)`` and stored under that pair.
+The axis convention: 2D values are arrays shaped ``(len(alphas), len(betas))`` with
+``indexing="ij"`` (row i is alpha_i, column j is beta_j), always returned with their coordinates
+(``cache.ScanGrid``). The ancestor loss-landscape code transposes non-square grids by accident; here
+a point is always addressed as ``(i, j)`` (``grid_points``) and stored under that pair.
 """
 
 from __future__ import annotations
@@ -23,11 +23,6 @@ class GridPoint(NamedTuple):
 def axis_values(start: float, stop: float, num: int) -> np.ndarray:
     """``linspace(start, stop, num)``; a single point sits at ``start``."""
     return np.linspace(start, stop, num) if num > 1 else np.array([float(start)])
-
-
-def mesh(alphas: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Coordinate arrays ``A[i, j] = alphas[i]``, ``B[i, j] = betas[j]``, shaped like the values."""
-    return np.meshgrid(np.asarray(alphas), np.asarray(betas), indexing="ij")
 
 
 def grid_points(alphas: np.ndarray, betas: np.ndarray | None) -> list[GridPoint]:

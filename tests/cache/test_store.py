@@ -1,4 +1,4 @@
-"""The store: JSON/array round trips, no pickle anywhere, grids with NaN, corrupt entries."""
+"""The store: JSON round trips, no pickle anywhere, grids with NaN, corrupt entries."""
 
 from __future__ import annotations
 
@@ -11,16 +11,11 @@ import numpy as np
 import pytest
 
 from cache import CorruptEntryError, Store, StoreError
-from cache.store import array_to_bytes
 
 
-def test_json_and_array_round_trip(store):
+def test_json_round_trip(store):
     store.put_json("a", {"x": [1, 2.5, None], "s": "ü"})
     assert store.get_json("a") == {"x": [1, 2.5, None], "s": "ü"}
-    arr = np.arange(6, dtype=np.float32).reshape(2, 3)
-    store.put_array("arr", arr)
-    out = store.get_array("arr")
-    assert out.dtype == np.float32 and np.array_equal(out, arr)
     assert store.get_json("missing") is None
 
 
@@ -109,14 +104,6 @@ def test_scan_grid_reads_only_its_own_points_and_never_unpickles(store):
     asr = store.scan_grid("ab").values["asr_pct"]
     assert asr[1, 1] == 10.0 and np.isfinite(asr).sum() == 1
     assert store.scan_grid("abc").values["asr_pct"][0, 0] == 20.0
-
-
-def test_corrupt_array_is_reported(store):
-    store.meta.set("arr", b"garbage")
-    with pytest.raises(CorruptEntryError):
-        store.get_array("arr")
-    store.meta.set("arr", array_to_bytes(np.array([1, 2])))
-    assert store.get_array("arr").tolist() == [1, 2]
 
 
 def test_short_keys_resolve_and_ambiguity_is_an_error(store):

@@ -177,6 +177,17 @@ def test_gram_schmidt_over_different_parameter_sets_is_orthogonal_over_the_whole
     assert abs(Orthogonalized(lazy, lazy1).cosine_before) < 1e-6  # what a scan records as cosine_after
 
 
+@pytest.mark.parametrize("kind", ["interpolation-vs-random", "files-partly-overlapping"])
+def test_orthogonalized_one_pass_sums_are_dots(lm, kind, tmp_path):
+    """Orthogonalized fuses dot's sums into one pass; the coefficient is dot's to the bit and the
+    cosine dot's up to summation order (it adds against's own tensors last)."""
+    _, _, lazy1, lazy2 = _mixed_pair(lm, kind, tmp_path)
+    lazy = Orthogonalized(lazy2, lazy1)
+    against_on_base = {n: lazy1.tensor(n) for n in lazy2.names if n in set(lazy1.names)}
+    assert lazy.coef == dot(lazy2, lazy1) / dot(against_on_base, against_on_base)
+    assert lazy.cosine_before == pytest.approx(cosine(lazy2, lazy1), rel=1e-12)
+
+
 def test_scan_records_whole_model_cosines_for_interpolation_and_random(tiny_model, tiny_model_b, store):
     """Session.directions on an interpolation (all tensors) and a random direction without
     embeddings: the recorded cosine after Gram–Schmidt is 0 over the whole model."""
