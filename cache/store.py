@@ -299,11 +299,24 @@ class Store:
         return Path(tempfile.mkdtemp(prefix=".staging-", dir=base))
 
     def commit_artifact(self, kind: str, key: str, staging: Path, record: dict) -> Path:
-        """Move a filled staging directory into place and record it (atomic rename)."""
+        """Move a filled staging directory into place and record it (atomic rename).
+
+        The first writer wins: files that already have a record are never replaced (a concurrent
+        builder's copy is discarded, so readers of the first never see it vanish). Files without a
+        record (a crash between the rename and the record) are moved aside and replaced.
+        """
         final = self.artifact_dir(kind, key)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
+        if final.exists() and self.get_json(f"artifact:{kind}:{key}") is None:
+            orphan = Path(tempfile.mkdtemp(prefix=".orphan-", dir=final.parent))
+            os.replace(final, orphan / key)
+            shutil.rmtree(orphan, ignore_errors=True)
+        try:
+            os.rename(staging, final)  # fails when ``final`` is there (a non-empty directory)
+        except OSError:
+            if not final.exists():
+                raise
+            shutil.rmtree(staging, ignore_errors=True)
+            return final
         self.put_json(f"artifact:{kind}:{key}", record)
         return final
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cache import Store, canonical_json
+from landscape.core.artifacts import cached_artifact
 from landscape.core.prompts import data_text
 from landscape.core.specs import ALIGNED_MODEL, BUILTIN_MODEL, AlignSpec, ModelSpec, SpecError, spec_hash
 
@@ -200,22 +201,12 @@ def load_model(spec: ModelSpec, device: str = "cpu", store=None) -> LoadedModel:
     path = resolve_source(spec.source, store)
     fingerprint = model_fingerprint(spec, store)
     dtype = _torch_dtype(spec.dtype)
-    if path.is_file():  # GGUF
-        converted = store.artifact_dir("gguf", fingerprint) if store is not None else None
-        if converted is not None and store.artifact("gguf", fingerprint):
-            model = AutoModelForCausalLM.from_pretrained(converted, dtype=dtype, **_LOCAL)
-            tokenizer = AutoTokenizer.from_pretrained(converted, **_LOCAL_TOKENIZER)
-        else:
-            kw = {"gguf_file": path.name}
-            tokenizer = AutoTokenizer.from_pretrained(path.parent, **kw)
-            model = AutoModelForCausalLM.from_pretrained(
-                path.parent, dtype=torch.float32, local_files_only=True, **kw
-            )
-            if store is not None:
-                staging = store.staging_dir("gguf")
-                save_model(model, tokenizer, staging)
-                store.commit_artifact("gguf", fingerprint, staging, {"source": str(path)})
-            model = model.to(dtype)
+    if path.is_file() and store is not None:  # GGUF: converted once, then read like a directory
+        gguf = path
+        path = cached_artifact(store, "gguf", fingerprint, lambda staging: _convert_gguf(gguf, staging)).path
+    if path.is_file():  # GGUF without a store to keep the conversion in
+        tokenizer, model = _read_gguf(path)
+        model = model.to(dtype)
     else:
         # The files fingerprinted above, and only those: safetensors, nothing fetched or executed.
         tokenizer = AutoTokenizer.from_pretrained(path, **_LOCAL_TOKENIZER)
@@ -234,6 +225,24 @@ def load_model(spec: ModelSpec, device: str = "cpu", store=None) -> LoadedModel:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedModel(model, tokenizer, fingerprint, spec, device)
+
+
+def _read_gguf(path: Path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kw = {"gguf_file": path.name}
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, **kw)
+    model = AutoModelForCausalLM.from_pretrained(
+        path.parent, dtype=torch.float32, local_files_only=True, **kw
+    )
+    return tokenizer, model
+
+
+def _convert_gguf(path: Path, staging: Path) -> dict:
+    tokenizer, model = _read_gguf(path)
+    save_model(model, tokenizer, staging)
+    return {"source": str(path)}
 
 
 def save_model(model, tokenizer, directory: Path) -> None:

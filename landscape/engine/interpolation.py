@@ -10,9 +10,9 @@ norm weights included, so that α = 1 lands exactly on θ_b.
 from __future__ import annotations
 
 from cache import Store
+from landscape.core.artifacts import cached_artifact
 from landscape.core.directions import StoredDirection, interpolation_direction
 from landscape.core.models import ModelError, load_model, model_fingerprint
-from landscape.core.provenance import provenance
 from landscape.core.specs import ModelSpec, spec_hash
 
 
@@ -27,7 +27,8 @@ def interpolation_direction_for(lm, target: ModelSpec, store: Store, log=print) 
     target = target.model_copy(update={"dtype": lm.spec.dtype})
     fp_b = model_fingerprint(target, store)
     key = interpolation_key(lm.fingerprint, fp_b, lm.spec.dtype)
-    if store.artifact("directions", key) is None:
+
+    def build(staging) -> dict:
         log(f"computing interpolation direction {lm.spec.source} -> {target.source}")
         other = load_model(target, lm.device, store)
         theta_a = dict(lm.model.named_parameters())
@@ -37,8 +38,8 @@ def interpolation_direction_for(lm, target: ModelSpec, store: Store, log=print) 
         except ValueError as exc:
             raise ModelError(f"cannot interpolate between these models: {exc}") from None
         del other, theta_b
-        staging = store.staging_dir("directions")
         save_file({n: t.contiguous().cpu() for n, t in d.items()}, str(staging / "direction.safetensors"))
-        store.commit_artifact("directions", key, staging, {"a": lm.fingerprint, "b": fp_b, **provenance()})
-    device = next(lm.model.parameters()).device
-    return StoredDirection(store.artifact_dir("directions", key) / "direction.safetensors", device)
+        return {"a": lm.fingerprint, "b": fp_b}
+
+    art = cached_artifact(store, "directions", key, build)
+    return StoredDirection(art.path / "direction.safetensors", next(lm.model.parameters()).device)

@@ -10,6 +10,7 @@ mistaken for one that stays in the basin.
 from __future__ import annotations
 
 from cache import Store
+from landscape.core.artifacts import Artifact, cached_artifact
 from landscape.core.provenance import provenance
 from landscape.core.specs import (
     AxisSpec,
@@ -30,23 +31,19 @@ def _params(model: ModelSpec, store: Store, device: str) -> dict:
     return {n: p.detach().float().cpu() for n, p in lm.model.named_parameters()}
 
 
-def _pca_file(deltas: list[dict], fps: list[str], store: Store) -> tuple[str, list[float]]:
-    """The top-2 PCA directions as a stored safetensors file (keyed by the checkpoints)."""
+def _pca_file(deltas: list[dict], fps: list[str], store: Store) -> Artifact:
+    """The top-2 PCA directions as stored safetensors files ``pc1``/``pc2`` (keyed by the checkpoints)."""
     from safetensors.torch import save_file
 
     from landscape.engine.trajectory import pca_directions
 
-    key = spec_hash("pca-directions", {"checkpoints": fps})
-    record = store.artifact("directions", key)
-    if record is None:
+    def build(staging) -> dict:
         dirs, ratio = pca_directions(deltas)
-        staging = store.staging_dir("directions")
         for k, d in enumerate(dirs):
             save_file({n: t.contiguous() for n, t in d.items()}, str(staging / f"pc{k + 1}.safetensors"))
-        record = {"explained_variance": ratio.tolist(), "checkpoints": fps, **provenance()}
-        store.commit_artifact("directions", key, staging, record)
-    folder = store.artifact_dir("directions", key)
-    return str(folder), record["explained_variance"]
+        return {"explained_variance": ratio.tolist(), "checkpoints": fps}
+
+    return cached_artifact(store, "directions", spec_hash("pca-directions", {"checkpoints": fps}), build)
 
 
 def draw_trajectory(
@@ -102,9 +99,10 @@ def draw_trajectory(
         _, (d1, d2), _ = session.directions(probe)
     else:
         fps = [model_fingerprint(m, store) for ms in ckpts.values() for m in ms]
-        folder, explained = _pca_file([d for ds in deltas.values() for d in ds], fps, store)
+        pca = _pca_file([d for ds in deltas.values() for d in ds], fps, store)
+        explained = pca.record["explained_variance"]
         dirs_spec = tuple(
-            DirectionSpec(kind="file", path=f"{folder}/pc{k}.safetensors", norm="none") for k in (1, 2)
+            DirectionSpec(kind="file", path=f"{pca.path}/pc{k}.safetensors", norm="none") for k in (1, 2)
         )
         d1, d2 = (StoredDirection(d.path) for d in dirs_spec)
     g = plane_gram(d1, d2)

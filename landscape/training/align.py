@@ -17,12 +17,11 @@ model's and the data's fingerprints), so the second run is instant.
 from __future__ import annotations
 
 import random
-import time
 
 from cache import Store
+from landscape.core.artifacts import cached_artifact
 from landscape.core.models import align_key, data_fingerprint, load_model, save_model
 from landscape.core.prompts import builtin_benign, builtin_harmful, format_chat, refusal_templates
-from landscape.core.provenance import provenance
 from landscape.core.specs import AlignSpec, FormatSpec, Runtime
 from landscape.training.data import Example, render
 from landscape.training.finetune import train_loop
@@ -54,48 +53,43 @@ def align_model(spec: AlignSpec, store: Store, runtime: Runtime | None = None, l
     from landscape.core.generate import generate_greedy
 
     runtime = runtime or Runtime()
-    key = align_key(spec, store)
-    record = store.artifact("models", key)
-    if record is not None:
-        return dict(record, key=key, path=str(store.artifact_dir("models", key)), cached=True)
-    t0 = time.perf_counter()
-    lm = load_model(spec.base, runtime.device, store)
-    benign = builtin_benign("train")
-    log(f"self-distilling {len(benign)} benign answers from the base model")
-    gen = generate_greedy(
-        lm.model,
-        lm.tokenizer,
-        [format_chat(lm.tokenizer, p) for p in benign],
-        spec.distill_max_new_tokens,
-        runtime.batch_size,
-    )
-    distilled = {p: _complete_sentences(t) for p, t in zip(benign, gen.texts, strict=True)}
-    examples = build_examples(lm.tokenizer, distilled, spec.seed)
-    log(f"fine-tuning on {len(examples)} examples for {spec.epochs} epochs")
-    lm.model.requires_grad_(True)
-    losses = train_loop(
-        lm.model,
-        examples,
-        epochs=spec.epochs,
-        lr=spec.learning_rate,
-        batch_size=spec.batch_size,
-        max_length=spec.max_length,
-        seed=spec.seed,
-        pad_id=lm.tokenizer.pad_token_id,
-        desc="align",
-        progress=runtime.progress,
-    )["epoch_losses"]
-    lm.model.requires_grad_(False)
-    staging = store.staging_dir("models")
-    save_model(lm.model, lm.tokenizer, staging)
-    record = {
-        "spec": spec.model_dump(mode="json"),
-        "base_fingerprint": lm.fingerprint,
-        "data_fingerprint": data_fingerprint(),
-        "examples": len(examples),
-        "epoch_losses": losses,
-        "elapsed_s": time.perf_counter() - t0,
-        **provenance(),
-    }
-    store.commit_artifact("models", key, staging, record)
-    return dict(record, key=key, path=str(store.artifact_dir("models", key)), cached=False)
+
+    def build(staging) -> dict:
+        lm = load_model(spec.base, runtime.device, store)
+        benign = builtin_benign("train")
+        log(f"self-distilling {len(benign)} benign answers from the base model")
+        gen = generate_greedy(
+            lm.model,
+            lm.tokenizer,
+            [format_chat(lm.tokenizer, p) for p in benign],
+            spec.distill_max_new_tokens,
+            runtime.batch_size,
+        )
+        distilled = {p: _complete_sentences(t) for p, t in zip(benign, gen.texts, strict=True)}
+        examples = build_examples(lm.tokenizer, distilled, spec.seed)
+        log(f"fine-tuning on {len(examples)} examples for {spec.epochs} epochs")
+        lm.model.requires_grad_(True)
+        losses = train_loop(
+            lm.model,
+            examples,
+            epochs=spec.epochs,
+            lr=spec.learning_rate,
+            batch_size=spec.batch_size,
+            max_length=spec.max_length,
+            seed=spec.seed,
+            pad_id=lm.tokenizer.pad_token_id,
+            desc="align",
+            progress=runtime.progress,
+        )["epoch_losses"]
+        lm.model.requires_grad_(False)
+        save_model(lm.model, lm.tokenizer, staging)
+        return {
+            "spec": spec.model_dump(mode="json"),
+            "base_fingerprint": lm.fingerprint,
+            "data_fingerprint": data_fingerprint(),
+            "examples": len(examples),
+            "epoch_losses": losses,
+        }
+
+    art = cached_artifact(store, "models", align_key(spec, store), build)
+    return dict(art.record, key=art.key, path=str(art.path), cached=art.cached)

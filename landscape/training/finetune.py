@@ -14,12 +14,12 @@ float32; CUDA in the model's dtype (bfloat16), with peft keeping adapter weights
 from __future__ import annotations
 
 import random
-import time
+from functools import partial
 from pathlib import Path
 
 from cache import Store
+from landscape.core.artifacts import cached_artifact
 from landscape.core.models import ModelError, load_model, model_fingerprint, save_model
-from landscape.core.provenance import provenance
 from landscape.core.specs import ModelSpec, Runtime, spec_hash
 from landscape.training.data import Example, examples_fingerprint, render_all
 from landscape.training.results import FinetuneResult, FrozenAdapter
@@ -233,15 +233,13 @@ def finetune(
         raise ModelError("security vectors need LoRA fine-tuning (method: lora)")
     data_fp = examples_fingerprint(examples)
     key = finetune_key(model_fingerprint(base, store), base.dtype, data_fp, spec, security and security.key)
-    record = store.artifact("finetunes", key)
-    if record is None:
-        record = _train(base, examples, spec, store, runtime, security, key, data_fp, log)
-    path = store.artifact_dir("finetunes", key)
-    return FinetuneResult.from_record(record, key, path)
+    art = cached_artifact(
+        store, "finetunes", key, partial(_train, base, examples, spec, store, runtime, security, data_fp, log)
+    )
+    return FinetuneResult.from_record(art.record, key, art.path)
 
 
-def _train(base, examples, spec, store, runtime, security, key, data_fp, log) -> dict:
-    t0 = time.perf_counter()
+def _train(base, examples, spec, store, runtime, security, data_fp, log, staging: Path) -> dict:
     lm = load_model(base, runtime.device, store)
     tokenizer = lm.tokenizer
     rendered = render_all(tokenizer, examples)
@@ -249,7 +247,6 @@ def _train(base, examples, spec, store, runtime, security, key, data_fp, log) ->
     model.requires_grad_(spec.method == "full")
     if spec.method == "lora":
         model = attach_lora(model, spec, Path(security.path) if security else None)
-    staging = store.staging_dir("finetunes")
     dirs: list[str] = []
 
     def save(epoch: int) -> None:
@@ -292,14 +289,11 @@ def _train(base, examples, spec, store, runtime, security, key, data_fp, log) ->
         "checkpoint_dirs": dirs,
         "security": security and security.key,
         **losses,
-        "elapsed_s": time.perf_counter() - t0,
-        **provenance(),
     }
     if security is not None:
         record["security_diagnostic"] = security_diagnostic(
             model, examples, rendered, spec, tokenizer.pad_token_id
         )
-    store.commit_artifact("finetunes", key, staging, record)
     return record
 
 

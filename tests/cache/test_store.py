@@ -125,6 +125,31 @@ def test_artifacts_appear_only_when_committed(store):
     assert store.artifact("models", "m1") == {"ok": True}
 
 
+def _staged(store, content: bytes):
+    staging = store.staging_dir("models")
+    (staging / "w.bin").write_bytes(content)
+    return staging
+
+
+def test_a_second_commit_of_one_key_keeps_the_first(store):
+    """Two builders of one artifact: the second's copy is discarded, the first's files and record stay."""
+    final = store.commit_artifact("models", "m1", _staged(store, b"first"), {"n": 1})
+    staging = _staged(store, b"second")
+    assert store.commit_artifact("models", "m1", staging, {"n": 2}) == final
+    assert (final / "w.bin").read_bytes() == b"first" and store.artifact("models", "m1") == {"n": 1}
+    assert not staging.exists()
+
+
+def test_files_without_a_record_are_replaced(store):
+    """An orphan (a crash between the rename and the record) does not block the artifact forever."""
+    orphan = store.artifact_dir("models", "m1")
+    orphan.mkdir(parents=True)
+    (orphan / "w.bin").write_bytes(b"orphan")
+    final = store.commit_artifact("models", "m1", _staged(store, b"new"), {"n": 2})
+    assert (final / "w.bin").read_bytes() == b"new" and store.artifact("models", "m1") == {"n": 2}
+    assert sorted(p.name for p in final.parent.iterdir()) == ["m1"]
+
+
 def test_concurrent_reader_sees_consistent_points(tmp_path):
     """A writer process adds points while this process reads: metrics always imply responses."""
     root = tmp_path / "s"

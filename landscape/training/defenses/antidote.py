@@ -13,14 +13,13 @@ only) and ``score='random'``.
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from cache import Store
+from landscape.core.artifacts import cached_artifact
 from landscape.core.models import ModelError, load_model, model_fingerprint, save_model
-from landscape.core.provenance import provenance
 from landscape.core.specs import FormatSpec, ModelSpec, Runtime, Spec, SpecError, spec_hash
 from landscape.training.data import examples_fingerprint, harmful_examples, render_all
 from landscape.training.defenses import Defended, Defense, DefenseContext, register
@@ -184,11 +183,10 @@ def apply_antidote(
         "data": examples_fingerprint(realign),
     }
     key = spec_hash("antidote", identity)
-    record = store.artifact("defended", key)
-    if record is None:
+
+    def build(staging) -> dict:
         from peft import PeftModel
 
-        t0 = time.perf_counter()
         base = model.model_copy(update={"adapter": None}) if spec.apply_to == "lora" else model
         lm = load_model(base, runtime.device, store)
         net = PeftModel.from_pretrained(lm.model, model.adapter) if spec.apply_to == "lora" else lm.model
@@ -200,21 +198,20 @@ def apply_antidote(
             f"antidote α={spec.alpha} ({spec.score}, {spec.scope}, {spec.apply_to}): "
             f"pruned {stats['effective_fraction']:.1%} of {stats['scored']:,} weights"
         )
-        staging = store.staging_dir("defended")
         if spec.apply_to == "lora":
             net.save_pretrained(str(staging))
         else:
             save_model(net, lm.tokenizer, staging)
-        record = {"spec": spec.model_dump(mode="json"), **stats, "n_tokens": n_tokens}
-        record.update(elapsed_s=time.perf_counter() - t0, **provenance())
-        store.commit_artifact("defended", key, staging, record)
-    path = str(store.artifact_dir("defended", key))
+        return {"spec": spec.model_dump(mode="json"), **stats, "n_tokens": n_tokens}
+
+    art = cached_artifact(store, "defended", key, build)
+    path = str(art.path)
     out = (
         model.model_copy(update={"adapter": path})
         if spec.apply_to == "lora"
         else ModelSpec(source=path, dtype=model.dtype)
     )
-    return dict(record, key=key, model=out.model_dump(mode="json"))
+    return dict(art.record, key=art.key, model=out.model_dump(mode="json"))
 
 
 @register

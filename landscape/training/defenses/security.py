@@ -10,15 +10,14 @@ fine-tuning record carries the harmful loss with θ_s on vs off.
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 from pydantic import Field
 
 from cache import Store
+from landscape.core.artifacts import cached_artifact
 from landscape.core.models import load_model, model_fingerprint
 from landscape.core.prompts import builtin_benign, format_chat
-from landscape.core.provenance import provenance
 from landscape.core.specs import FormatSpec, ModelSpec, Runtime, Spec, spec_hash
 from landscape.training.data import examples_fingerprint, harmful_examples, render_all
 from landscape.training.defenses import Defense, DefenseContext, register
@@ -74,9 +73,8 @@ def train_security_vector(
         "spec": spec.model_dump(mode="json"),
     }
     key = spec_hash("security-vector", dict(identity, data=data_fp))
-    record = store.artifact("security", key)
-    if record is None:
-        t0 = time.perf_counter()
+
+    def build(staging) -> dict:
         lm = load_model(theta0, runtime.device, store)
         check_targets(lm.model, spec.lora.targets)
         import torch
@@ -98,12 +96,11 @@ def train_security_vector(
             desc="security vector",
             progress=runtime.progress,
         )
-        staging = store.staging_dir("security")
         model.save_pretrained(str(staging))
-        record = {"spec": spec.model_dump(mode="json"), **losses, "elapsed_s": time.perf_counter() - t0}
-        record.update(provenance())
-        store.commit_artifact("security", key, staging, record)
-    return dict(record, key=key, path=str(store.artifact_dir("security", key)))
+        return {"spec": spec.model_dump(mode="json"), **losses}
+
+    art = cached_artifact(store, "security", key, build)
+    return dict(art.record, key=key, path=str(art.path))
 
 
 @register
