@@ -18,6 +18,7 @@ import time
 from importlib import resources
 
 from cache import Store
+from landscape.core.format import format_number as _f
 from landscape.core.provenance import provenance
 from landscape.core.specs import (
     AlignSpec,
@@ -293,9 +294,6 @@ def run_study(spec: StudySpec, store: Store, runtime: Runtime | None = None, log
     progress.save()
     return progress.record
 
-
-def _f(v, nd=1) -> str:
-    return "—" if v is None else f"{v:.{nd}f}"
 
 
 def study_markdown(record: dict) -> str:
