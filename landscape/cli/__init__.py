@@ -28,16 +28,16 @@ from landscape.core.specs import (
     PromptSpec,
     Runtime,
     ScanSpec,
+    second_seed,
 )
 from landscape.core.visage import scan_summary, summarize
 from landscape.study.pipeline import PRESETS as STUDY_PRESETS
 from landscape.study.report import (
     family_visage,
-    print_curve,
-    print_grid,
-    print_scan_list,
-    print_summary,
+    landscape_text,
     read_asr_csv,
+    scan_list_text,
+    summary_text,
     visage_table,
 )
 
@@ -210,7 +210,7 @@ def build_scan_spec(ctx, kind: str, o: dict, device: str) -> ScanSpec:
     if use("model") or use("adapter") or use("dtype") or "model" not in spec:
         spec["model"] = ModelSpec(source=o["model"], adapter=o["adapter"], dtype=dtype)
     random_kw = {"norm": o["norm"], "include_embeddings": not o["no_embeddings"]}
-    seed2 = o["seed2"] if o["seed2"] is not None else o["seed"] + 1000
+    seed2 = o["seed2"] if o["seed2"] is not None else second_seed(o["seed"])
     if kind == "interpolate":
         if not o.get("target"):
             raise click.UsageError("interpolate needs --target MODEL (θ_b; --model is θ_a)")
@@ -267,37 +267,14 @@ def build_scan_spec(ctx, kind: str, o: dict, device: str) -> ScanSpec:
     return ScanSpec.model_validate(spec)
 
 
-def _with_seed(spec: ScanSpec, offset: int) -> ScanSpec:
-    dirs = tuple(
-        d.model_copy(update={"seed": d.seed + offset}) if d.kind == "random" else d for d in spec.directions
-    )
-    return spec.model_copy(update={"directions": dirs})
-
-
 def run_scans(c: Ctx, spec: ScanSpec, o: dict):
     """Auto-range (optional) and K seeds of ``spec``; returns the list of ScanResults."""
-    from landscape.engine.autorange import AutoRangeSpec, auto_range
-    from landscape.engine.scan import Session, scan_grid
+    from landscape.engine.autorange import AutoRangeSpec
+    from landscape.engine.family import scan_family
 
+    auto = AutoRangeSpec(probe_prompts=o["probe_prompts"]) if o["auto_range"] else None
     runtime = c.runtime(o["keep_directions"])
-    session = Session(c.store, runtime, c.log)
-    results = []
-    for k in range(o["n_directions"]):
-        s = _with_seed(spec, k)
-        if o["auto_range"]:
-            c.log(f"auto range for direction set {k + 1}/{o['n_directions']}")
-            ar = auto_range(
-                s,
-                c.store,
-                runtime,
-                AutoRangeSpec(probe_prompts=o["probe_prompts"]),
-                log=c.log,
-                session=session,
-            )
-            c.log("  basin edges: " + ", ".join(f"-{n:.3f}/+{p:.3f}" for n, p in ar.edges))
-            s = ar.spec
-        results.append(scan_grid(s, c.store, runtime, log=c.log, session=session))
-    return results
+    return scan_family(spec, o["n_directions"], c.store, runtime, auto, c.log)
 
 
 def _print_results(results, as_json: bool) -> None:
@@ -316,11 +293,8 @@ def _print_results(results, as_json: bool) -> None:
         click.echo(
             f"\nscan {r.key[:12]}  ({r.spec.kind}, {'computed ' + str(r.computed) + ' points' if r.computed else 'from the store'})"
         )
-        if r.grid.betas is None:
-            print_curve(r.grid)
-        else:
-            print_grid(r.grid)
-        print_summary(r.summary)
+        click.echo(landscape_text(r.grid))
+        click.echo(summary_text(r.summary))
     if len(results) > 1:
         click.echo("\n" + family_visage([r.summary for r in results]))
 
@@ -344,7 +318,8 @@ def scan(ctx, kind, **o):
 @scan_command
 def estimate(ctx, kind, **o):
     """Cost of a scan: points × prompts × tokens, timed on one real (stored) point."""
-    from landscape.engine.scan import estimate_scan, format_duration
+    from landscape.core.format import format_duration
+    from landscape.engine.scan import estimate_scan
 
     c: Ctx = ctx.obj
     spec = build_scan_spec(ctx, kind, o, c.device)
@@ -389,7 +364,9 @@ def align(ctx, epochs, lr, seed, base, do_eval, eval_prompts, eval_limit):
     how = "from the store" if rec["cached"] else f"in {rec['elapsed_s']:.0f} s"
     click.echo(f"aligned model {rec['key'][:12]} ({how}): {rec['path']}")
     if do_eval:
-        click.echo(evaluate_models(c, [base, rec["path"]], eval_prompts, eval_limit))
+        click.echo(
+            evaluate_models(c.store, c.runtime(), c.log, [base, rec["path"]], eval_prompts, eval_limit)
+        )
 
 
 @main.command()
@@ -434,7 +411,7 @@ def list_cmd(as_json):
     if as_json:
         click.echo(json.dumps(scans, indent=2, default=str))
     else:
-        print_scan_list(scans, c.store.root)
+        click.echo(scan_list_text(scans, c.store.root))
 
 
 @main.command()
@@ -443,7 +420,7 @@ def list_cmd(as_json):
 @click.option("--json", "as_json", is_flag=True)
 def show(key, point, as_json):
     """One scan: its spec, grid and summary, or one point's responses."""
-    from landscape.study.report import show_point, show_scan
+    from landscape.study.report import point_text, scan_text
 
     c: Ctx = click.get_current_context().obj
     full = c.store.resolve_scan_key(key)
@@ -452,9 +429,9 @@ def show(key, point, as_json):
             ij = [int(v) for v in point.split(",")]
         except ValueError:
             raise click.UsageError("--point takes I or I,J (grid indices)") from None
-        click.echo(show_point(c.store, full, ij[0], ij[1] if len(ij) > 1 else 0, as_json))
+        click.echo(point_text(c.store, full, ij[0], ij[1] if len(ij) > 1 else 0, as_json))
     else:
-        show_scan(c.store, full, as_json)
+        click.echo(scan_text(c.store, full, as_json))
 
 
 @main.command()
@@ -489,7 +466,18 @@ def demo(ctx, n_prompts, points, directions, grid2d, prompts2d):
     """Align if needed → auto range → 1D scans along K directions → coarse 2D scan → VISAGE table."""
     from landscape.study.demo import run_demo
 
-    run_demo(ctx.obj, n_prompts, points, grid2d, prompts2d, directions)
+    c: Ctx = ctx.obj
+    run_demo(
+        c.store,
+        c.runtime(),
+        c.log,
+        click.echo,
+        n_prompts=n_prompts,
+        points=points,
+        grid2d=grid2d,
+        prompts2d=prompts2d,
+        directions=directions,
+    )
 
 
 @main.command()
