@@ -95,3 +95,16 @@ def test_second_seed_and_point_spec_are_the_one_rule():
     )
     one = point_spec(model, PromptSpec(source="builtin:benign", limit=2), 48)
     assert one.kind == "eval" and one.alphas.values() == [0.0] and one.capability is None
+
+
+def test_merge_dotted_defaults_leave_a_broken_file_field_for_validation():
+    from landscape.core.specs import merge_dotted
+
+    assert merge_dotted({"model": "x"}, {"model.source": "aligned"}, fill=True) == {"model": "x"}
+    assert merge_dotted({"model": "x"}, {"model.source": "aligned"}) == {"model": {"source": "aligned"}}
+    assert merge_dotted({"capability": None}, {"capability.benign_limit": 16}, fill=True) == {
+        "capability": {"benign_limit": 16}
+    }
+    assert merge_dotted({"prompts": {"limit": None}}, {"prompts.limit": 8}, fill=True) == {
+        "prompts": {"limit": None}
+    }
