@@ -295,7 +295,6 @@ def run_study(spec: StudySpec, store: Store, runtime: Runtime | None = None, log
     return progress.record
 
 
-
 def study_markdown(record: dict) -> str:
     """The comparison table as GitHub markdown (the CLI prints it; papers paste it)."""
     lines = [
