@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import data
+from landscape.core.format import format_number
 from landscape.core.specs import GenerationSpec, judgement_note
 from landscape.core.visage import reference_text
 
@@ -45,13 +46,12 @@ def metric_row(key: str, rec: dict) -> None:
     summ = data.summary(key)
     done = bool(summ.get("complete"))
     cols = st.columns(4)
-    fmt = lambda v, nd=2: "—" if v is None else f"{v:.{nd}f}"  # noqa: E731
-    cols[0].metric("VISAGE (paper)", fmt(summ.get("visage")))
+    cols[0].metric("VISAGE (paper)", format_number(summ.get("visage"), 2))
     ref = reference_text(summ) if done else "—"
     cols[1].metric("VISAGE (reference 1D)", ref.split(" (")[0])
     if ref.startswith("— ("):
         cols[1].caption(f"undefined: {summ['visage_reference_note']}")
-    cols[2].metric("ASR at θ₀", fmt(summ.get("asr_origin_pct"), 1) + ("%" if done else ""))
+    cols[2].metric("ASR at θ₀", format_number(summ.get("asr_origin_pct"), 1) + ("%" if done else ""))
     cols[3].metric("status", rec.get("status", "?"))
     gen = (rec.get("spec") or {}).get("generation")
     if gen:

@@ -67,3 +67,18 @@ def test_no_import_cycles():
         for d in graph.get_import_details(importer=a, imported=b)
     ]
     assert not cycles, "import cycles:\n" + "\n".join(details)
+
+
+def test_only_the_cli_imports_click():
+    """The library layers take plain arguments (store, runtime, log, out), never a click context: a
+    forbidden contract says so, and ``test_import_linter_contracts_hold`` keeps it."""
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    sources = {
+        m
+        for c in contracts
+        if c["type"] == "forbidden" and "click" in c["forbidden_modules"]
+        for m in c["source_modules"]
+    }
+    assert {"landscape.core", "landscape.engine", "landscape.training", "landscape.study"} <= sources

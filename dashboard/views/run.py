@@ -17,6 +17,7 @@ from landscape.core.specs import (
     ModelSpec,
     PromptSpec,
     ScanSpec,
+    second_seed,
 )
 
 st.title("Run a scan")
@@ -54,7 +55,7 @@ if submitted:
         axis = AxisSpec(start=-half, stop=half, num=int(points))
         dirs = (DirectionSpec(seed=int(seed), norm=norm),)
         if kind == "2d":
-            dirs += (DirectionSpec(seed=int(seed) + 1000, norm=norm),)
+            dirs += (DirectionSpec(seed=second_seed(int(seed)), norm=norm),)
         try:
             spec = ScanSpec(
                 model=ModelSpec(source=source),

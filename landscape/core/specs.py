@@ -170,6 +170,14 @@ class CapabilitySpec(Spec):
 
 SYSTEM_PRESETS = ("default", "none", "llama2", "aoa")
 
+SECOND_SEED_OFFSET = 1000
+
+
+def second_seed(seed: int) -> int:
+    """The seed of a 2D scan's second random direction when none is given: ``seed + 1000``, far
+    from the first direction's seeds of a K-direction family (seed .. seed + K - 1)."""
+    return seed + SECOND_SEED_OFFSET
+
 
 class ScanSpec(Spec):
     """A safety landscape: model + directions + grid + prompts + system prompt + decoding + judge."""
@@ -282,6 +290,31 @@ class FormatSpec(Spec):
         return self
 
 
+def point_spec(
+    model: ModelSpec,
+    prompts: PromptSpec,
+    max_new_tokens: int,
+    judge: str = "keywords",
+    fmt: FormatSpec | None = None,
+    capability: CapabilitySpec | None = None,
+) -> ScanSpec:
+    """An evaluation of ``model`` alone (no directions, the one point alpha = 0): ``prompts`` asked
+    in ``fmt`` (default chat if None), greedy up to ``max_new_tokens``, judged by ``judge``."""
+    fmt = fmt or FormatSpec()
+    return ScanSpec(
+        model=model,
+        system_prompt=fmt.system_prompt,
+        user_template=fmt.user_template,
+        answer_prefix=fmt.answer_prefix,
+        directions=(),
+        alphas=AxisSpec(start=0.0, stop=0.0, num=1),
+        prompts=prompts,
+        generation=GenerationSpec(max_new_tokens=max_new_tokens),
+        judge=JudgeSpec(name=judge),
+        capability=capability,
+    )
+
+
 class AlignSpec(Spec):
     """Built-in safety alignment: full SFT on harmful → refusal plus self-distilled benign answers."""
 
@@ -311,3 +344,28 @@ class Runtime(BaseModel):
         False, description="Hold directions in memory instead of regenerating them per point."
     )
     progress: bool = Field(True, description="Show progress bars.")
+
+
+def merge_dotted(base: dict, overrides: dict, *, fill: bool = False) -> dict:
+    """A copy of ``base`` with every dotted field of ``overrides`` set: ``{"generation.max_new_tokens":
+    8}`` sets ``base["generation"]["max_new_tokens"]``, making missing (or None) parents mappings.
+    ``fill=False``: the overrides win (a non-mapping parent is replaced). ``fill=True``: they are
+    defaults, set only where ``base`` lacks the field (a non-mapping parent is left for validation
+    to report). ``base`` is left unchanged."""
+    import copy
+
+    out = copy.deepcopy(base)
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        node = out
+        for name in parents:
+            child = node.get(name)
+            if child is None or (not fill and not isinstance(child, dict)):
+                child = node[name] = {}
+            if not isinstance(child, dict):
+                break
+            node = child
+        else:
+            if not (fill and leaf in node):
+                node[leaf] = copy.deepcopy(value)
+    return out

@@ -12,7 +12,6 @@ scan records are ignored).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -315,11 +314,3 @@ def estimate_scan(spec: ScanSpec, store: Store, runtime: Runtime, log: Log = pri
         out["estimated_s"] = per * (len(todo) - 1)
         out["calibration_wall_s"] = time.perf_counter() - t0
     return out
-
-
-def format_duration(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    m, s = divmod(int(round(seconds)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"

@@ -15,10 +15,9 @@ Every stage is cached in the store, so a second run prints the same tables in se
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-import click
-import numpy as np
-
+from landscape.core.format import format_duration, format_number
 from landscape.core.specs import (
     AlignSpec,
     AxisSpec,
@@ -26,13 +25,16 @@ from landscape.core.specs import (
     GenerationSpec,
     ModelSpec,
     PromptSpec,
+    Runtime,
     ScanSpec,
     judgement_note,
+    second_seed,
 )
 from landscape.core.visage import mean_std, reference_text
 from landscape.engine.autorange import AutoRangeSpec, auto_range
-from landscape.engine.scan import ScanResult, Session, format_duration, scan_grid
-from landscape.study.report import evaluate_models, print_grid, print_summary
+from landscape.engine.family import scan_family
+from landscape.engine.scan import Log, ScanResult, Session, scan_grid
+from landscape.study.report import evaluate_models, grid_text, summary_text
 from landscape.training.align import align_model
 
 # How far past the widest probed edge the 1D grid reaches: far enough that the ASR = 100% plateau
@@ -53,7 +55,7 @@ def demo_specs(n_prompts: int, points: int, grid2d: int, prompts2d: int, dtype: 
     )
     two = ScanSpec(
         model=model,
-        directions=(DirectionSpec(seed=0), DirectionSpec(seed=1000)),
+        directions=(DirectionSpec(seed=0), DirectionSpec(seed=second_seed(0))),
         alphas=AxisSpec(num=grid2d),
         betas=AxisSpec(num=grid2d),
         prompts=PromptSpec(source="builtin:harmful", limit=prompts2d),
@@ -62,27 +64,13 @@ def demo_specs(n_prompts: int, points: int, grid2d: int, prompts2d: int, dtype: 
     return one, two
 
 
-def direction_specs(one: ScanSpec, k: int) -> list[ScanSpec]:
-    """``one`` along random directions with seeds 0..k-1, all on ``one``'s grid."""
-    return [one.model_copy(update={"directions": (DirectionSpec(seed=s),)}) for s in range(k)]
-
-
-def print_curves(results: list[ScanResult]) -> None:
+def curves_text(results: list[ScanResult]) -> str:
     """The K 1D curves side by side: ASR % per direction at each alpha (one shared grid)."""
-    alphas = results[0].grid.alphas
-    click.echo(
-        f"{'alpha':>8}  " + "  ".join(f"{'seed ' + str(r.spec.directions[0].seed):>7}" for r in results)
-    )
-    for i, a in enumerate(alphas):
-        cells = []
-        for r in results:
-            v = r.grid.values["asr_pct"][i]
-            cells.append(f"{'—' if not np.isfinite(v) else f'{v:.0f}':>7}")
-        click.echo(f"{a:>8.3f}  " + "  ".join(cells))
-
-
-def _num(v, nd: int = 2) -> str:
-    return "—" if v is None or not np.isfinite(v) else f"{v:.{nd}f}"
+    lines = [f"{'alpha':>8}  " + "  ".join(f"{'seed ' + str(r.spec.directions[0].seed):>7}" for r in results)]
+    for i, a in enumerate(results[0].grid.alphas):
+        cells = [f"{format_number(r.grid.values['asr_pct'][i], 0):>7}" for r in results]
+        lines.append(f"{a:>8.3f}  " + "  ".join(cells))
+    return "\n".join(lines)
 
 
 def visage_table(one_d: list[ScanResult], two_d: ScanResult) -> str:
@@ -107,59 +95,67 @@ def visage_table(one_d: list[ScanResult], two_d: ScanResult) -> str:
             f"1D, {len(one_d)} directions",
             pm(s.get("visage") for s in sums),
             ref_1d,
-            _num(sums[0].get("asr_origin_pct"), 1),
+            format_number(sums[0].get("asr_origin_pct"), 1),
             " ".join(r.key[:8] for r in one_d),
         ),
-        ("2D", _num(s2.get("visage")), reference_text(s2), _num(s2.get("asr_origin_pct"), 1), two_d.key[:8]),
+        (
+            "2D",
+            format_number(s2.get("visage"), 2),
+            reference_text(s2),
+            format_number(s2.get("asr_origin_pct"), 1),
+            two_d.key[:8],
+        ),
     ]
     head = f"{'landscape':<16} {'VISAGE (paper)':>16} {'VISAGE (reference)':>20} {'ASR at θ0 %':>12}  keys"
     return "\n".join([head] + [f"{a:<16} {b:>16} {c:>20} {d:>12}  {e}" for a, b, c, d, e in rows])
 
 
-def run_demo(c, n_prompts: int, points: int, grid2d: int, prompts2d: int, directions: int = 3) -> None:
+def run_demo(
+    store,
+    runtime: Runtime,
+    log: Log,
+    out: Callable[[str], None] = print,
+    *,
+    n_prompts: int = 32,
+    points: int = 9,
+    grid2d: int = 5,
+    prompts2d: int = 12,
+    directions: int = 3,
+) -> None:
+    """Run the demo on ``store``, printing its report through ``out`` (``log`` gets progress)."""
     t0 = time.perf_counter()
     # Directions held in memory (one model-sized copy each): a point then only adds them instead of
     # regenerating them, which pays for the extra directions (results are bit-identical).
-    runtime = c.runtime(keep_directions=True)
-    dtype = "bfloat16" if c.device.startswith("cuda") else "float32"
-    click.echo("== 1. safety alignment of the embedded SmolLM2-135M-Instruct")
-    rec = align_model(AlignSpec(), c.store, runtime, c.log)
+    runtime = runtime.model_copy(update={"keep_directions": True})
+    dtype = "bfloat16" if runtime.device.startswith("cuda") else "float32"
+    out("== 1. safety alignment of the embedded SmolLM2-135M-Instruct")
+    rec = align_model(AlignSpec(), store, runtime, log)
     how = "from the store" if rec["cached"] else f"in {format_duration(rec['elapsed_s'])}"
-    click.echo(
-        f"aligned model {rec['key'][:12]} ({how}), epoch losses {[round(x, 3) for x in rec['epoch_losses']]}"
-    )
-    click.echo("\n== 2. ASR before and after alignment (paper keyword judge, greedy)")
-    click.echo(
+    out(f"aligned model {rec['key'][:12]} ({how}), epoch losses {[round(x, 3) for x in rec['epoch_losses']]}")
+    out("\n== 2. ASR before and after alignment (paper keyword judge, greedy)")
+    models = ["smollm2-135m-instruct", "aligned"]
+    out(
         evaluate_models(
-            c, ["smollm2-135m-instruct", "aligned"], "builtin:harmful", 80, benign_limit=50, max_new_tokens=32
+            store, runtime, log, models, "builtin:harmful", 80, benign_limit=50, max_new_tokens=32
         )
     )
     one, two = demo_specs(n_prompts, points, grid2d, prompts2d, dtype)
-    session = Session(c.store, runtime, c.log)
-    click.echo("\n== 3. auto range: where does the ASR reach 100% along a random direction?")
-    ar = auto_range(
-        one,
-        c.store,
-        runtime,
-        AutoRangeSpec(probe_prompts=min(16, n_prompts), margin=MARGIN),
-        log=c.log,
-        session=session,
-    )
+    session = Session(store, runtime, log)
+    out("\n== 3. auto range: where does the ASR reach 100% along a random direction?")
+    cfg = AutoRangeSpec(probe_prompts=min(16, n_prompts), margin=MARGIN)
+    ar = auto_range(one, store, runtime, cfg, log=log, session=session)
     ((neg, pos),) = ar.edges
-    click.echo(f"basin edges (ASR=100% on the probe prompts): -{neg:.3f} / +{pos:.3f}")
-    click.echo(
+    out(f"basin edges (ASR=100% on the probe prompts): -{neg:.3f} / +{pos:.3f}")
+    out(
         f"\n== 4. 1D safety landscapes along {directions} random directions (seeds 0–{directions - 1}; "
         f"{ar.spec.alphas.num} points over ±{ar.spec.alphas.stop:g}, {n_prompts} prompts each)"
     )
-    r1 = [
-        scan_grid(s, c.store, runtime, log=c.log, session=session)
-        for s in direction_specs(ar.spec, directions)
-    ]
-    click.echo("ASR % along each direction")
-    print_curves(r1)
+    # Auto range ran once, along the first direction: every direction reuses its grid.
+    r1 = scan_family(ar.spec, directions, store, runtime, log=log, session=session)
+    out("ASR % along each direction")
+    out(curves_text(r1))
     for r in r1:
-        click.echo(f"-- seed {r.spec.directions[0].seed}: ", nl=False)
-        print_summary(r.summary)
+        out(f"-- seed {r.spec.directions[0].seed}: " + summary_text(r.summary))
     # The 2D grid spans the basin edges with a small margin: a square at the 1D range would spend
     # most of its points in the corners, far outside the basin, where every response runs to the
     # token limit.
@@ -170,17 +166,17 @@ def run_demo(c, n_prompts: int, points: int, grid2d: int, prompts2d: int, direct
             "betas": AxisSpec(start=-half, stop=half, num=grid2d),
         }
     )
-    click.echo(
+    out(
         f"\n== 5. 2D safety landscape ({grid2d}x{grid2d} over ±{half:g}, {prompts2d} prompts, "
         "orthogonal directions)"
     )
-    r2 = scan_grid(two, c.store, runtime, log=c.log, session=session)
-    print_grid(r2.grid)
-    print_summary(r2.summary)
-    click.echo("\n== VISAGE (1D: mean ± std over the directions; the paper reports the spread)")
-    click.echo(visage_table(r1, r2))
-    click.echo(f"1D ASRs {judgement_note(r1[0].spec.generation)}; 2D {judgement_note(r2.spec.generation)}")
-    click.echo(
-        f"\ndone in {format_duration(time.perf_counter() - t0)}; results are in {c.store.root} "
+    r2 = scan_grid(two, store, runtime, log=log, session=session)
+    out(grid_text(r2.grid))
+    out(summary_text(r2.summary))
+    out("\n== VISAGE (1D: mean ± std over the directions; the paper reports the spread)")
+    out(visage_table(r1, r2))
+    out(f"1D ASRs {judgement_note(r1[0].spec.generation)}; 2D {judgement_note(r2.spec.generation)}")
+    out(
+        f"\ndone in {format_duration(time.perf_counter() - t0)}; results are in {store.root} "
         "(`landscape list`, `landscape show KEY`)"
     )

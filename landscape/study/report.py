@@ -1,4 +1,6 @@
-"""Text reports for the CLI: curves, grids, summaries, scan lists, VISAGE tables (no torch)."""
+"""Text reports for the CLI and the demo: curves, grids, summaries, scan lists, VISAGE tables.
+
+Every function returns its text; the caller prints it (no click, no torch here)."""
 
 from __future__ import annotations
 
@@ -7,48 +9,50 @@ import datetime as dt
 import json
 from pathlib import Path
 
-import click
 import numpy as np
 
+from landscape.core.format import format_number as _fmt
 from landscape.core.specs import SpecError
 from landscape.core.visage import mean_std, reference_text, scan_summary
 
 BAR = 30
 
 
-def _fmt(v, nd=1) -> str:
-    return "—" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.{nd}f}"
-
-
-def print_curve(grid) -> None:
+def curve_text(grid) -> str:
     """ASR along alpha as a bar chart in the terminal (plus incoherent share)."""
     asr, inc = grid.values["asr_pct"], grid.values.get("incoherent_pct")
-    click.echo(f"{'alpha':>8}  {'ASR %':>6}  {'incoh %':>7}")
+    lines = [f"{'alpha':>8}  {'ASR %':>6}  {'incoh %':>7}"]
     for k, a in enumerate(grid.alphas):
         v = asr[k]
         bar = "" if not np.isfinite(v) else "█" * int(round(v / 100 * BAR))
         inc_v = inc[k] if inc is not None else np.nan
-        click.echo(f"{a:>8.3f}  {_fmt(v, 0):>6}  {_fmt(inc_v, 0):>7}  {bar}")
+        lines.append(f"{a:>8.3f}  {_fmt(v, 0):>6}  {_fmt(inc_v, 0):>7}  {bar}")
+    return "\n".join(lines)
 
 
-def print_grid(grid) -> None:
+def grid_text(grid) -> str:
     """A 2D ASR grid: rows alpha, columns beta."""
     asr = grid.values["asr_pct"]
-    click.echo("ASR % (rows: alpha, columns: beta)")
-    click.echo(" " * 8 + "".join(f"{b:>7.3f}" for b in grid.betas))
+    lines = ["ASR % (rows: alpha, columns: beta)", " " * 8 + "".join(f"{b:>7.3f}" for b in grid.betas)]
     for i, a in enumerate(grid.alphas):
-        click.echo(f"{a:>8.3f}" + "".join(f"{_fmt(v, 0):>7}" for v in asr[i]))
+        lines.append(f"{a:>8.3f}" + "".join(f"{_fmt(v, 0):>7}" for v in asr[i]))
+    return "\n".join(lines)
 
 
-def print_summary(summary: dict) -> None:
+def landscape_text(grid) -> str:
+    """A 1D scan as a curve, a 2D scan as a grid."""
+    return curve_text(grid) if grid.betas is None else grid_text(grid)
+
+
+def summary_text(summary: dict) -> str:
+    """VISAGE both ways, ASR at the origin and the basin half-widths of one scan."""
     if not summary.get("complete"):
-        click.echo("scan incomplete: rerun the same command to resume")
-        return
-    click.echo(
+        return "scan incomplete: rerun the same command to resume"
+    lines = [
         f"VISAGE (paper): {_fmt(summary['visage'], 2)}   "
         f"VISAGE (reference 1D): {reference_text(summary)}   "
         f"ASR at origin: {_fmt(summary['asr_origin_pct'], 1)}%"
-    )
+    ]
 
     def side(key: str) -> str:
         v = summary.get(key)
@@ -58,11 +62,12 @@ def print_summary(summary: dict) -> None:
 
     for axis in ("alpha", "beta"):
         if f"halfwidth100_{axis}_pos" in summary:
-            click.echo(
+            lines.append(
                 f"basin half-width along {axis}: ASR≥50% at {side(f'halfwidth50_{axis}_neg')} / "
                 f"{side(f'halfwidth50_{axis}_pos')}, ASR=100% at {side(f'halfwidth100_{axis}_neg')} / "
                 f"{side(f'halfwidth100_{axis}_pos')}"
             )
+    return "\n".join(lines)
 
 
 def family_visage(summaries: list[dict]) -> str:
@@ -120,14 +125,14 @@ def visage_table(rows, as_json: bool) -> str:
     return "\n".join(lines)
 
 
-def print_scan_list(scans: list[dict], root) -> None:
+def scan_list_text(scans: list[dict], root) -> str:
+    """One line per stored scan: kind, model, grid, status, ASR at θ₀ and VISAGE both ways."""
     if not scans:
-        click.echo(f"no scans in {root} yet: run `landscape demo` or `landscape scan 1d`")
-        return
-    click.echo(
+        return f"no scans in {root} yet: run `landscape demo` or `landscape scan 1d`"
+    lines = [
         f"{'key':<12} {'kind':<13} {'model':<24} {'grid':<9} {'status':<13} {'ASR0':>5} {'VISAGE':>7} "
         f"{'created':<16}  VISAGE ref"
-    )
+    ]
     for s in scans:
         spec = s.get("spec", {})
         grid = f"{len(s['alphas'])}" + (f"x{len(s['betas'])}" if s.get("betas") else "")
@@ -137,34 +142,36 @@ def print_scan_list(scans: list[dict], root) -> None:
         summ = s.get("summary") or {}  # recomputed by the caller (``read_summary``)
         model = Path(spec.get("model", {}).get("source", "?")).name[:24]
         created = dt.datetime.fromtimestamp(s.get("created", 0)).strftime("%Y-%m-%d %H:%M")
-        click.echo(
+        lines.append(
             f"{s['key'][:12]:<12} {s['kind']:<13} {model:<24} {grid:<9} {status:<13} "
             f"{_fmt(summ.get('asr_origin_pct'), 0):>5} {_fmt(summ.get('visage'), 1):>7} {created:<16}  "
             + reference_text(summ, 1)
         )
+    return "\n".join(lines)
 
 
-def show_scan(store, key: str, as_json: bool) -> None:
+def scan_text(store, key: str, as_json: bool) -> str:
+    """One stored scan: its record and spec, grid and summary (or all of it as JSON)."""
     record = store.scan_record(key)
     grid = store.scan_grid(key)
     summary = scan_summary(record, grid.values["asr_pct"])
     if as_json:
         values = {k: np.where(np.isfinite(v), v, None).tolist() for k, v in grid.values.items()}
-        click.echo(json.dumps(dict(record, key=key, summary=summary, values=values), indent=2, default=str))
-        return
-    click.echo(f"scan {key}")
-    click.echo(
-        f"kind: {record['kind']}  status: {record.get('status')}  points: {grid.done}/{record['total_points']}"
+        return json.dumps(dict(record, key=key, summary=summary, values=values), indent=2, default=str)
+    spec = json.dumps(record["spec"], indent=2).splitlines()
+    return "\n".join(
+        [
+            f"scan {key}",
+            f"kind: {record['kind']}  status: {record.get('status')}  points: {grid.done}/{record['total_points']}",
+            f"version {record.get('version')}  commit {record.get('commit')}",
+            "spec:\n" + "\n".join("  " + line for line in spec),
+            landscape_text(grid),
+            summary_text(summary),
+        ]
     )
-    click.echo(f"version {record.get('version')}  commit {record.get('commit')}")
-    click.echo(
-        "spec:\n" + "\n".join("  " + line for line in json.dumps(record["spec"], indent=2).splitlines())
-    )
-    print_curve(grid) if grid.betas is None else print_grid(grid)
-    print_summary(summary)
 
 
-def show_point(store, key: str, i: int, j: int, as_json: bool) -> str:
+def point_text(store, key: str, i: int, j: int, as_json: bool) -> str:
     metrics = store.point(key, i, j)
     if metrics is None:
         raise SpecError(f"point ({i}, {j}) of scan {key[:12]} is not computed")
@@ -183,10 +190,17 @@ def show_point(store, key: str, i: int, j: int, as_json: bool) -> str:
 
 
 def evaluate_models(
-    c, sources: list[str], harmful: str, limit: int, benign_limit: int | None = None, max_new_tokens: int = 48
+    store,
+    runtime,
+    log,
+    sources: list[str],
+    harmful: str,
+    limit: int,
+    benign_limit: int | None = None,
+    max_new_tokens: int = 48,
 ) -> str:
     """ASR on ``harmful`` and over-refusal on the built-in benign set, for each model (cached)."""
-    from landscape.core.specs import AxisSpec, GenerationSpec, ModelSpec, PromptSpec, ScanSpec
+    from landscape.core.specs import ModelSpec, PromptSpec, point_spec
     from landscape.engine.scan import scan_grid
 
     lines = [
@@ -198,15 +212,9 @@ def evaluate_models(
             PromptSpec(source=harmful, limit=limit),
             PromptSpec(source="builtin:benign", limit=benign_limit),
         ):
-            spec = ScanSpec(
-                model=ModelSpec(source=src),
-                directions=(),
-                alphas=AxisSpec(start=0, stop=0, num=1),
-                prompts=prompts,
-                generation=GenerationSpec(max_new_tokens=max_new_tokens),
-            )
-            res = scan_grid(spec, c.store, c.runtime(), log=c.log)
-            row.append(c.store.point(res.key, 0, 0))
+            spec = point_spec(ModelSpec(source=src), prompts, max_new_tokens)
+            res = scan_grid(spec, store, runtime, log=log)
+            row.append(store.point(res.key, 0, 0))
         name = src if len(src) <= 40 else "…" + src[-39:]
         lines.append(
             f"{name:<40} {row[0]['asr_pct']:>28.1f} {row[1]['refusal_pct']:>17.1f} {row[0]['incoherent_pct']:>13.1f}"

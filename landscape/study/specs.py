@@ -23,6 +23,7 @@ from landscape.core.specs import (
     ScanSpec,
     Spec,
     SpecError,
+    point_spec,
 )
 from landscape.training.attacks import AttackSpec
 from landscape.training.defenses import DEFENSES, DefenseSpec
@@ -53,18 +54,13 @@ class EvalSpec(Spec):
     ) -> ScanSpec:
         """One unperturbed point of ``model``: ASR on ``limit`` harmful prompts (and over-refusal),
         asked in ``fmt`` (system prompt, user template, prefilled answer prefix; default chat if None)."""
-        fmt = fmt or FormatSpec()
-        return ScanSpec(
-            model=model,
-            system_prompt=fmt.system_prompt,
-            user_template=fmt.user_template,
-            answer_prefix=fmt.answer_prefix,
-            directions=(),
-            alphas=AxisSpec(start=0.0, stop=0.0, num=1),
-            prompts=PromptSpec(limit=limit),
-            generation=GenerationSpec(max_new_tokens=self.max_new_tokens),
-            judge=JudgeSpec(name=self.judge),
-            capability=CapabilitySpec(benign_limit=self.benign_limit, nll=False)
+        return point_spec(
+            model,
+            PromptSpec(limit=limit),
+            self.max_new_tokens,
+            self.judge,
+            fmt,
+            CapabilitySpec(benign_limit=self.benign_limit, nll=False)
             if capability and self.benign_limit
             else None,
         )

@@ -10,11 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from landscape.core.format import format_number as _f
 from landscape.study.specs import EvalSpec
-
-
-def _f(v, nd=1) -> str:
-    return "—" if v is None else f"{v:.{nd}f}"
 
 
 @dataclass(frozen=True)

@@ -76,8 +76,7 @@ def draw_trajectory(
     theta0_params = _params(theta0, store, device)
     ckpts = {
         run: [
-            checkpoint_model(theta0, finetunes[run], e)
-            for e in range(1, len(finetunes[run].checkpoints) + 1)
+            checkpoint_model(theta0, finetunes[run], e) for e in range(1, len(finetunes[run].checkpoints) + 1)
         ]
         for run in traj.runs
     }

@@ -86,7 +86,9 @@ def test_defence_spec_is_registered_under_its_name_and_round_trips_through_a_stu
     run = RunSpec(name="r", defenses=[spec.model_dump(mode="json")])
     assert RunSpec.model_validate(_yaml_round_trip(run.model_dump(mode="json"))) == run
     assert run.defenses[0] == spec and type(run.defenses[0]) is impl.spec
-    assert any(_overrides(impl, h) for h in ("on_data", "on_training", "on_model")), "a defence does something"
+    assert any(_overrides(impl, h) for h in ("on_data", "on_training", "on_model")), (
+        "a defence does something"
+    )
 
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
@@ -114,7 +116,9 @@ def finetuned(tiny_model, tmp_path_factory):
     store = Store(tmp_path_factory.mktemp("contracts") / "store")
     theta0 = ModelSpec(source=str(tiny_model))
     data = build_attack(AttackSpec(name="harmful", n=6))
-    ft = finetune(theta0, data.examples, FinetuneSpec(lora=LORA, epochs=1, batch_size=6), store, RT, log=QUIET)
+    ft = finetune(
+        theta0, data.examples, FinetuneSpec(lora=LORA, epochs=1, batch_size=6), store, RT, log=QUIET
+    )
     yield store, theta0, data, checkpoint_model(theta0, ft)
     store.close()
 

@@ -7,10 +7,11 @@ import pytest
 
 from cache import ScanGrid
 from landscape.core.grid import symmetric_axis
-from landscape.core.specs import AxisSpec
+from landscape.core.specs import AxisSpec, Runtime
 from landscape.core.visage import summarize
+from landscape.engine.family import family_specs
 from landscape.engine.scan import ScanResult
-from landscape.study.demo import demo_specs, direction_specs, visage_table
+from landscape.study.demo import demo_specs, visage_table
 
 
 def _result(spec, asr, key: str) -> ScanResult:
@@ -24,7 +25,7 @@ def test_directions_share_one_grid_centred_on_theta0():
     one, _ = demo_specs(32, 9, 5, 12, "float32")
     start, stop, num = symmetric_axis(0.2, 9)
     one = one.model_copy(update={"alphas": AxisSpec(start=start, stop=stop, num=num)})
-    specs = direction_specs(one, 3)
+    specs = family_specs(one, 3)
     assert [s.directions[0].seed for s in specs] == [0, 1, 2]
     assert all(s.alphas == one.alphas and s.prompts == one.prompts for s in specs)  # never fewer prompts
     alphas = np.asarray(one.alphas.values())
@@ -47,8 +48,7 @@ def test_visage_table_reports_mean_and_spread_over_directions():
         [100, 60, 30, 0, 0, 0, 0, 40, 100],
     ]
     one_d = [
-        _result(s, c, f"{k}" * 12)
-        for k, (s, c) in enumerate(zip(direction_specs(one, 3), curves, strict=True))
+        _result(s, c, f"{k}" * 12) for k, (s, c) in enumerate(zip(family_specs(one, 3), curves, strict=True))
     ]
     two_d = _result(two, np.array([[100, 100, 100], [100, 0, 100], [100, 100, 100]]), "f" * 12)
     table = visage_table(one_d, two_d).splitlines()
@@ -69,7 +69,7 @@ def test_visage_table_shows_why_the_reference_is_missing():
             "betas": AxisSpec(start=-0.2, stop=0.2, num=3),
         }
     )
-    one_d = [_result(s, [100, 0, 0, 100], f"{k}" * 12) for k, s in enumerate(direction_specs(one, 3))]
+    one_d = [_result(s, [100, 0, 0, 100], f"{k}" * 12) for k, s in enumerate(family_specs(one, 3))]
     two_d = _result(two, np.zeros((3, 3)), "f" * 12)
     row = visage_table(one_d, two_d).splitlines()[1]
     assert "— (grid not centred on θ₀)" in row and "100.00 ± 0.00" in row
@@ -79,7 +79,7 @@ def test_visage_table_shows_why_the_reference_is_missing():
 def test_demo_runs_end_to_end_on_a_tiny_model(tmp_path, tiny_model, monkeypatch, capsys):
     """The whole pipeline (alignment and the before/after table stubbed): K directions on one grid,
     then the closing table with mean ± std."""
-    from landscape.cli import Ctx
+    from cache import Store
     from landscape.study import demo
 
     specs = demo.demo_specs
@@ -96,8 +96,21 @@ def test_demo_runs_end_to_end_on_a_tiny_model(tmp_path, tiny_model, monkeypatch,
     monkeypatch.setattr(demo, "demo_specs", tiny_specs)
     monkeypatch.setattr(demo, "align_model", lambda *a: {"key": "0" * 12, "cached": True, "epoch_losses": []})
     monkeypatch.setattr(demo, "evaluate_models", lambda *a, **k: "(stubbed)")
-    demo.run_demo(Ctx(str(tmp_path / "store"), "cpu", 64, True), 4, 5, 3, 4, directions=3)
-    out = capsys.readouterr().out
+    lines = []
+    with Store(tmp_path / "store") as store:
+        demo.run_demo(
+            store,
+            Runtime(progress=False),
+            lambda m: None,
+            lines.append,
+            n_prompts=4,
+            points=5,
+            grid2d=3,
+            prompts2d=4,
+            directions=3,
+        )
+    out = "\n".join(lines)
+    assert not capsys.readouterr().out  # everything went through ``out``
     row = next(line for line in out.splitlines() if line.startswith("1D, 3 directions"))
     assert row.count("±") == 2 or "— (" in row  # paper ± and reference ± (or why it is undefined)
     assert "seed 0" in out and "seed 2" in out

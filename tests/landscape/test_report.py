@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from landscape.core.specs import Runtime
 from landscape.study.report import evaluate_models
 
 
 def test_evaluate_models_decodes_with_the_budget_it_is_given(store, tiny_model, prompts_file):
-    c = SimpleNamespace(store=store, runtime=lambda: Runtime(progress=False), log=lambda m: None)
     table = evaluate_models(
-        c, [str(tiny_model)], str(prompts_file), limit=2, benign_limit=2, max_new_tokens=5
+        store,
+        Runtime(progress=False),
+        lambda m: None,
+        [str(tiny_model)],
+        str(prompts_file),
+        limit=2,
+        benign_limit=2,
+        max_new_tokens=5,
     )
     assert str(tiny_model)[-20:] in table
     scans = store.list_scans()

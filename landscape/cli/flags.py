@@ -1,0 +1,121 @@
+"""Scan flags → a ScanSpec, in one place.
+
+``SCAN_FIELDS`` says which dotted ScanSpec field each flag sets. Flags the user gave override the
+YAML spec's fields; the other flags' defaults fill only what the YAML spec lacks (``merge_dotted``);
+the result is validated once. Directions are the one part built by hand (``scan_directions``): the
+scan kind decides how many there are and of what kind.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from landscape.core.specs import DirectionSpec, ModelSpec, ScanSpec, merge_dotted, second_seed
+
+# flag → the ScanSpec field it sets; a two-value flag (START STOP) sets two fields
+SCAN_FIELDS: dict[str, str | tuple[str, str]] = {
+    "model": "model.source",
+    "adapter": "model.adapter",
+    "dtype": "model.dtype",
+    "alpha_range": ("alphas.start", "alphas.stop"),
+    "points": "alphas.num",
+    "prompts": "prompts.source",
+    "column": "prompts.column",
+    "limit": "prompts.limit",
+    "system_prompt": "system_prompt",
+    "judge": "judge.name",
+    "max_new_tokens": "generation.max_new_tokens",
+    "no_early_stop": "generation.early_stop",
+    "incoherence_window": "generation.incoherence_window",
+    "no_orthogonalize": "orthogonalize",
+    "benign_limit": "capability.benign_limit",  # only with --capability
+}
+BETA_FIELDS: dict[str, str | tuple[str, str]] = {  # only for a scan with two directions
+    "beta_range": ("betas.start", "betas.stop"),
+    "beta_points": "betas.num",
+}
+NEGATED = ("no_early_stop", "no_orthogonalize")  # --no-X sets X to False
+DIRECTION_FLAGS = ("seed", "seed2", "norm", "no_embeddings", "target")
+
+
+def read_spec_file(path: str) -> dict:
+    """The mapping of a YAML scan spec (validated later, together with the flags)."""
+    import yaml
+
+    file = Path(path)
+    if not file.is_file():
+        raise click.UsageError(f"spec file not found: {file}")
+    try:
+        data = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise click.UsageError(f"{file} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise click.UsageError(f"{file} must hold a mapping of scan fields")
+    return data
+
+
+def flag_values(kind: str, o: dict, device: str) -> dict:
+    """Each flag's value as its field takes it: negations applied, defaults that depend on the
+    scan kind (axes) or the device (dtype) resolved."""
+    v = dict(o)
+    for name in NEGATED:
+        v[name] = not o[name]
+    if o["dtype"] == "auto":
+        v["dtype"] = "bfloat16" if device.startswith("cuda") else "float32"
+    interpolate = kind == "interpolate"
+    v["alpha_range"] = o["alpha_range"] or ((-0.25, 1.25) if interpolate else (-0.5, 0.5))
+    v["points"] = o["points"] or (16 if interpolate else 21)
+    v["beta_range"] = o["beta_range"] or (-0.5, 0.5)
+    v["beta_points"] = o["beta_points"] or 21
+    return v
+
+
+def _dotted(table: dict, values: dict, names) -> dict:
+    out = {}
+    for name in names:
+        fields = table[name]
+        if isinstance(fields, str):
+            out[fields] = values[name]
+        else:
+            out.update(zip(fields, values[name], strict=True))
+    return out
+
+
+def _merge(spec: dict, table: dict, values: dict, given: set[str], names) -> dict:
+    """Given flags override ``spec``'s fields; the other flags fill only the fields it lacks."""
+    spec = merge_dotted(spec, _dotted(table, values, [n for n in names if n in given]))
+    return merge_dotted(spec, _dotted(table, values, [n for n in names if n not in given]), fill=True)
+
+
+def scan_directions(kind: str, o: dict, dtype: str) -> list[dict]:
+    """1d: one random direction; 2d: two (the second seeded ``--seed2`` or ``second_seed``);
+    interpolate: θ_a → ``--target``, plus a random beta direction when ``--beta-range`` is given."""
+    random_kw = {"norm": o["norm"], "include_embeddings": not o["no_embeddings"]}
+    seed2 = o["seed2"] if o["seed2"] is not None else second_seed(o["seed"])
+    if kind == "interpolate":
+        if not o.get("target"):
+            raise click.UsageError("interpolate needs --target MODEL (θ_b; --model is θ_a)")
+        target = ModelSpec(source=o["target"], dtype=dtype)
+        first = DirectionSpec(kind="interpolation", norm="none", target=target)
+        dirs = (first,) if not o["beta_range"] else (first, DirectionSpec(seed=seed2, **random_kw))
+    elif kind == "2d":
+        dirs = (DirectionSpec(seed=o["seed"], **random_kw), DirectionSpec(seed=seed2, **random_kw))
+    else:
+        dirs = (DirectionSpec(seed=o["seed"], **random_kw),)
+    return [d.model_dump() for d in dirs]
+
+
+def build_scan_spec(kind: str, o: dict, given: set[str], device: str) -> ScanSpec:
+    """Flags ``o`` (``given``: those the user gave) over an optional YAML spec → one ScanSpec."""
+    spec = read_spec_file(o["spec_file"]) if o["spec_file"] else {}
+    values = flag_values(kind, o, device)
+    names = [n for n in SCAN_FIELDS if n != "benign_limit" or o["capability"]]
+    spec = _merge(spec, SCAN_FIELDS, values, given, names)
+    if given & set(DIRECTION_FLAGS) or "directions" not in spec:
+        spec["directions"] = scan_directions(kind, o, values["dtype"])
+    dirs = spec["directions"]
+    if isinstance(dirs, list | tuple) and len(dirs) == 2:
+        spec = _merge(spec, BETA_FIELDS, values, given, BETA_FIELDS)
+    return ScanSpec.model_validate(spec)

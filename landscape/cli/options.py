@@ -1,0 +1,135 @@
+"""What the commands share: the CLI context object, device auto-detection and the scan options."""
+
+from __future__ import annotations
+
+import click
+
+from landscape.core.specs import SYSTEM_PRESETS, Runtime
+
+DEFAULT_STORE = "~/.cache/safety-landscape"
+
+
+class Ctx:
+    """The global options (store, device, batch size, quiet), as the library's plain arguments."""
+
+    def __init__(self, store_dir: str, device: str, batch_size: int, quiet: bool):
+        self.store_dir, self.device, self.batch_size, self.quiet = store_dir, device, batch_size, quiet
+        self._store = None
+
+    @property
+    def store(self):
+        from cache import Store
+
+        if self._store is None:
+            self._store = Store(self.store_dir)
+        return self._store
+
+    def runtime(self, keep_directions: bool = False) -> Runtime:
+        return Runtime(
+            device=self.device,
+            batch_size=self.batch_size,
+            keep_directions=keep_directions,
+            progress=not self.quiet,
+        )
+
+    def log(self, msg: str) -> None:
+        if not self.quiet:
+            click.echo(msg, err=True)
+
+
+def auto_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def given_flags(ctx: click.Context, names) -> set[str]:
+    """The parameters among ``names`` the user gave (on the command line or by environment)."""
+    out = set()
+    for name in names:
+        src = ctx.get_parameter_source(name)
+        if src is not None and src.name not in ("DEFAULT", "DEFAULT_MAP"):
+            out.add(name)
+    return out
+
+
+SCAN_OPTIONS = [
+    click.option(
+        "--spec",
+        "spec_file",
+        type=click.Path(dir_okay=False),
+        help="YAML scan spec; flags you give override it.",
+    ),
+    click.option(
+        "--model",
+        default="aligned",
+        show_default=True,
+        help="smollm2-135m-instruct, aligned, an HF directory or a .gguf file.",
+    ),
+    click.option("--adapter", default=None, help="peft LoRA adapter directory merged on top."),
+    click.option(
+        "--dtype",
+        type=click.Choice(["auto", "float32", "bfloat16"]),
+        default="auto",
+        show_default=True,
+        help="auto: bfloat16 on CUDA, float32 on CPU.",
+    ),
+    click.option("--seed", default=0, show_default=True, help="Seed of the first random direction."),
+    click.option("--seed2", default=None, type=int, help="Seed of the second direction [seed+1000]."),
+    click.option(
+        "--norm", type=click.Choice(["layer", "filter", "none"]), default="layer", show_default=True
+    ),
+    click.option("--no-embeddings", is_flag=True, help="Leave embeddings and lm_head unperturbed."),
+    click.option("--no-orthogonalize", is_flag=True, help="Keep the 2nd direction as drawn."),
+    click.option("--range", "alpha_range", nargs=2, type=float, default=None, help="Alpha axis START STOP."),
+    click.option("--points", default=None, type=click.IntRange(1, 401), help="Alpha grid points."),
+    click.option("--beta-range", nargs=2, type=float, default=None, help="Beta axis START STOP."),
+    click.option("--beta-points", default=None, type=click.IntRange(1, 401)),
+    click.option("--auto-range", is_flag=True, help="Bisect for the basin edges and span them."),
+    click.option(
+        "--probe-prompts", default=None, type=click.IntRange(1), help="Prompts per auto-range probe."
+    ),
+    click.option(
+        "--prompts",
+        default="builtin:harmful",
+        show_default=True,
+        help="builtin:harmful, builtin:benign or a .csv/.jsonl/.txt file.",
+    ),
+    click.option("--column", default=None, help="CSV column / JSONL field with the prompt."),
+    click.option("--limit", default=None, type=click.IntRange(1), help="First N prompts only."),
+    click.option(
+        "--system-prompt",
+        default="default",
+        show_default=True,
+        help=f"Preset ({', '.join(SYSTEM_PRESETS)}) or custom text.",
+    ),
+    click.option("--judge", default="keywords", show_default=True, help="keywords (paper) or prefix."),
+    click.option("--max-new-tokens", default=32, show_default=True, type=click.IntRange(1, 4096)),
+    click.option("--no-early-stop", is_flag=True, help="Always generate max-new-tokens."),
+    click.option(
+        "--incoherence-window",
+        default=16,
+        show_default=True,
+        type=click.IntRange(1, 4096),
+        help="Judge incoherence on the first N new tokens (early stopping never cuts them).",
+    ),
+    click.option("--capability", is_flag=True, help="Also record benign over-refusal and reference NLL."),
+    click.option("--benign-limit", default=16, show_default=True, type=click.IntRange(0)),
+    click.option(
+        "--directions",
+        "n_directions",
+        default=1,
+        show_default=True,
+        type=click.IntRange(1, 50),
+        help="K random directions (seeds seed..seed+K-1).",
+    ),
+    click.option("--keep-directions", is_flag=True, help="Hold directions in memory (faster, more RAM)."),
+    click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
+]
+
+
+def scan_options(fn):
+    """Every scan option (``scan`` and ``estimate`` take the same), in this order in --help."""
+    for opt in reversed(SCAN_OPTIONS):
+        fn = opt(fn)
+    return fn

@@ -1,0 +1,78 @@
+"""``landscape scan`` and ``landscape estimate``: a scan spec from flags (and a YAML file), then the
+engine's ``scan_family`` or ``estimate_scan``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from landscape.cli.flags import build_scan_spec
+from landscape.cli.options import Ctx, given_flags, scan_options
+from landscape.study.report import family_visage, landscape_text, summary_text
+
+
+def _spec(ctx: click.Context, kind: str, o: dict):
+    c: Ctx = ctx.obj
+    return build_scan_spec(kind, o, given_flags(ctx, o), c.device)
+
+
+def _print_results(results, as_json: bool) -> None:
+    if as_json:
+        rows = [
+            {"key": r.key, "kind": r.spec.kind, "summary": r.summary, "computed": r.computed} for r in results
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in results:
+        how = "computed " + str(r.computed) + " points" if r.computed else "from the store"
+        click.echo(f"\nscan {r.key[:12]}  ({r.spec.kind}, {how})")
+        click.echo(landscape_text(r.grid))
+        click.echo(summary_text(r.summary))
+    if len(results) > 1:
+        click.echo("\n" + family_visage([r.summary for r in results]))
+
+
+def scan_command(fn):
+    """The arguments shared by ``scan`` and ``estimate``."""
+    fn = click.pass_context(scan_options(fn))
+    fn = click.option("--target", default=None, help="interpolate: θ_b (the model at alpha = 1).")(fn)
+    fn = click.argument("kind", type=click.Choice(["1d", "2d", "interpolate"]))(fn)
+    return click.command()(fn)
+
+
+@scan_command
+def scan(ctx, kind, **o):
+    """Scan the safety landscape along 1 or 2 directions (or an interpolation)."""
+    from landscape.engine.autorange import AutoRangeSpec
+    from landscape.engine.family import scan_family
+
+    c: Ctx = ctx.obj
+    spec = _spec(ctx, kind, o)
+    auto = AutoRangeSpec(probe_prompts=o["probe_prompts"]) if o["auto_range"] else None
+    runtime = c.runtime(o["keep_directions"])
+    _print_results(scan_family(spec, o["n_directions"], c.store, runtime, auto, c.log), o["as_json"])
+
+
+@scan_command
+def estimate(ctx, kind, **o):
+    """Cost of a scan: points × prompts × tokens, timed on one real (stored) point."""
+    from landscape.core.format import format_duration
+    from landscape.engine.scan import estimate_scan
+
+    c: Ctx = ctx.obj
+    spec = _spec(ctx, kind, o)
+    est = estimate_scan(spec, c.store, c.runtime(o["keep_directions"]), c.log)
+    if o["as_json"]:
+        click.echo(json.dumps(est, indent=2))
+        return
+    click.echo(
+        f"scan {est['key'][:12]}: {est['points']} points ({est['missing']} to compute) × {est['prompts']} prompts × ≤{est['max_new_tokens']} tokens"
+    )
+    click.echo(f"token budget: ≤{est['max_tokens']:,} new tokens")
+    if est["seconds_per_point"] is not None:
+        click.echo(
+            f"measured {est['seconds_per_point']:.1f} s/point → about {format_duration(est['estimated_s'])} for the rest"
+        )
+    else:
+        click.echo("everything is in the store already")

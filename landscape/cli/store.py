@@ -1,0 +1,98 @@
+"""Reading the store: ``list``, ``show``, ``visage`` and ``export`` (which runs the dashboard's
+exporter as a separate process, so the CLI never imports plotly)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from landscape.cli.options import Ctx
+from landscape.core.visage import scan_summary, summarize
+from landscape.study.report import read_asr_csv, visage_table
+
+
+@click.command()
+@click.argument("keys", nargs=-1)
+@click.option("--asr", default=None, help="A 1D ASR curve in percent, e.g. 100,60,0,10,100.")
+@click.option(
+    "--csv", "csv_file", type=click.Path(dir_okay=False), default=None, help="A 2D ASR grid (rows = alpha)."
+)
+@click.option("--json", "as_json", is_flag=True)
+def visage(keys, asr, csv_file, as_json):
+    """VISAGE (paper and reference definitions) of stored scans or of numbers you give."""
+    c: Ctx = click.get_current_context().obj
+    if asr is None and csv_file is None and not keys:
+        raise click.UsageError("give scan keys, --asr or --csv")
+    rows = []
+    if asr is not None:
+        try:
+            curve = np.array([float(v) for v in asr.split(",")])
+        except ValueError:
+            raise click.UsageError("--asr takes comma-separated numbers, e.g. 100,60,0,10,100") from None
+        # A curve given by hand is taken as a 1D random scan on a grid centred at its middle value.
+        rows.append(("--asr", curve, summarize(np.linspace(-1, 1, len(curve)), None, curve, kind="1d")))
+    if csv_file is not None:
+        grid = read_asr_csv(Path(csv_file))
+        axes = (np.arange(n) - n // 2 for n in grid.shape)
+        rows.append((Path(csv_file).name, grid, summarize(*axes, grid, kind="2d")))
+    for key in keys:
+        full = c.store.resolve_scan_key(key)
+        asr_grid = c.store.scan_grid(full, fields=("asr_pct",)).values["asr_pct"]
+        rows.append((full[:12], asr_grid, scan_summary(c.store.scan_record(full), asr_grid)))
+    click.echo(visage_table(rows, as_json))
+
+
+@click.command(name="list")
+@click.option("--json", "as_json", is_flag=True)
+def list_cmd(as_json):
+    """Every scan in the store with status and summary metrics."""
+    from landscape.engine.scan import read_summary
+    from landscape.study.report import scan_list_text
+
+    c: Ctx = click.get_current_context().obj
+    scans = [dict(s, summary=read_summary(c.store, s["key"], s)) for s in c.store.list_scans()]
+    if as_json:
+        click.echo(json.dumps(scans, indent=2, default=str))
+    else:
+        click.echo(scan_list_text(scans, c.store.root))
+
+
+@click.command()
+@click.argument("key")
+@click.option("--point", default=None, help="Show one point's responses: I or I,J.")
+@click.option("--json", "as_json", is_flag=True)
+def show(key, point, as_json):
+    """One scan: its spec, grid and summary, or one point's responses."""
+    from landscape.study.report import point_text, scan_text
+
+    c: Ctx = click.get_current_context().obj
+    full = c.store.resolve_scan_key(key)
+    if point is not None:
+        try:
+            ij = [int(v) for v in point.split(",")]
+        except ValueError:
+            raise click.UsageError("--point takes I or I,J (grid indices)") from None
+        click.echo(point_text(c.store, full, ij[0], ij[1] if len(ij) > 1 else 0, as_json))
+    else:
+        click.echo(scan_text(c.store, full, as_json))
+
+
+@click.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def export(ctx, args):
+    """Export a scan's figure (PNG/SVG/PDF/HTML) or data (CSV/JSON): `landscape export --help`.
+
+    The figures come from the dashboard's builders, run as a separate process so the engine never
+    imports plotly.
+    """
+    import subprocess
+
+    cmd = [sys.executable, "-m", "dashboard.export", "--store", ctx.obj.store_dir, *args]
+    raise click.exceptions.Exit(subprocess.run(cmd).returncode)

@@ -1,0 +1,85 @@
+"""``landscape study`` (a study YAML or preset, resumable) and ``landscape demo``."""
+
+from __future__ import annotations
+
+import click
+
+from landscape.cli.options import Ctx
+from landscape.study.pipeline import PRESETS as STUDY_PRESETS
+
+
+@click.command()
+@click.option(
+    "--prompts",
+    "n_prompts",
+    default=32,
+    show_default=True,
+    type=click.IntRange(4),
+    help="Harmful prompts per point.",
+)
+@click.option(
+    "--points",
+    default=9,
+    show_default=True,
+    type=click.IntRange(3, 101),
+    help="1D grid points per direction (made odd, centred on θ₀).",
+)
+@click.option(
+    "--directions",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 16),
+    help="Random 1D directions (seeds 0..K-1) that VISAGE's mean ± std is taken over.",
+)
+@click.option("--grid2d", default=5, show_default=True, type=click.IntRange(3, 41), help="2D grid side.")
+@click.option(
+    "--prompts2d", default=12, show_default=True, type=click.IntRange(4), help="Prompts per 2D point."
+)
+@click.pass_context
+def demo(ctx, n_prompts, points, directions, grid2d, prompts2d):
+    """Align if needed → auto range → 1D scans along K directions → coarse 2D scan → VISAGE table."""
+    from landscape.study.demo import run_demo
+
+    c: Ctx = ctx.obj
+    run_demo(
+        c.store,
+        c.runtime(),
+        c.log,
+        click.echo,
+        n_prompts=n_prompts,
+        points=points,
+        grid2d=grid2d,
+        prompts2d=prompts2d,
+        directions=directions,
+    )
+
+
+@click.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option(
+    "--preset", default=None, help=f"A built-in study instead of a file: {', '.join(STUDY_PRESETS)}."
+)
+@click.option("--markdown", is_flag=True, help="Print only the comparison table (markdown).")
+@click.option(
+    "--keep-directions/--regenerate-directions",
+    default=True,
+    show_default=True,
+    help="Hold each random direction in memory during a scan (one model-sized copy).",
+)
+@click.pass_context
+def study(ctx, file, preset, markdown, keep_directions):
+    """align → attacks → defences → evaluation → landscapes, resumable; prints the comparison."""
+    from landscape.study.pipeline import load_study, run_study
+    from landscape.study.table import study_markdown
+
+    c: Ctx = ctx.obj
+    if (file is None) == (preset is None):
+        raise click.UsageError(f"give a study YAML file or --preset ({', '.join(STUDY_PRESETS)})")
+    dtype = "bfloat16" if c.device.startswith("cuda") else "float32"
+    spec = load_study(file, preset, default_dtype=dtype)
+    record = run_study(spec, c.store, c.runtime(keep_directions), c.log)
+    if not markdown:
+        click.echo(
+            f"study {record['key'][:12]} complete in {record['elapsed_s'] / 60:.1f} min (store: {c.store.root})"
+        )
+    click.echo(study_markdown(record))

@@ -1,0 +1,37 @@
+"""``landscape align``: the built-in safety alignment, then (by default) ASR before and after."""
+
+from __future__ import annotations
+
+import click
+
+from landscape.cli.options import Ctx
+from landscape.core.specs import AlignSpec, ModelSpec
+
+
+@click.command()
+@click.option("--epochs", default=AlignSpec().epochs, show_default=True, type=click.IntRange(1, 50))
+@click.option("--lr", default=AlignSpec().learning_rate, show_default=True, type=float)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--base", default="smollm2-135m-instruct", show_default=True, help="Model to align.")
+@click.option("--eval/--no-eval", "do_eval", default=True, help="Measure ASR and over-refusal after.")
+@click.option(
+    "--eval-prompts",
+    default="builtin:harmful",
+    show_default=True,
+    help="Harmful set for the check (e.g. AdvBench CSV).",
+)
+@click.option("--eval-limit", default=80, show_default=True, type=click.IntRange(1))
+@click.pass_context
+def align(ctx, epochs, lr, seed, base, do_eval, eval_prompts, eval_limit):
+    """Safety-align a model by SFT on built-in refusals + self-distilled benign answers."""
+    from landscape.study.report import evaluate_models
+    from landscape.training.align import align_model
+
+    c: Ctx = ctx.obj
+    spec = AlignSpec(base=ModelSpec(source=base), epochs=epochs, learning_rate=lr, seed=seed)
+    rec = align_model(spec, c.store, c.runtime(), c.log)
+    how = "from the store" if rec["cached"] else f"in {rec['elapsed_s']:.0f} s"
+    click.echo(f"aligned model {rec['key'][:12]} ({how}): {rec['path']}")
+    if do_eval:
+        models = [base, rec["path"]]
+        click.echo(evaluate_models(c.store, c.runtime(), c.log, models, eval_prompts, eval_limit))

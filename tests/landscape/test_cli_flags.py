@@ -1,0 +1,66 @@
+"""Scan flags → ScanSpec in process (no model): given flags override a YAML spec field by field,
+the other flags' defaults fill only what it lacks, and every scan option is accounted for."""
+
+from __future__ import annotations
+
+import pytest
+
+from landscape.cli.flags import BETA_FIELDS, DIRECTION_FLAGS, SCAN_FIELDS, build_scan_spec
+from landscape.cli.options import given_flags
+from landscape.cli.scan import scan
+from landscape.core.specs import ScanSpec, second_seed
+
+# scan options that are not ScanSpec fields: how to run, what to print, where the spec comes from
+NOT_FIELDS = {"kind", "spec_file", "auto_range", "probe_prompts", "capability", "n_directions"}
+NOT_FIELDS |= {"keep_directions", "as_json"}
+
+
+def spec_of(*args: str, device: str = "cpu") -> ScanSpec:
+    ctx = scan.make_context("scan", list(args))
+    o = dict(ctx.params)
+    kind = o.pop("kind")
+    return build_scan_spec(kind, o, given_flags(ctx, o), device)
+
+
+@pytest.fixture
+def yaml_1d(tmp_path):
+    path = tmp_path / "scan.yaml"
+    path.write_text(
+        "model: {source: /m/a}\nprompts: {source: /p.txt, limit: 7}\n"
+        "alphas: {start: -1, stop: 1, num: 3}\ngeneration: {max_new_tokens: 4}\n"
+        "capability: {benign_limit: 3, nll: false}\n"
+    )
+    return str(path)
+
+
+def test_every_scan_option_maps_to_a_field_or_is_named_as_not_one():
+    options = {p.name for p in scan.params}
+    mapped = set(SCAN_FIELDS) | set(BETA_FIELDS) | set(DIRECTION_FLAGS) | NOT_FIELDS
+    assert options == mapped
+
+
+def test_flags_alone_build_the_documented_defaults():
+    spec = spec_of("2d")
+    assert spec.model.source == "aligned" and spec.model.dtype == "float32"
+    assert [d.seed for d in spec.directions] == [0, second_seed(0)]
+    assert spec.alphas.num == 21 and spec.betas.num == 21 and spec.capability is None
+    assert spec_of("1d", device="cuda").model.dtype == "bfloat16"
+    interp = spec_of("interpolate", "--target", "/t")
+    assert (interp.alphas.start, interp.alphas.stop, interp.alphas.num) == (-0.25, 1.25, 16)
+
+
+def test_given_flags_override_the_yaml_field_by_field(yaml_1d):
+    spec = spec_of("1d", "--spec", yaml_1d, "--points", "5", "--limit", "2", "--dtype", "bfloat16")
+    assert (spec.alphas.start, spec.alphas.stop, spec.alphas.num) == (-1.0, 1.0, 5)
+    assert spec.prompts.source == "/p.txt" and spec.prompts.limit == 2
+    assert spec.model.source == "/m/a" and spec.model.dtype == "bfloat16"  # --dtype kept the source
+    assert spec.generation.max_new_tokens == 4 and spec.judge.name == "keywords"
+    with_cap = spec_of("1d", "--spec", yaml_1d, "--capability", "--benign-limit", "9")
+    assert with_cap.capability.benign_limit == 9 and with_cap.capability.nll is False
+
+
+def test_defaults_fill_what_the_yaml_lacks(yaml_1d):
+    spec = spec_of("2d", "--spec", yaml_1d)  # the file has no directions: the kind's two fill in
+    assert [d.seed for d in spec.directions] == [0, second_seed(0)]
+    assert (spec.betas.start, spec.betas.stop, spec.betas.num) == (-0.5, 0.5, 21)
+    assert spec.alphas.num == 3 and spec.capability.benign_limit == 3
