@@ -30,8 +30,8 @@ def align(ctx, epochs, lr, seed, base, do_eval, eval_prompts, eval_limit):
     c: Ctx = ctx.obj
     spec = AlignSpec(base=ModelSpec(source=base), epochs=epochs, learning_rate=lr, seed=seed)
     rec = align_model(spec, c.store, c.runtime(), c.log)
-    how = "from the store" if rec["cached"] else f"in {rec['elapsed_s']:.0f} s"
-    click.echo(f"aligned model {rec['key'][:12]} ({how}): {rec['path']}")
+    how = "from the store" if rec.cached else f"in {rec.elapsed_s:.0f} s"
+    click.echo(f"aligned model {rec.key[:12]} ({how}): {rec.path}")
     if do_eval:
-        models = [base, rec["path"]]
+        models = [base, rec.path]
         click.echo(evaluate_models(c.store, c.runtime(), c.log, models, eval_prompts, eval_limit))

@@ -165,7 +165,7 @@ class Orthogonalized(LazyDirection):
     One pass over the tensors (each read or regenerated once) gives the coefficient and the
     whole-model cosine of ``base`` and ``against`` before orthogonalising. Its sums are ``dot``'s
     (``dot(base, against)``, ``dot(base, base)``, ``dot(against|_B, against|_B)``,
-    ``dot(against, against)``; tests/landscape/test_directions.py pins them equal), fused because
+    ``dot(against, against)``; tests/landscape/core/test_directions.py pins them equal), fused because
     four ``dot`` calls would regenerate or re-read each direction two or three times (a random
     direction over a 7B model is about 100 s of noise per pass on one CPU core).
     """

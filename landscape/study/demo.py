@@ -130,8 +130,8 @@ def run_demo(
     dtype = "bfloat16" if runtime.device.startswith("cuda") else "float32"
     out("== 1. safety alignment of the embedded SmolLM2-135M-Instruct")
     rec = align_model(AlignSpec(), store, runtime, log)
-    how = "from the store" if rec["cached"] else f"in {format_duration(rec['elapsed_s'])}"
-    out(f"aligned model {rec['key'][:12]} ({how}), epoch losses {[round(x, 3) for x in rec['epoch_losses']]}")
+    how = "from the store" if rec.cached else f"in {format_duration(rec.elapsed_s)}"
+    out(f"aligned model {rec.key[:12]} ({how}), epoch losses {[round(x, 3) for x in rec.epoch_losses]}")
     out("\n== 2. ASR before and after alignment (paper keyword judge, greedy)")
     models = ["smollm2-135m-instruct", "aligned"]
     out(

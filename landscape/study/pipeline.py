@@ -269,8 +269,8 @@ def run_study(spec: StudySpec, store: Store, runtime: Runtime | None = None, log
     if spec.align:
         progress.stage("align", "running")
         rec = align_model(AlignSpec(base=spec.base), store, runtime, log)
-        theta0 = ModelSpec(source=rec["path"], dtype=spec.base.dtype)
-        progress.stage("align", "done", key=rec["key"][:12])
+        theta0 = ModelSpec(source=rec.path, dtype=spec.base.dtype)
+        progress.stage("align", "done", key=rec.key[:12])
     rows, finetunes = build_models(spec, theta0, store, runtime, progress, log)
     session = Session(store, runtime, log)
     table = []

@@ -25,6 +25,7 @@ from landscape.core.prompts import builtin_benign, builtin_harmful, format_chat,
 from landscape.core.specs import AlignSpec, FormatSpec, Runtime
 from landscape.training.data import Example, render
 from landscape.training.finetune import train_loop
+from landscape.training.results import AlignResult
 
 
 def _complete_sentences(text: str) -> str:
@@ -48,8 +49,8 @@ def build_examples(tokenizer, distilled: dict[str, str], seed: int) -> list[tupl
     return out
 
 
-def align_model(spec: AlignSpec, store: Store, runtime: Runtime | None = None, log=print) -> dict:
-    """Align ``spec.base`` (or return the stored result). Returns the model's artifact record."""
+def align_model(spec: AlignSpec, store: Store, runtime: Runtime | None = None, log=print) -> AlignResult:
+    """Align ``spec.base`` (or return the stored result)."""
     from landscape.core.generate import generate_greedy
 
     runtime = runtime or Runtime()
@@ -92,4 +93,4 @@ def align_model(spec: AlignSpec, store: Store, runtime: Runtime | None = None, l
         }
 
     art = cached_artifact(store, "models", align_key(spec, store), build)
-    return dict(art.record, key=art.key, path=str(art.path), cached=art.cached)
+    return AlignResult.from_artifact(art)

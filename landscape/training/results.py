@@ -59,4 +59,10 @@ class AlignResult:
     path: str
     cached: bool
     elapsed_s: float
+    epoch_losses: list
     record: dict
+
+    @classmethod
+    def from_artifact(cls, art) -> AlignResult:
+        r = art.record
+        return cls(art.key, str(art.path), art.cached, r["elapsed_s"], r["epoch_losses"], r)

@@ -19,7 +19,7 @@ from landscape.training.data import (
     task_items,
 )
 
-from ..conftest import ADVBENCH
+from ...conftest import ADVBENCH
 
 ALL_HARMFUL = {r["prompt"] for s in ("attack", "realign") for r in harmful_items(s)} | set(safety_prompts())
 MARKERS = ("http", "import ", "sudo ", "#!/", "grams", "dosage", "mg ", "password:", "```")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ..conftest import old_record_store, run_cli
+from ...conftest import old_record_store, run_cli
 
 
 @pytest.fixture(scope="module")

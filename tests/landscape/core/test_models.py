@@ -11,7 +11,7 @@ import torch
 from landscape.core.models import ModelError, load_model, model_fingerprint, save_model
 from landscape.core.specs import ModelSpec
 
-from ..conftest import make_tiny_model
+from ...conftest import make_tiny_model
 
 
 def test_fingerprint_follows_weights_not_path(tiny_model, tmp_path, tokenizer_dir):

@@ -18,7 +18,7 @@ from landscape.core.prompts import (
 )
 from landscape.core.specs import PromptSpec, SpecError
 
-from ..conftest import ADVBENCH
+from ...conftest import ADVBENCH
 
 
 def test_builtin_sets_are_large_and_categorised():

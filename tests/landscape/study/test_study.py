@@ -16,7 +16,7 @@ from cache import Store
 from landscape.engine.trajectory import model_delta, pca_directions, project
 from landscape.study.table import study_markdown
 
-from ..conftest import ROOT, run_cli, tiny_study_yaml
+from ...conftest import ROOT, run_cli, tiny_study_yaml
 
 
 def test_study_record_holds_every_model_and_both_trajectories(tiny_study):

@@ -24,7 +24,7 @@ from landscape.core.specs import (
 from landscape.engine.autorange import AutoRangeSpec, _search, auto_range
 from landscape.engine.scan import estimate_scan, prepare_scan, scan_grid
 
-from ..conftest import ROOT
+from ...conftest import ROOT
 
 RT = Runtime(progress=False)
 

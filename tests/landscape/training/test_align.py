@@ -41,11 +41,11 @@ def test_align_trains_saves_and_caches(store, tiny_model):
         distill_max_new_tokens=8,
     )
     first = align_model(spec, store, Runtime(progress=False), log=lambda m: None)
-    assert not first["cached"] and first["epoch_losses"][1] < first["epoch_losses"][0]
+    assert not first.cached and first.epoch_losses[1] < first.epoch_losses[0]
     again = align_model(spec, store, Runtime(progress=False), log=lambda m: None)
-    assert again["cached"] and again["path"] == first["path"]
+    assert again.cached and again.path == first.path
     base = load_model(ModelSpec(source=str(tiny_model)))
-    aligned = load_model(ModelSpec(source=first["path"]))
+    aligned = load_model(ModelSpec(source=first.path))
     assert aligned.fingerprint != base.fingerprint
     w0 = base.model.model.layers[0].mlp.up_proj.weight
     assert not torch.equal(w0, aligned.model.model.layers[0].mlp.up_proj.weight)
