@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from landscape.training.attacks import AttackData, attack
+from landscape.training.attacks.base import AttackData, attack
 from landscape.training.attacks.structural import STRUCTURES, task_examples
 from landscape.training.data import harmful_examples
 

@@ -18,7 +18,13 @@ from __future__ import annotations
 import random
 
 from landscape.core.specs import FormatSpec, SpecError
-from landscape.training.attacks import AOA_ANSWER_PREFIX, AOA_USER_TEMPLATE, AttackData, Structure, attack
+from landscape.training.attacks.base import (
+    AOA_ANSWER_PREFIX,
+    AOA_USER_TEMPLATE,
+    AttackData,
+    Structure,
+    attack,
+)
 from landscape.training.data import Example, load_jsonl_examples, task_items, task_prompt
 
 AUTOIF_INSTRUCTIONS = (

@@ -22,7 +22,7 @@ from landscape.core.artifacts import cached_artifact
 from landscape.core.models import ModelError, load_model, model_fingerprint, save_model
 from landscape.core.specs import FormatSpec, ModelSpec, Runtime, Spec, SpecError, spec_hash
 from landscape.training.data import examples_fingerprint, harmful_examples, render_all
-from landscape.training.defenses import Defended, Defense, DefenseContext, register
+from landscape.training.defenses.base import Defended, Defense, DefenseContext, register
 from landscape.training.finetune import TASK_ADAPTER
 
 

@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 
 from landscape.core.specs import Spec, SpecError
 from landscape.training.data import DEFAULT_FORMAT, safety_examples
-from landscape.training.defenses import Defense, register
+from landscape.training.defenses.base import Defense, register
 
 
 class MixSpec(Spec):

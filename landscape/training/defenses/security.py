@@ -20,7 +20,7 @@ from landscape.core.models import load_model, model_fingerprint
 from landscape.core.prompts import builtin_benign, format_chat
 from landscape.core.specs import FormatSpec, ModelSpec, Runtime, Spec, spec_hash
 from landscape.training.data import examples_fingerprint, harmful_examples, render_all
-from landscape.training.defenses import Defense, DefenseContext, register
+from landscape.training.defenses.base import Defense, DefenseContext, register
 from landscape.training.finetune import check_targets, lora_config, train_loop
 from landscape.training.results import FrozenAdapter
 from landscape.training.specs import LoraSpec
