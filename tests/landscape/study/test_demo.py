@@ -12,6 +12,7 @@ from landscape.core.visage import summarize
 from landscape.engine.family import family_specs
 from landscape.engine.scan import ScanResult
 from landscape.study.demo import demo_specs, visage_table
+from landscape.training.results import AlignResult
 
 
 def _result(spec, asr, key: str) -> ScanResult:
@@ -94,7 +95,8 @@ def test_demo_runs_end_to_end_on_a_tiny_model(tmp_path, tiny_model, monkeypatch,
         )
 
     monkeypatch.setattr(demo, "demo_specs", tiny_specs)
-    monkeypatch.setattr(demo, "align_model", lambda *a: {"key": "0" * 12, "cached": True, "epoch_losses": []})
+    stored = AlignResult("0" * 64, "unused", cached=True, elapsed_s=0.0, epoch_losses=[], record={})
+    monkeypatch.setattr(demo, "align_model", lambda *a: stored)
     monkeypatch.setattr(demo, "evaluate_models", lambda *a, **k: "(stubbed)")
     lines = []
     with Store(tmp_path / "store") as store:
