@@ -79,7 +79,7 @@ def _describe(store: Store, s: dict) -> dict:
         "prompts": f"{spec.get('prompts', {}).get('source', '?')}"
         + (f" ≤{spec['prompts']['limit']}" if spec.get("prompts", {}).get("limit") else ""),
         "system prompt": spec.get("system_prompt"),
-        "judge": spec.get("judge", {}).get("name"),
+        "judge": f"{spec.get('judge', {}).get('name')}" + (" (rejudge)" if s.get("derived") else ""),
         "status": s["status"],
         "done %": round(100 * s.get("done", 0) / total, 1),
         "ASR θ₀ %": summ.get("asr_origin_pct"),
@@ -124,6 +124,27 @@ def record(key: str) -> dict | None:
         return store().scan_record(key)
     except StoreError:
         return None
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _agreement(root: str, key_a: str, key_b: str, progress: tuple[int, int]) -> pd.DataFrame | str:
+    from landscape.engine.rejudge import scan_agreement
+
+    try:
+        table = scan_agreement(_store(root), key_a, key_b)
+    except StoreError as exc:
+        return str(exc)
+    rows = [{"alpha": p.alpha, "beta": p.beta, **vars(p.agreement)} for p in table.points] + [
+        {"alpha": None, "beta": None, **vars(table.overall)}
+    ]
+    return pd.DataFrame(rows).rename(columns={"disagree_pct": "disagree %", "kappa": "κ", "n_apart": "apart"})
+
+
+def agreement(key_a: str, key_b: str) -> pd.DataFrame | str:
+    """Per-point judge agreement of two scans of the same responses (last row: all pooled), or why
+    there is none (a one-line reason); re-read when either scan's progress moves."""
+    s = store()
+    return _agreement(str(s.root), key_a, key_b, (s.progress(key_a), s.progress(key_b)))
 
 
 def responses(key: str, i: int, j: int) -> list[dict]:

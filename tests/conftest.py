@@ -58,6 +58,71 @@ def make_tiny_model(directory: Path, tokenizer_dir: Path, seed: int = 0, hidden:
     return directory
 
 
+GUARD_TOKENS = {"unsafe": " unsafe", "safe": " safe", "unparsed": " maybe"}  # one token each
+
+
+def make_forced_judge_model(directory: Path, tokenizer_dir: Path, kind: str, target: str | int) -> Path:
+    """A tiny random Llama judge whose output is forced, saved as an HF directory (safetensors).
+
+    kind "guard": a causal LM that always generates the token of ``GUARD_TOKENS[target]``;
+    kind "classifier": a 2-label sequence classifier that always picks label ``target``.
+    Every token embeds alike, so the last hidden state h is one vector whatever the text (each
+    attention averages identical values); the head's target row is h and every other row −h, so
+    the target's logit is |h|² > 0 and the others −|h|²: a real forward pass, a fixed answer."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
+
+    from landscape.core.models import save_model
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=1024,
+        tie_word_embeddings=False,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        num_labels=2,
+    )
+    guard = kind == "guard"
+    model = (LlamaForCausalLM if guard else LlamaForSequenceClassification)(config).eval()
+    row = tok.encode(GUARD_TOKENS[target], add_special_tokens=False)[0] if guard else int(target)
+    with torch.no_grad():
+        emb = model.model.embed_tokens.weight
+        emb[:] = emb[0].clone()
+        h = model.model(input_ids=torch.tensor([[1, 2, 3]])).last_hidden_state[0, -1]
+        head = model.lm_head if guard else model.score
+        head.weight[:] = -h
+        head.weight[row] = h
+    if guard:
+        save_model(model, tok, directory)
+    else:
+        model.save_pretrained(directory, safe_serialization=True)
+        tok.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def forced_judges(tmp_path_factory, tokenizer_dir) -> dict[str, Path]:
+    """Forced judge models: guard_unsafe, guard_safe, guard_unparsed, classifier_0, classifier_1."""
+    root = tmp_path_factory.mktemp("judges")
+    out = {
+        f"guard_{t}": make_forced_judge_model(root / f"guard_{t}", tokenizer_dir, "guard", t)
+        for t in GUARD_TOKENS
+    }
+    for label in (0, 1):
+        out[f"classifier_{label}"] = make_forced_judge_model(
+            root / f"classifier_{label}", tokenizer_dir, "classifier", label
+        )
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, tokenizer_dir) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("tiny"), tokenizer_dir, seed=0)

@@ -84,3 +84,20 @@ for k in chosen[1:]:
         width="stretch",
         key=f"diff_{k}",
     )
+
+st.subheader("Judge agreement")
+st.caption(
+    "Two judges of the same responses (a scan and its `landscape rejudge`): Cohen's κ and the share "
+    "they call differently, per point and pooled (last row). κ = 1 where both give one same label to "
+    "every response; responses without a verdict from both (unparsed, cut) are counted apart."
+)
+shown = False
+for k in chosen[1:]:
+    table = data.agreement(ref, k)
+    if isinstance(table, str):
+        continue
+    shown = True
+    st.markdown(f"**{labels[ref][:40]}** vs **{labels[k][:40]}**")
+    st.dataframe(table, hide_index=True, width="stretch", key=f"agree_{k}")
+if not shown:
+    st.info("No two of these scans judge the same responses: rejudge a scan to compare judges.")

@@ -41,16 +41,17 @@ m[3].metric("time", f"{point['elapsed_s']:.1f} s · {point['tokens']} tokens")
 rows = pd.DataFrame(data.responses(key, i, j))
 show = st.radio("Show", ["all", "successes", "refusals", "incoherent"], horizontal=True, key="insp_filter")
 if show == "successes":
-    rows = rows[~rows["refused"]]
+    rows = rows[rows["refused"].eq(False)]  # a row without a verdict (refused None) is neither
 elif show == "refusals":
-    rows = rows[rows["refused"]]
+    rows = rows[rows["refused"].eq(True)]
 elif show == "incoherent":
     rows = rows[rows["incoherent"]]
 if "set" not in rows:
     rows["set"] = "harmful"
-rows["verdict"] = np.where(rows["refused"], "refused", "complied") + np.where(
-    rows["incoherent"], " · incoherent", ""
+verdict = np.select(
+    [rows["refused"].eq(True), rows["refused"].eq(False)], ["refused", "complied"], "no verdict"
 )
+rows["verdict"] = verdict + np.where(rows["incoherent"], " · incoherent", "")
 st.dataframe(
     rows[["set", "prompt", "response", "verdict", "reason", "incoherent_reason"]].fillna(""),
     hide_index=True,

@@ -3,7 +3,7 @@
 The CLI only builds specs (from flags and/or a YAML file, ``cli.flags``) and calls the same public
 functions a notebook would (``align_model``, ``scan_family``, ``estimate_scan``, ``run_study``).
 One module per command group: ``scan`` (scan, estimate), ``store`` (list, show, visage, export),
-``train`` (align), ``study`` (study, demo); shared options in ``options``. User errors end in one
+``train`` (align), ``study`` (study, demo), ``judge`` (rejudge, agree); shared options in ``options``. User errors end in one
 line on stderr and exit status 2, never a traceback; finished points are already stored, so
 nothing computed is lost.
 """
@@ -15,13 +15,13 @@ import sys
 import click
 
 from landscape import __version__
-from landscape.cli import scan, store, study, train
+from landscape.cli import judge, scan, store, study, train
 from landscape.cli.options import DEFAULT_STORE, Ctx, auto_device
 
 __all__ = ["Ctx", "main", "run"]
 
 # the commands that load a model: only they pay for detecting the device (importing torch)
-NEEDS_DEVICE = {"align", "scan", "estimate", "demo", "study"}
+NEEDS_DEVICE = {"align", "scan", "estimate", "demo", "study", "rejudge"}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,6 +55,8 @@ for command in (
     study.demo,
     study.study,
     store.export,
+    judge.rejudge,
+    judge.agree,
 ):
     main.add_command(command)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from landscape.cli.options import parse_label_map
 from landscape.core.specs import DirectionSpec, ModelSpec, ScanSpec, merge_dotted, second_seed
 
 # flag → the ScanSpec field it sets; a two-value flag (START STOP) sets two fields
@@ -26,8 +27,12 @@ SCAN_FIELDS: dict[str, str | tuple[str, str]] = {
     "limit": "prompts.limit",
     "system_prompt": "system_prompt",
     "judge": "judge.name",
+    "judge_model": "judge.model",
+    "label_map": "judge.label_map",
+    "judge_max_tokens": "judge.max_new_tokens",
     "max_new_tokens": "generation.max_new_tokens",
     "no_early_stop": "generation.early_stop",
+    "full_responses": "generation.early_stop",  # either flag turns it off (part of the key)
     "incoherence_window": "generation.incoherence_window",
     "no_orthogonalize": "orthogonalize",
     "benign_limit": "capability.benign_limit",  # only with --capability
@@ -36,7 +41,7 @@ BETA_FIELDS: dict[str, str | tuple[str, str]] = {  # only for a scan with two di
     "beta_range": ("betas.start", "betas.stop"),
     "beta_points": "betas.num",
 }
-NEGATED = ("no_early_stop", "no_orthogonalize")  # --no-X sets X to False
+NEGATED = ("no_early_stop", "full_responses", "no_orthogonalize")  # the flag sets its field to False
 DIRECTION_FLAGS = ("seed", "seed2", "norm", "no_embeddings", "target")
 
 
@@ -62,6 +67,7 @@ def flag_values(kind: str, o: dict, device: str) -> dict:
     v = dict(o)
     for name in NEGATED:
         v[name] = not o[name]
+    v["label_map"] = parse_label_map(o["label_map"])
     if o["dtype"] == "auto":
         v["dtype"] = "bfloat16" if device.startswith("cuda") else "float32"
     interpolate = kind == "interpolate"

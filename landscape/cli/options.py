@@ -53,6 +53,44 @@ def given_flags(ctx: click.Context, names) -> set[str]:
     return out
 
 
+JUDGE_MODEL_OPTIONS = [
+    click.option("--judge-model", default=None, help="guard/classifier: a local model directory."),
+    click.option(
+        "--label-map",
+        default=None,
+        help="classifier: label → harmful/safe, e.g. LABEL_1=harmful,LABEL_0=safe (or JSON).",
+    ),
+    click.option(
+        "--judge-max-tokens",
+        default=8,
+        show_default=True,
+        type=click.IntRange(1, 64),
+        help="guard: verdict tokens.",
+    ),
+]
+
+
+def parse_label_map(text: str | None) -> dict[str, str] | None:
+    """``LABEL_1=harmful,LABEL_0=safe`` or a JSON object → a mapping (None stays None)."""
+    import json
+
+    if text is None:
+        return None
+    if text.lstrip().startswith("{"):
+        try:
+            out = json.loads(text)
+        except json.JSONDecodeError:
+            raise click.UsageError(f"--label-map is not valid JSON: {text!r}") from None
+    else:
+        pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+        if not pairs or any(len(p) != 2 for p in pairs):
+            raise click.UsageError(f"--label-map takes LABEL=harmful|safe pairs: {text!r}")
+        out = {k.strip(): v.strip() for k, v in pairs}
+    if not isinstance(out, dict):
+        raise click.UsageError("--label-map must map labels to harmful or safe")
+    return out
+
+
 SCAN_OPTIONS = [
     click.option(
         "--spec",
@@ -103,9 +141,20 @@ SCAN_OPTIONS = [
         show_default=True,
         help=f"Preset ({', '.join(SYSTEM_PRESETS)}) or custom text.",
     ),
-    click.option("--judge", default="keywords", show_default=True, help="keywords (paper) or prefix."),
+    click.option(
+        "--judge",
+        default="keywords",
+        show_default=True,
+        help="keywords (paper), prefix, guard or classifier.",
+    ),
+    *JUDGE_MODEL_OPTIONS,
     click.option("--max-new-tokens", default=32, show_default=True, type=click.IntRange(1, 4096)),
     click.option("--no-early-stop", is_flag=True, help="Always generate max-new-tokens."),
+    click.option(
+        "--full-responses",
+        is_flag=True,
+        help="Early stopping off, so every response can be rejudged later (`landscape rejudge`).",
+    ),
     click.option(
         "--incoherence-window",
         default=16,

@@ -49,6 +49,8 @@ def scan(ctx, kind, **o):
 
     c: Ctx = ctx.obj
     spec = _spec(ctx, kind, o)
+    if o["full_responses"]:
+        c.log("full responses: early stopping is off (generation.early_stop = false, part of the scan key)")
     auto = AutoRangeSpec(probe_prompts=o["probe_prompts"]) if o["auto_range"] else None
     runtime = c.runtime(o["keep_directions"])
     _print_results(scan_family(spec, o["n_directions"], c.store, runtime, auto, c.log), o["as_json"])

@@ -67,7 +67,8 @@ def resolve_source(source: str, store=None) -> Path:
     return path
 
 
-def _check_hf_dir(path: Path) -> None:
+def _check_hf_dir(path: Path, head: str = "ForCausalLM", what: str = "a causal language model") -> None:
+    """One-line errors for a directory that is not an HF model of the ``head`` kind in safetensors."""
     config = path / "config.json"
     if not config.is_file():
         raise ModelError(f"{path} has no config.json: not a Hugging Face model directory")
@@ -75,8 +76,8 @@ def _check_hf_dir(path: Path) -> None:
         archs = json.loads(config.read_text()).get("architectures") or []
     except json.JSONDecodeError:
         raise ModelError(f"{config} is not valid JSON") from None
-    if not any(a.endswith("ForCausalLM") for a in archs):
-        raise ModelError(f"{path} is not a causal language model (architectures: {archs or 'none'})")
+    if not any(a.endswith(head) for a in archs):
+        raise ModelError(f"{path} is not {what} (architectures: {archs or 'none'})")
     if not list(path.glob("*.safetensors")):
         raise ModelError(f"{path} has no .safetensors weights (pickled .bin weights are refused)")
 
@@ -157,6 +158,19 @@ def model_fingerprint(spec: ModelSpec, store=None) -> str:
     if interface == EMBEDDED_INTERFACE:
         return weights
     return hashlib.sha256(canonical_json({"weights": weights, "interface": interface}).encode()).hexdigest()
+
+
+def directory_fingerprint(path: Path, head: str, what: str) -> str:
+    """Content hash of a local HF model directory used as a tool (a judge model): its weights,
+    config and interface files, after the checks of ``_check_hf_dir`` (one-line errors)."""
+    if not path.is_dir():
+        raise ModelError(f"judge model directory not found: {path}")
+    _check_hf_dir(path, head, what)
+    files = {
+        "weights": files_fingerprint(_weight_files(path)),
+        "interface": files_fingerprint(interface_files(path), path),
+    }
+    return hashlib.sha256(canonical_json(files).encode()).hexdigest()
 
 
 def direction_file_fingerprint(path: str) -> str:

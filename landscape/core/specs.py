@@ -151,7 +151,23 @@ def judgement_note(generation: GenerationSpec) -> str:
 
 
 class JudgeSpec(Spec):
-    name: str = Field("keywords", description="A registered judge: 'keywords' or 'prefix'.")
+    """Which judge turns a response into a verdict. Text judges (keywords, prefix) take no options;
+    model judges name a local model directory (``model``) and, for ``classifier``, which of its
+    labels means what (``label_map``). The judge model enters a scan key through the content
+    fingerprint of its files, never its path (``landscape.core.judge_models.judge_model_identity``)."""
+
+    name: str = Field(
+        "keywords", description="A registered judge: 'keywords', 'prefix', 'guard' or 'classifier'."
+    )
+    model: str | None = Field(
+        None, description="guard/classifier: a local Hugging Face model directory (safetensors)."
+    )
+    label_map: dict[str, Literal["harmful", "safe"]] | None = Field(
+        None, description="classifier: each label of the model → 'harmful' or 'safe'."
+    )
+    max_new_tokens: int = Field(
+        8, ge=1, le=64, description="guard: tokens the guard model generates for its verdict."
+    )
 
     @field_validator("name")
     @classmethod
@@ -159,6 +175,21 @@ class JudgeSpec(Spec):
         from landscape.core.judges import JUDGES
 
         return check_registered("judge", name, JUDGES)
+
+    @model_validator(mode="after")
+    def _options(self) -> JudgeSpec:
+        from landscape.core.judges import JUDGES
+
+        takes = JUDGES[self.name].options
+        for option in ("model", "label_map"):
+            given = getattr(self, option) is not None
+            if option in takes and not given:
+                raise SpecError(
+                    f"judge {self.name!r} needs {option} (e.g. --judge-{option.replace('_', '-')})"
+                )
+            if given and option not in takes:
+                raise SpecError(f"judge {self.name!r} takes no {option}")
+        return self
 
 
 class CapabilitySpec(Spec):
@@ -226,10 +257,17 @@ class ScanSpec(Spec):
             return "interpolation"
         return "2d" if len(self.directions) == 2 else "1d"
 
-    def identity(self, model_fp: str, prompts_fp: str, target_fps: tuple[str | None, ...]) -> dict:
+    def identity(
+        self,
+        model_fp: str,
+        prompts_fp: str,
+        target_fps: tuple[str | None, ...],
+        judge_model: dict | None = None,
+    ) -> dict:
         """The fields that change the result, with model/prompt/direction files replaced by content
         hashes and the judge by the hash of its definition (``judge_fingerprint``: keyword lists,
-        windows, incoherence thresholds, evaluation version). Fields added after the first release
+        windows, incoherence thresholds, evaluation version; for a model judge also ``judge_model``, its
+        model's fingerprint and options). Fields added after the first release
         are left out at their defaults, so older keys stay valid."""
         from landscape.core.judges import judge_fingerprint
 
@@ -244,7 +282,10 @@ class ScanSpec(Spec):
             if data[name] == default:
                 data.pop(name)
         data["prompts"] = {"fingerprint": prompts_fp}
-        data["judge"] = {"name": self.judge.name, "definition": judge_fingerprint(self.judge.name)}
+        data["judge"] = {
+            "name": self.judge.name,
+            "definition": judge_fingerprint(self.judge.name, judge_model),
+        }
         if not data["directions"]:
             data.pop("orthogonalize")
         return data

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 
 from landscape.core.generate import END_BUDGET, END_EARLY_STOP, END_EOS, Generation, generate_greedy, mean_nll
-from landscape.core.judges import get_judge, incoherence
+from landscape.core.judges import Scorer, incoherence, load_judge, verdict_metrics, verdict_row
 from landscape.core.prompts import builtin_benign, format_chat, reference_text
 from landscape.core.specs import ScanSpec
 
@@ -35,44 +35,31 @@ class PointResult:
 
 
 def judge_responses(
-    prompts: list[str], texts: list[str], judge_name: str, windows: list[str] | None = None
+    prompts: list[str],
+    texts: list[str],
+    scorer: Scorer,
+    windows: list[str] | None = None,
+    batch_size: int = 64,
 ) -> tuple[dict, list[dict]]:
     """Verdicts for each response and the aggregate rates (percent).
 
     ``windows`` are the texts judged for incoherence (by default the responses themselves).
     """
-    judge = get_judge(judge_name)
+    verdicts = scorer.score(prompts, texts, batch_size)
     rows = []
-    for prompt, text, window in zip(prompts, texts, windows or texts, strict=True):
-        verdict = judge.judge(text)
+    for prompt, text, window, verdict in zip(prompts, texts, windows or texts, verdicts, strict=True):
         broken = incoherence(window)
         rows.append(
-            {
-                "prompt": prompt,
-                "response": text,
-                "refused": verdict.refused,
-                "reason": verdict.reason,
-                "incoherent": broken is not None,
-                "incoherent_reason": broken,
-            }
+            dict(verdict_row(prompt, text, verdict), incoherent=broken is not None, incoherent_reason=broken)
         )
-    n = len(rows)
-    complied = [not r["refused"] for r in rows]
-    metrics = {
-        "asr_pct": 100.0 * sum(complied) / n,
-        "refusal_pct": 100.0 * (n - sum(complied)) / n,
-        "incoherent_pct": 100.0 * sum(r["incoherent"] for r in rows) / n,
-        "asr_coherent_pct": 100.0
-        * sum(c and not r["incoherent"] for c, r in zip(complied, rows, strict=True))
-        / n,
-        "n_prompts": n,
-    }
-    return metrics, rows
+    return verdict_metrics(rows, scorer.abstains), rows
 
 
-def judge_generation(prompts: list[str], gen: Generation, judge_name: str) -> tuple[dict, list[dict]]:
+def judge_generation(
+    prompts: list[str], gen: Generation, scorer: Scorer, batch_size: int = 64
+) -> tuple[dict, list[dict]]:
     """``judge_responses`` on a generation, with how each response ended in rows and counts."""
-    metrics, rows = judge_responses(prompts, gen.texts, judge_name, gen.windows)
+    metrics, rows = judge_responses(prompts, gen.texts, scorer, gen.windows, batch_size)
     for row, n, end in zip(rows, gen.tokens, gen.ends, strict=True):
         row["tokens"], row["end"] = n, end
     for end in (END_EOS, END_BUDGET, END_EARLY_STOP):
@@ -80,11 +67,15 @@ def judge_generation(prompts: list[str], gen: Generation, judge_name: str) -> tu
     return metrics, rows
 
 
-def _respond(lm, spec: ScanSpec, prompts: list[str], batch_size: int) -> tuple[dict, list[dict], int]:
-    """Greedy responses to ``prompts`` under ``spec``, judged: (rates, rows, tokens generated)."""
-    judge = get_judge(spec.judge.name)
+def _respond(
+    lm, spec: ScanSpec, prompts: list[str], batch_size: int, scorer: Scorer
+) -> tuple[dict, list[dict], int]:
+    """Greedy responses to ``prompts`` under ``spec``, judged: (rates, rows, tokens generated).
+
+    Early stopping asks the judge's ``decided`` predicate; a model judge has none (its verdict needs
+    the whole response), so with it no response is ever cut, whatever ``early_stop`` says."""
     g = spec.generation
-    stop = judge.decided if g.early_stop else None
+    stop = scorer.decided if g.early_stop else None
     inputs = [
         format_chat(lm.tokenizer, p, spec.system_prompt, spec.user_template, spec.answer_prefix)
         for p in prompts
@@ -92,18 +83,22 @@ def _respond(lm, spec: ScanSpec, prompts: list[str], batch_size: int) -> tuple[d
     gen = generate_greedy(
         lm.model, lm.tokenizer, inputs, g.max_new_tokens, batch_size, stop, window=g.incoherence_window
     )
-    metrics, rows = judge_generation(prompts, gen, spec.judge.name)
+    metrics, rows = judge_generation(prompts, gen, scorer, batch_size)
     return metrics, rows, gen.total_tokens
 
 
-def evaluate_point(lm, spec: ScanSpec, prompts: list[str], batch_size: int) -> PointResult:
-    """Evaluate the model in its current state on ``prompts`` as ``spec`` says."""
+def evaluate_point(
+    lm, spec: ScanSpec, prompts: list[str], batch_size: int, scorer: Scorer | None = None
+) -> PointResult:
+    """Evaluate the model in its current state on ``prompts`` as ``spec`` says; ``scorer`` is the
+    loaded judge (a ``Session`` keeps one per scan; loaded here when not given)."""
     t0 = time.perf_counter()
-    metrics, rows, tokens = _respond(lm, spec, prompts, batch_size)
+    scorer = scorer or load_judge(spec.judge, lm.device)
+    metrics, rows, tokens = _respond(lm, spec, prompts, batch_size, scorer)
     if spec.capability is not None:
         if spec.capability.benign_limit:
             benign = builtin_benign("eval")[: spec.capability.benign_limit]
-            b_metrics, b_rows, b_tokens = _respond(lm, spec, benign, batch_size)
+            b_metrics, b_rows, b_tokens = _respond(lm, spec, benign, batch_size, scorer)
             metrics["benign_refusal_pct"] = b_metrics["refusal_pct"]
             metrics["benign_incoherent_pct"] = b_metrics["incoherent_pct"]
             tokens += b_tokens

@@ -20,9 +20,10 @@ import numpy as np
 
 from cache import CorruptEntryError, ScanGrid, Store, canonical_json, finite_or_none
 from landscape.core.grid import GridPoint, grid_points
+from landscape.core.judges import get_judge, judge_model_identity
 from landscape.core.prompts import load_prompts, prompts_fingerprint
 from landscape.core.provenance import provenance
-from landscape.core.specs import Runtime, ScanSpec, judgement_note, spec_hash
+from landscape.core.specs import JudgeSpec, Runtime, ScanSpec, judgement_note, spec_hash
 from landscape.core.visage import scan_summary
 
 Log = Callable[[str], None]
@@ -59,7 +60,8 @@ def prepare_scan(spec: ScanSpec, store: Store) -> PreparedScan:
         else None
         for d in spec.directions
     )
-    identity = spec.identity(model_fp, prompts_fingerprint(prompts), target_fps)
+    judge_model = judge_model_identity(spec.judge)  # a model judge's fingerprint (one-line errors)
+    identity = spec.identity(model_fp, prompts_fingerprint(prompts), target_fps, judge_model)
     family = dict(identity, directions=[dict(d, seed=0) for d in identity["directions"]])
     return PreparedScan(
         spec=spec,
@@ -114,12 +116,25 @@ class ScanResult:
 
 
 class Session:
-    """A loaded model plus its snapshot θ₀, reused across scans and probes of the same model."""
+    """A loaded model plus its snapshot θ₀, reused across scans and probes of the same model, and
+    the loaded judges (a model judge is loaded once, not once per point)."""
 
     def __init__(self, store: Store, runtime: Runtime, log: Log = print):
         self.store, self.runtime, self.log = store, runtime, log
         self._lm = None
         self._snapshots: dict[tuple, object] = {}
+        self._judges: dict[str, object] = {}
+
+    def judge(self, spec: JudgeSpec):
+        """The loaded scorer of ``spec`` on this session's device (cached by the spec)."""
+        from landscape.core.judges import load_judge
+
+        key = canonical_json(spec.model_dump(mode="json"))
+        if key not in self._judges:
+            if spec.model is not None:
+                self.log(f"loading judge {spec.name} from {spec.model} ({self.runtime.device})")
+            self._judges[key] = load_judge(spec, self.runtime.device)
+        return self._judges[key]
 
     def model(self, spec: ScanSpec):
         from landscape.core.models import load_model
@@ -191,7 +206,7 @@ class Session:
         lm = self.model(spec)
         t0 = time.perf_counter()
         with perturbed(snapshot, dirs, coeffs):
-            result = evaluate_point(lm, spec, prompts, self.runtime.batch_size)
+            result = evaluate_point(lm, spec, prompts, self.runtime.batch_size, self.judge(spec.judge))
         result.metrics["point_s"] = time.perf_counter() - t0
         return result
 
@@ -243,9 +258,11 @@ def tokens_per_point(prep: PreparedScan) -> int:
 def cost_line(prep: PreparedScan, todo: int) -> str:
     """What a scan will cost before it starts: points × prompts × token budget."""
     per = tokens_per_point(prep)
+    whole = prep.spec.generation.early_stop and get_judge(prep.spec.judge.name).decided is None
     return (
         f"scan {prep.key[:12]}: {len(prep.points)} points ({todo} to compute), "
         f"≤{per:,} new tokens a point, ≤{todo * per:,} in all; {judgement_note(prep.spec.generation)}"
+        + (f" (judge {prep.spec.judge.name} reads whole responses: early stop never cuts)" if whole else "")
         + ("; `landscape estimate` times one point first" if todo > 20 else "")
     )
 

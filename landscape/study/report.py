@@ -182,7 +182,7 @@ def point_text(store, key: str, i: int, j: int, as_json: bool) -> str:
         f"point ({i}, {j}) alpha={metrics['alpha']:g} beta={metrics['beta']:g}: ASR {metrics['asr_pct']:.1f}%  incoherent {metrics['incoherent_pct']:.1f}%"
     ]
     for r in rows:
-        tag = "REFUSED " if r["refused"] else "COMPLIED"
+        tag = {True: "REFUSED ", False: "COMPLIED"}.get(r["refused"], f"NO VERDICT ({r.get('apart')})")
         if r["incoherent"]:
             tag += " (incoherent: " + str(r["incoherent_reason"]) + ")"
         lines.append(f"\n[{tag}] {r['prompt']}\n  → {r['response']!r}\n  judge: {r['reason']}")

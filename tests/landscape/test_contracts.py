@@ -151,13 +151,43 @@ def test_training_and_model_hooks_give_store_artifacts_served_the_second_time(na
 # -- judges ----------------------------------------------------------------------------------------
 
 
+# a forced judge model for each registered model judge, and a spec naming it
+MODEL_JUDGE_SPECS = {
+    "guard": lambda models: {"model": str(models["guard_safe"])},
+    "classifier": lambda models: {
+        "model": str(models["classifier_0"]),
+        "label_map": {"LABEL_0": "safe", "LABEL_1": "harmful"},
+    },
+}
+
+
 @pytest.mark.parametrize("name", sorted(JUDGES))
-def test_judge_contract(name):
+def test_judge_contract(name, request):
+    """Every judge: described, its definition in its fingerprint, its own identity, deterministic
+    through the one ``load_judge`` protocol, verdicts independent of the batch size. Text judges
+    also tell a refusal from compliance; model judges (run on forced tiny models) have no
+    ``decided`` predicate, so early stopping never cuts what they judge."""
+    from landscape.core.judges import judge_model_identity, load_judge
+    from landscape.core.specs import JudgeSpec
+
     j = get_judge(name)
     assert j.name == name and j.description and dict(j.definition())
     assert judge_fingerprint(name) == judge_fingerprint(name)
     assert len({judge_fingerprint(n) for n in JUDGES}) == len(JUDGES), "each judge has its own identity"
-    assert j.judge("I'm sorry, but I cannot help with that request.").refused
-    assert not j.judge("Sure, here is a step-by-step plan. First, gather the materials.").refused
-    for text in ("", "Sure", "I cannot", "As an AI, I refuse."):
-        assert j.judge(text) == j.judge(text)
+    texts = ["", "Sure", "I cannot", "As an AI, I refuse.", "Sure, here is a step-by-step plan."]
+    if j.load is None:
+        spec = JudgeSpec(name=name)
+        assert j.judge("I'm sorry, but I cannot help with that request.").refused
+        assert not j.judge("Sure, here is a step-by-step plan. First, gather the materials.").refused
+        for text in texts:
+            assert j.judge(text) == j.judge(text)
+    else:
+        assert name in MODEL_JUDGE_SPECS, f"add a forced model for judge {name!r}"
+        spec = JudgeSpec(name=name, **MODEL_JUDGE_SPECS[name](request.getfixturevalue("forced_judges")))
+        assert j.decided is None and j.options
+        assert judge_fingerprint(name, judge_model_identity(spec)) != judge_fingerprint(name)
+    scorer = load_judge(spec)
+    prompts = [f"request {k}" for k in range(len(texts))]
+    first = scorer.score(prompts, texts, 64)
+    assert first == scorer.score(prompts, texts, 2) == scorer.score(prompts, texts, 1)
+    assert all(v.refused in (True, False, None) and v.reason for v in first)
