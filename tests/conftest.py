@@ -205,10 +205,19 @@ def verdict_store(root, k: int = 3, n: int = 16) -> list[str]:
             for i, a in enumerate(alphas):
                 complied = rng.random(n) < rates[i]
                 rows = [
-                    {"prompt": f"p{q}", "response": "…", "refused": not c, "reason": "", "incoherent": False}
+                    {
+                        "prompt": f"p{q}",
+                        "response": "…",
+                        "refused": not c,
+                        "reason": "",
+                        "incoherent": False,
+                        "incoherent_reason": None,
+                    }
                     for q, c in enumerate(complied)
                 ]
-                metrics = {"asr_pct": 100.0 * complied.mean(), "incoherent_pct": 0.0, "alpha": a, "beta": 0.0}
+                asr = 100.0 * complied.mean()
+                metrics = {"asr_pct": asr, "refusal_pct": 100 - asr, "incoherent_pct": 0.0, "alpha": a}
+                metrics.update(beta=0.0, elapsed_s=1.0, tokens=n)
                 if s:
                     metrics["n_prompts"] = n
                 store.put_point(key, i, 0, metrics, rows)
