@@ -230,7 +230,7 @@ def study_frame(record: dict) -> pd.DataFrame:
     """The comparison table, one row per model, in the study's own schema (``landscape.study.table``)
     plus each defence's account of what it did; VISAGE recomputed from the stored scans (the value on
     the study record may be older)."""
-    from landscape.study.table import defense_notes, study_rows
+    from landscape.study.table import COLUMNS, defense_notes, study_rows
 
     def visage(keys):
         vis = mean_std(summary(k).get("visage") for k in keys)
@@ -238,5 +238,8 @@ def study_frame(record: dict) -> pd.DataFrame:
 
     rows = study_rows(record, visage)
     for row, m in zip(rows, record.get("models", []), strict=True):
+        for c in COLUMNS:  # mean ± std over seeds reads as the markdown writes it
+            if isinstance(row[c.header], tuple) and c.header != "VISAGE":
+                row[c.header] = c.text(row[c.header])
         row["defence notes"] = "; ".join(defense_notes(m)) or "—"
     return pd.DataFrame(rows)
