@@ -171,7 +171,9 @@ def test_study_page_shows_the_comparison_and_trajectories(tiny_study, monkeypatc
     at = open_page("study")
     table = at.dataframe[0].value
     assert list(table["model"]) == [m["name"] for m in record["models"]]
-    assert list(table.columns[:9]) == [c.header for c in COLUMNS]  # the CLI's markdown schema
+    assert list(table.columns[: len(COLUMNS)]) == [c.header for c in COLUMNS]  # the CLI's markdown schema
+    claims = [m.value for m in at.markdown if "the harmful score vs" in m.value]
+    assert claims and "harmful+antidote: antidote" in claims[0] and "z-test" in claims[0]
     assert (
         table.loc[table["model"] == "harmful+antidote", "defence notes"].iloc[0].startswith("Antidote pruned")
     )
