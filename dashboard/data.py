@@ -15,6 +15,8 @@ import streamlit as st
 from cache import Store, StoreError
 from dashboard.figures import Curve
 from dashboard.settings import Settings, load_settings
+from landscape.core.stats import VisageInterval, wilson_arrays
+from landscape.core.uncertainty import visage_interval
 from landscape.core.visage import mean_std, reference_text, scan_summary
 
 
@@ -151,8 +153,19 @@ def responses(key: str, i: int, j: int) -> list[dict]:
     return store().point_responses(key, i, j) or []
 
 
+def prompt_counts(key: str, values: dict) -> np.ndarray:
+    """Prompts asked at each point: ``n_prompts`` on the point, else the scan record's (older points)."""
+    n = values.get("n_prompts")
+    if n is not None and np.isfinite(n).any():
+        return n
+    rec = record(key) or {}
+    return np.full(np.shape(values["asr_pct"]), float(rec.get("n_prompts") or np.nan))
+
+
 def curve_for(key: str, label: str | None = None) -> Curve:
+    """One scan's curve with each point's 95% Wilson interval."""
     alphas, _betas, values = grid(key)
+    n = prompt_counts(key, values)
     return Curve(
         name=label or key[:8],
         alphas=alphas,
@@ -160,11 +173,14 @@ def curve_for(key: str, label: str | None = None) -> Curve:
         incoherent=values.get("incoherent_pct"),
         benign_refusal=values.get("benign_refusal_pct"),
         nll=values.get("nll"),
+        ci=wilson_arrays(values["asr_pct"], n),
+        extra={"n": n},
     )
 
 
 def family_curve(keys: list[str], label: str) -> Curve:
-    """Mean ± std over K scans sharing a grid (K random directions)."""
+    """Mean ± std over K scans sharing a grid (K random directions); the Wilson interval is that of
+    the pooled share (every direction's prompts together, K·n at each point)."""
     curves = [curve_for(k) for k in keys]
     base = curves[0].alphas
     same = [c for c in curves if len(c.alphas) == len(base) and np.allclose(c.alphas, base)]
@@ -172,14 +188,40 @@ def family_curve(keys: list[str], label: str) -> Curve:
     def stack(attr):
         return None if getattr(same[0], attr) is None else np.vstack([getattr(c, attr) for c in same])
 
+    asr, n = stack("asr"), np.vstack([c.extra["n"] for c in same])
+    pooled = np.where(np.isfinite(asr).all(axis=0), (asr * n).sum(axis=0) / n.sum(axis=0), np.nan)
     return Curve(
         name=label,
         alphas=base,
-        asr=stack("asr"),
+        asr=asr,
         incoherent=stack("incoherent"),
         benign_refusal=stack("benign_refusal"),
         nll=stack("nll"),
+        ci=wilson_arrays(pooled, n.sum(axis=0)),
+        extra={"keys": [k for k, c in zip(keys, curves, strict=True) if any(c is x for x in same)]},
     )
+
+
+# (store root, keys) → (progress counters, interval): the bootstrap reads every point's responses,
+# so it is redone only when one of the scans moves.
+_INTERVALS: dict[tuple[str, tuple[str, ...]], tuple[tuple[int, ...], VisageInterval | None]] = {}
+
+
+def visage_ci(keys: list[str]) -> VisageInterval | None:
+    """The seeded bootstrap interval over prompts of the paper VISAGE of one scan, or of the mean of
+    a family (prompts resampled jointly); None while a scan is incomplete or kept no verdicts."""
+    s = store()
+    memo_key = (str(s.root), tuple(keys))
+    progress = tuple(s.progress(k) for k in keys)
+    memo = _INTERVALS.get(memo_key)
+    if memo is not None and memo[0] == progress:
+        return memo[1]
+    try:
+        ci = visage_interval(s, list(keys))
+    except StoreError:
+        ci = None
+    _INTERVALS[memo_key] = (progress, ci)
+    return ci
 
 
 def label(row) -> str:
@@ -209,7 +251,7 @@ def study_frame(record: dict) -> pd.DataFrame:
     """The comparison table, one row per model, in the study's own schema (``landscape.study.table``)
     plus each defence's account of what it did; VISAGE recomputed from the stored scans (the value on
     the study record may be older)."""
-    from landscape.study.table import defense_notes, study_rows
+    from landscape.study.table import COLUMNS, defense_notes, study_rows
 
     def visage(keys):
         vis = mean_std(summary(k).get("visage") for k in keys)
@@ -217,5 +259,8 @@ def study_frame(record: dict) -> pd.DataFrame:
 
     rows = study_rows(record, visage)
     for row, m in zip(rows, record.get("models", []), strict=True):
+        for c in COLUMNS:  # mean ± std over seeds reads as the markdown writes it
+            if isinstance(row[c.header], tuple) and c.header != "VISAGE":
+                row[c.header] = c.text(row[c.header])
         row["defence notes"] = "; ".join(defense_notes(m)) or "—"
     return pd.DataFrame(rows)

@@ -32,6 +32,24 @@ class Curve:
     benign_refusal: np.ndarray | None = None
     nll: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
+    ci: tuple[np.ndarray, np.ndarray] | None = None  # (lo, hi) 95% Wilson interval of the ASR, (n,)
+
+
+def _band(alphas, lo, hi, color: str, opacity: float, name: str) -> go.Scatter:
+    """A filled band between ``lo`` and ``hi`` (missing points left out), behind the curve."""
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    x = np.asarray(alphas)[ok]
+    return go.Scatter(
+        x=np.concatenate([x, x[::-1]]),
+        y=np.concatenate([np.clip(hi[ok], 0, 100), np.clip(lo[ok], 0, 100)[::-1]]),
+        fill="toself",
+        line={"width": 0},
+        fillcolor=color,
+        opacity=opacity,
+        hoverinfo="skip",
+        showlegend=False,
+        name=name,
+    )
 
 
 def plotly_z(values: np.ndarray) -> np.ndarray:
@@ -50,7 +68,8 @@ def _axis_title(name: str) -> dict:
 def build_curve_figure(curves: list[Curve], title: str = "1D safety landscape") -> go.Figure:
     """ASR vs alpha per curve (mean ± band over directions), incoherent rate dotted, θ₀ line.
 
-    Capability (benign over-refusal, NLL), when recorded, goes on a second y axis.
+    A curve's 95% Wilson interval (``Curve.ci``), when given, is a lighter band of its own
+    (named "… 95% CI"). Capability (benign over-refusal, NLL), when recorded, goes on a second y axis.
     """
     fig = go.Figure()
     has_capability = False
@@ -58,23 +77,12 @@ def build_curve_figure(curves: list[Curve], title: str = "1D safety landscape") 
         color = PALETTE[k % len(PALETTE)]
         asr = np.atleast_2d(np.asarray(c.asr, dtype=float))
         mean = np.nanmean(asr, axis=0) if asr.shape[0] > 1 else asr[0]
+        if c.ci is not None:
+            lo, hi = (np.asarray(v, dtype=float) for v in c.ci)
+            fig.add_trace(_band(c.alphas, lo, hi, color, 0.12, f"{c.name} 95% CI"))
         if asr.shape[0] > 1:
             std = np.nanstd(asr, axis=0, ddof=1)
-            x = np.concatenate([c.alphas, c.alphas[::-1]])
-            y = np.concatenate([np.clip(mean + std, 0, 100), np.clip(mean - std, 0, 100)[::-1]])
-            fig.add_trace(
-                go.Scatter(
-                    x=x,
-                    y=y,
-                    fill="toself",
-                    line={"width": 0},
-                    fillcolor=color,
-                    opacity=0.2,
-                    hoverinfo="skip",
-                    showlegend=False,
-                    name=f"{c.name} ± std",
-                )
-            )
+            fig.add_trace(_band(c.alphas, mean - std, mean + std, color, 0.2, f"{c.name} ± std"))
         label = c.name + (f" (mean of {asr.shape[0]})" if asr.shape[0] > 1 else "")
         fig.add_trace(
             go.Scatter(

@@ -239,3 +239,51 @@ def old_record_store(root) -> dict:
             for i, (a, v) in enumerate(zip(alphas, curve, strict=True)):
                 store.put_point(key, i, 0, {"asr_pct": float(v), "alpha": float(a), "beta": 0.0}, [])
     return {kind: key for key, (kind, _, _) in scans.items()}
+
+
+def verdict_store(root, k: int = 3, n: int = 16) -> list[str]:
+    """A store holding one family of ``k`` complete 1D scans (9 points centred on θ₀, ``n`` prompts)
+    with per-prompt verdicts, written as ``scan_grid`` writes them; no model needed. The first
+    scan's points lack ``n_prompts`` (as points written before they carried it). Returns the keys."""
+    import numpy as np
+
+    from cache import Store
+
+    rng = np.random.default_rng(5)
+    rates = np.array([1.0, 0.8, 0.3, 0.1, 0.0, 0.1, 0.4, 0.9, 1.0])
+    alphas = np.linspace(-0.2, 0.2, 9)
+    keys = []
+    with Store(root) as store:
+        for s in range(k):
+            key = f"{s:x}" * 64
+            keys.append(key)
+            spec = {
+                "model": {"source": "aligned"},
+                "directions": [{"kind": "random", "seed": s, "norm": "layer"}],
+                "prompts": {"source": "builtin:harmful", "limit": n},
+                "system_prompt": "default",
+                "judge": {"name": "keywords"},
+            }
+            record = {"spec": spec, "kind": "1d", "family": "f" * 64, "alphas": alphas.tolist()}
+            record.update(betas=None, total_points=9, n_prompts=n, status="complete", created=s)
+            store.put_scan_record(key, record)
+            for i, a in enumerate(alphas):
+                complied = rng.random(n) < rates[i]
+                rows = [
+                    {
+                        "prompt": f"p{q}",
+                        "response": "…",
+                        "refused": not c,
+                        "reason": "",
+                        "incoherent": False,
+                        "incoherent_reason": None,
+                    }
+                    for q, c in enumerate(complied)
+                ]
+                asr = 100.0 * complied.mean()
+                metrics = {"asr_pct": asr, "refusal_pct": 100 - asr, "incoherent_pct": 0.0, "alpha": a}
+                metrics.update(beta=0.0, elapsed_s=1.0, tokens=n)
+                if s:
+                    metrics["n_prompts"] = n
+                store.put_point(key, i, 0, metrics, rows)
+    return keys

@@ -1,10 +1,15 @@
 """1D landscape: ASR vs alpha, several scans overlaid, mean ± band over K directions."""
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import data
 from dashboard.common import metric_row, scans_or_stop
 from dashboard.figures import build_curve_figure
+from landscape.core.format import format_number
+from landscape.core.stats import BOOTSTRAP_B, BOOTSTRAP_SEED
+from landscape.core.uncertainty import visage_interval_text
+from landscape.core.visage import mean_std
 
 st.title("1D safety landscape")
 df = scans_or_stop(("1d", "interpolation", "eval"))
@@ -19,7 +24,7 @@ group = st.toggle("Average scans that differ only in their random seed (mean ± 
 if not chosen:
     st.info("Pick at least one scan.")
     st.stop()
-curves = []
+curves, members = [], []  # members: the scan keys behind each curve
 if group:
     fam = df.set_index("key").loc[chosen, "family"]
     for family, keys in fam.groupby(fam).groups.items():
@@ -30,12 +35,33 @@ if group:
         curves.append(
             data.family_curve(siblings, name) if len(siblings) > 1 else data.curve_for(keys[0], name)
         )
+        members.append(curves[-1].extra.get("keys", [keys[0]]))
 else:
     for k in chosen:
         row = df[df["key"] == k].iloc[0]
         curves.append(data.curve_for(k, f"{k[:8]} · {row['model']} · {row['system prompt']}"))
+        members.append([k])
 fig = build_curve_figure(curves)
 st.plotly_chart(fig, width="stretch", key="curve_chart")
+vis_rows = []
+for c, keys in zip(curves, members, strict=True):
+    vis = mean_std(data.summary(k).get("visage") for k in keys)
+    ci = data.visage_ci(keys)
+    vis_rows.append(
+        {
+            "curve": c.name,
+            "directions": len(keys),
+            "VISAGE (paper)": format_number(vis.mean, 2) + (f" ± {vis.std:.2f}" if vis.n > 1 else ""),
+            "95% bootstrap CI": visage_interval_text(ci),
+        }
+    )
+st.dataframe(pd.DataFrame(vis_rows), hide_index=True, key="curve_visage")
+st.caption(
+    "Light band: 95% Wilson interval of each point's ASR (a family's: pooled over its directions). "
+    "VISAGE: mean ± std over the directions; its 95% interval is a percentile bootstrap over prompts "
+    f"(B = {BOOTSTRAP_B}, seed {BOOTSTRAP_SEED}; the same prompts resampled at every point and across "
+    "a family's directions)."
+)
 rec = data.record(chosen[0])
 if rec:
     metric_row(chosen[0], rec)

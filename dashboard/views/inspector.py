@@ -6,6 +6,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.common import pick_scan, scans_or_stop
+from landscape.core.uncertainty import interval_text, point_interval
 
 st.title("Point inspector")
 df = scans_or_stop()
@@ -34,7 +35,10 @@ if point is None:
     st.warning("This point is not computed yet.")
     st.stop()
 m = st.columns(4)
+ci = point_interval(point, (data.record(key) or {}).get("n_prompts"))
 m[0].metric("ASR", f"{point['asr_pct']:.1f}%")
+if ci is not None:
+    m[0].caption(f"95% Wilson interval {interval_text(ci)}")
 m[1].metric("refusals", f"{point['refusal_pct']:.1f}%")
 m[2].metric("incoherent", f"{point['incoherent_pct']:.1f}%")
 m[3].metric("time", f"{point['elapsed_s']:.1f} s · {point['tokens']} tokens")

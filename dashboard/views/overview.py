@@ -2,7 +2,9 @@
 
 import streamlit as st
 
+from dashboard import data
 from dashboard.common import scans_or_stop
+from landscape.core.uncertainty import visage_interval_text
 
 st.title("Safety Landscape")
 st.caption("Safety basins around aligned language models (Peng et al., NeurIPS 2024).")
@@ -62,7 +64,16 @@ if rows:
     target = {"2d": "basin", "interpolation": "curve" if picked["grid"].isdigit() else "basin"}.get(
         picked["kind"], "curve"
     )
-    st.success(f"Selected {picked['key'][:12]} ({picked['kind']}).")
+    ci = data.visage_ci([picked["key"]]) if picked["status"] == "complete" else None
+    st.success(
+        f"Selected {picked['key'][:12]} ({picked['kind']})."
+        + (
+            f" VISAGE {ci.visage:.2f}, 95% bootstrap interval over prompts {visage_interval_text(ci)} "
+            f"(B = {ci.b}, seed {ci.seed})."
+            if ci is not None
+            else ""
+        )
+    )
     st.page_link(
         f"views/{'basin' if target == 'basin' else 'curve'}.py",
         label=f"Open in the {'2D basin' if target == 'basin' else '1D landscape'} page →",

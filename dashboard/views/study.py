@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.figures import build_curve_figure, build_study_figure, build_trajectory_figure
+from landscape.study.claims import claims_markdown
 
 st.title("Study: attacks and defences")
 st.caption(
@@ -35,6 +36,9 @@ if record.get("status") != "complete":
 
 frame = data.study_frame(record)
 st.dataframe(frame, hide_index=True, width="stretch", key="study_table")
+claims = claims_markdown(record)
+if claims:
+    st.markdown("\n".join(claims))
 c1, c2 = st.columns(2)
 c1.download_button("Table as CSV", frame.to_csv(index=False), f"study-{record['name']}.csv", "text/csv")
 c2.caption(f"{len(frame)} models · {record.get('elapsed_s', 0) / 60:.1f} min · key {record['key'][:12]}")

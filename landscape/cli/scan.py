@@ -9,7 +9,7 @@ import click
 
 from landscape.cli.flags import build_scan_spec
 from landscape.cli.options import Ctx, given_flags, scan_options
-from landscape.study.report import family_visage, landscape_text, summary_text
+from landscape.study.report import family_visage, interval_line, landscape_text, summary_text
 
 
 def _spec(ctx: click.Context, kind: str, o: dict):
@@ -17,20 +17,31 @@ def _spec(ctx: click.Context, kind: str, o: dict):
     return build_scan_spec(kind, o, given_flags(ctx, o), c.device)
 
 
-def _print_results(results, as_json: bool) -> None:
+def _print_results(results, store, as_json: bool) -> None:
+    from landscape.core.uncertainty import visage_interval
+
+    complete = all(r.summary.get("complete") for r in results)
+    ci = visage_interval(store, [r.key for r in results]) if complete else None
     if as_json:
         rows = [
             {"key": r.key, "kind": r.spec.kind, "summary": r.summary, "computed": r.computed} for r in results
         ]
+        if ci is not None:  # one scan's interval, or the family's (prompts resampled jointly)
+            for row in rows:
+                row["visage_ci"] = ci._asdict() if len(rows) == 1 else None
+            if len(rows) > 1:
+                rows[0]["family_visage_ci"] = ci._asdict()
         click.echo(json.dumps(rows, indent=2))
         return
     for r in results:
         how = "computed " + str(r.computed) + " points" if r.computed else "from the store"
         click.echo(f"\nscan {r.key[:12]}  ({r.spec.kind}, {how})")
-        click.echo(landscape_text(r.grid))
+        click.echo(landscape_text(r.grid, r.record.get("n_prompts")))
         click.echo(summary_text(r.summary))
+        if len(results) == 1 and complete:
+            click.echo(interval_line(ci))
     if len(results) > 1:
-        click.echo("\n" + family_visage([r.summary for r in results]))
+        click.echo("\n" + family_visage([r.summary for r in results], ci))
 
 
 def scan_command(fn):
@@ -53,7 +64,8 @@ def scan(ctx, kind, **o):
         c.log("full responses: early stopping is off (generation.early_stop = false, part of the scan key)")
     auto = AutoRangeSpec(probe_prompts=o["probe_prompts"]) if o["auto_range"] else None
     runtime = c.runtime(o["keep_directions"])
-    _print_results(scan_family(spec, o["n_directions"], c.store, runtime, auto, c.log), o["as_json"])
+    results = scan_family(spec, o["n_directions"], c.store, runtime, auto, c.log)
+    _print_results(results, c.store, o["as_json"])
 
 
 @scan_command

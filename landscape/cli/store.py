@@ -11,8 +11,9 @@ import click
 import numpy as np
 
 from landscape.cli.options import Ctx
-from landscape.core.visage import scan_summary, summarize
-from landscape.study.report import read_asr_csv, visage_table
+from landscape.core.uncertainty import visage_interval
+from landscape.core.visage import mean_std, scan_summary, summarize
+from landscape.study.report import family_visage, read_asr_csv, visage_table
 
 
 @click.command()
@@ -39,11 +40,40 @@ def visage(keys, asr, csv_file, as_json):
         grid = read_asr_csv(Path(csv_file))
         axes = (np.arange(n) - n // 2 for n in grid.shape)
         rows.append((Path(csv_file).name, grid, summarize(*axes, grid, kind="2d")))
+    families: dict[str, list[tuple[str, dict]]] = {}
     for key in keys:
         full = c.store.resolve_scan_key(key)
+        record = c.store.scan_record(full)
         asr_grid = c.store.scan_grid(full, fields=("asr_pct",)).values["asr_pct"]
-        rows.append((full[:12], asr_grid, scan_summary(c.store.scan_record(full), asr_grid)))
-    click.echo(visage_table(rows, as_json))
+        summ = scan_summary(record, asr_grid)
+        ci = visage_interval(c.store, [full]) if summ["complete"] else None
+        rows.append((full[:12], asr_grid, summ, ci))
+        families.setdefault(record.get("family") or full, []).append((full, summ))
+    text = visage_table(rows, as_json)
+    # K directions of one spec given together: mean ± std and one bootstrap with prompts resampled
+    # jointly across the K scans
+    fams = [(f, m) for f, m in families.items() if len(m) > 1 and all(s["complete"] for _, s in m)]
+    if as_json:
+        out = json.loads(text)
+        for family, members in fams:
+            vis = mean_std(s["visage"] for _, s in members)
+            ci = visage_interval(c.store, [k for k, _ in members])
+            out.append(
+                {
+                    "source": f"family {family[:12]}",
+                    "scans": [k for k, _ in members],
+                    "visage": vis.mean,
+                    "visage_std": vis.std,
+                    "visage_n": vis.n,
+                    "visage_ci": None if ci is None else ci._asdict(),
+                }
+            )
+        text = json.dumps(out, indent=2)
+    else:
+        for family, members in fams:
+            ci = visage_interval(c.store, [k for k, _ in members])
+            text += f"\nfamily {family[:12]} " + family_visage([s for _, s in members], ci)
+    click.echo(text)
 
 
 @click.command(name="list")
@@ -54,7 +84,11 @@ def list_cmd(as_json):
     from landscape.study.report import scan_list_text
 
     c: Ctx = click.get_current_context().obj
-    scans = [dict(s, summary=read_summary(c.store, s["key"], s)) for s in c.store.list_scans()]
+    scans = []
+    for s in c.store.list_scans():
+        summ = read_summary(c.store, s["key"], s)
+        ci = visage_interval(c.store, [s["key"]]) if summ.get("complete") else None
+        scans.append(dict(s, summary=summ, visage_ci=None if ci is None else ci._asdict()))
     if as_json:
         click.echo(json.dumps(scans, indent=2, default=str))
     else:

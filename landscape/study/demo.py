@@ -30,6 +30,8 @@ from landscape.core.specs import (
     judgement_note,
     second_seed,
 )
+from landscape.core.stats import VisageInterval
+from landscape.core.uncertainty import visage_interval, visage_interval_text
 from landscape.core.visage import mean_std, reference_text
 from landscape.engine.autorange import AutoRangeSpec, auto_range
 from landscape.engine.family import scan_family
@@ -73,8 +75,15 @@ def curves_text(results: list[ScanResult]) -> str:
     return "\n".join(lines)
 
 
-def visage_table(one_d: list[ScanResult], two_d: ScanResult) -> str:
-    """The demo's closing table: 1D VISAGE as mean ± std over the directions, and the 2D scan's.
+def visage_table(
+    one_d: list[ScanResult],
+    two_d: ScanResult,
+    ci_1d: VisageInterval | None = None,
+    ci_2d: VisageInterval | None = None,
+) -> str:
+    """The demo's closing table: 1D VISAGE as mean ± std over the directions, and the 2D scan's,
+    each with its bootstrap interval over prompts (the 1D one resampling prompts jointly across the
+    directions; "—" where none was computed).
 
     A reference VISAGE that is undefined for a scan (see ``visage.reference_note``) shows as "—"
     with the reason, never as a number."""
@@ -94,6 +103,7 @@ def visage_table(one_d: list[ScanResult], two_d: ScanResult) -> str:
         (
             f"1D, {len(one_d)} directions",
             pm(s.get("visage") for s in sums),
+            visage_interval_text(ci_1d),
             ref_1d,
             format_number(sums[0].get("asr_origin_pct"), 1),
             " ".join(r.key[:8] for r in one_d),
@@ -101,13 +111,18 @@ def visage_table(one_d: list[ScanResult], two_d: ScanResult) -> str:
         (
             "2D",
             format_number(s2.get("visage"), 2),
+            visage_interval_text(ci_2d),
             reference_text(s2),
             format_number(s2.get("asr_origin_pct"), 1),
             two_d.key[:8],
         ),
     ]
-    head = f"{'landscape':<16} {'VISAGE (paper)':>16} {'VISAGE (reference)':>20} {'ASR at θ0 %':>12}  keys"
-    return "\n".join([head] + [f"{a:<16} {b:>16} {c:>20} {d:>12}  {e}" for a, b, c, d, e in rows])
+    head = (
+        f"{'landscape':<16} {'VISAGE (paper)':>16} {'95% bootstrap CI':>18} {'VISAGE (reference)':>20} "
+        f"{'ASR at θ0 %':>12}  keys"
+    )
+    lines = [f"{a:<16} {b:>16} {ci:>18} {c:>20} {d:>12}  {e}" for a, b, ci, c, d, e in rows]
+    return "\n".join([head] + lines)
 
 
 def run_demo(
@@ -174,7 +189,14 @@ def run_demo(
     out(grid_text(r2.grid))
     out(summary_text(r2.summary))
     out("\n== VISAGE (1D: mean ± std over the directions; the paper reports the spread)")
-    out(visage_table(r1, r2))
+    ci_1d = visage_interval(store, [r.key for r in r1])
+    ci_2d = visage_interval(store, [r2.key])
+    out(visage_table(r1, r2, ci_1d, ci_2d))
+    if ci_1d is not None:
+        out(
+            f"95% intervals: percentile bootstrap over prompts, B = {ci_1d.b}, seed {ci_1d.seed}; the 1D one "
+            "resamples the same prompts across all directions"
+        )
     out(f"1D ASRs {judgement_note(r1[0].spec.generation)}; 2D {judgement_note(r2.spec.generation)}")
     out(
         f"\ndone in {format_duration(time.perf_counter() - t0)}; results are in {store.root} "

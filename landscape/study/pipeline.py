@@ -28,6 +28,7 @@ from landscape.core.specs import (
     SpecError,
     spec_hash,
 )
+from landscape.core.uncertainty import harmful_complied, visage_interval
 from landscape.core.visage import mean_std
 from landscape.study.specs import StudySpec
 
@@ -67,6 +68,8 @@ def study_key(spec: StudySpec, store: Store) -> str:
 
     data = spec.model_dump(mode="json")
     data["finetune"] = spec.finetune.key_dump()
+    if data["seeds"] is None:  # added later: a study without seeds keeps its key
+        data.pop("seeds")
     return spec_hash("study", {"spec": data, "base": model_fingerprint(spec.base, store)})
 
 
@@ -132,6 +135,7 @@ def assess_model(model: ModelSpec, structure, ev, store: Store, runtime: Runtime
         res = scan_grid(own, store, quiet, log=log, session=session)
         out["harmful_score_pct"] = store.point(res.key, 0, 0)["asr_pct"]
         out["eval_keys"].append(res.key)
+    out["harmful_complied"] = _verdicts(store, out["eval_keys"][-1])
     task_key = "task-eval:" + spec_hash(
         "task-eval",
         {
@@ -163,12 +167,51 @@ def assess_model(model: ModelSpec, structure, ev, store: Store, runtime: Runtime
         visage_n=vis.n,
         basin_width50=sum(widths) / len(widths) if widths else None,
         visage_keys=keys,
+        visage_ci=_interval(store, keys),
     )
     return out
 
 
+def _verdicts(store: Store, key: str) -> list[int] | None:
+    """Per-prompt attack success (1/0) behind a harmful score: what the claims' tests resample."""
+    v = harmful_complied(store.point_responses(key, 0, 0))
+    return None if v is None else v.astype(int).tolist()
+
+
+def _interval(store: Store, keys: list[str]) -> dict | None:
+    """VISAGE's bootstrap interval over prompts, jointly over every scan in ``keys``."""
+    ci = visage_interval(store, keys) if keys else None
+    return None if ci is None else ci._asdict()
+
+
+AVERAGED = (
+    "harmful_score_pct",
+    "asr_default_pct",
+    "asr_coherent_pct",
+    "benign_refusal_pct",
+    "task_accuracy_pct",
+    "basin_width50",
+    "visage",
+)
+
+
+def over_seeds(per_seed: list[dict], store: Store) -> dict:
+    """One table row from a run's per-seed rows: each averaged field's mean over seeds with its
+    sample std (``<field>_sd``; VISAGE's ± becomes the spread over seeds), VISAGE's bootstrap over
+    every seed's scans jointly, and every seed's own row kept under ``per_seed``."""
+    row = dict(per_seed[0], per_seed=per_seed, seeds=[p["seed"] for p in per_seed])
+    for name in AVERAGED:
+        m = mean_std(p.get(name) for p in per_seed if p.get(name) is not None)
+        row[name], row[f"{name}_sd"] = (m.mean, m.std) if m.n else (None, None)
+    row["visage_std"], row["visage_n"] = row["visage_sd"], len(per_seed) if row["visage"] is not None else 0
+    row["visage_keys"] = [k for p in per_seed for k in p.get("visage_keys") or []]
+    row["visage_ci"] = _interval(store, row["visage_keys"])
+    row.pop("harmful_complied", None)  # per seed only
+    return row
+
+
 def build_models(
-    spec: StudySpec, theta0: ModelSpec, store: Store, runtime: Runtime, progress: Progress, log
+    spec: StudySpec, theta0: ModelSpec, store: Store, runtime: Runtime, progress: Progress, log, tag: str = ""
 ) -> list:
     """Fine-tune every run through its defences' hooks; returns rows of (name, model, structure, info).
 
@@ -185,7 +228,7 @@ def build_models(
     ]
     finetunes = {}
     for run in spec.runs:
-        progress.stage(f"finetune:{run.name}", "running")
+        progress.stage(f"finetune:{run.name}{tag}", "running")
         data = build_attack(run.attack, store, runtime)
         ctx = DefenseContext(theta0, data.structure.fmt, store, runtime, log)
         hooks = [(d, DEFENSES[d.name]) for d in run.defenses]
@@ -216,6 +259,7 @@ def build_models(
                 details[d.name].update(out.details, key=out.key)
         info = {
             "attack": run.attack.name,
+            "attack_spec": run.attack.model_dump(mode="json"),  # what the claims pair runs by
             "defenses": [d.name for d in run.defenses],
             "defense_details": details,
             "finetune_key": ft.key,
@@ -225,7 +269,7 @@ def build_models(
             "train_s": ft.elapsed_s,
         }
         rows.append((run.name, model, data.structure, info))
-        progress.stage(f"finetune:{run.name}", "done", key=ft.key[:12])
+        progress.stage(f"finetune:{run.name}{tag}", "done", key=ft.key[:12])
     return rows, finetunes
 
 
@@ -250,7 +294,13 @@ def format_baselines(rows, theta0: ModelSpec, ev, store: Store, runtime, session
         res = scan_grid(spec, store, quiet, log=log, session=session)
         score = store.point(res.key, 0, 0)["asr_pct"]
         out.append(
-            {"model": rows[0][0], "structure": structure.name, "harmful_score_pct": score, "key": res.key}
+            {
+                "model": rows[0][0],
+                "structure": structure.name,
+                "harmful_score_pct": score,
+                "key": res.key,
+                "harmful_complied": _verdicts(store, res.key),
+            }
         )
         progress.stage(stage, "done", asr=score)
     return out
@@ -271,22 +321,37 @@ def run_study(spec: StudySpec, store: Store, runtime: Runtime | None = None, log
         rec = align_model(AlignSpec(base=spec.base), store, runtime, log)
         theta0 = ModelSpec(source=rec.path, dtype=spec.base.dtype)
         progress.stage("align", "done", key=rec.key[:12])
-    rows, finetunes = build_models(spec, theta0, store, runtime, progress, log)
+    # One set of fine-tunes per seed (the first seed's feed the trajectories); θ₀ is measured once.
+    seeds = spec.seeds or (0,)
+    built = [
+        build_models(spec.for_seed(s) if spec.seeds else spec, theta0, store, runtime, progress, log, tag)
+        for s, tag in ((s, f"@seed{s}" if spec.seeds else "") for s in seeds)
+    ]
+    rows, finetunes = built[0]
     session = Session(store, runtime, log)
     table = []
-    for name, model, structure, info in rows:
-        progress.stage(f"evaluate:{name}", "running")
-        metrics = assess_model(model, structure, spec.evaluation, store, runtime, session, log)
-        table.append(
-            {
-                "name": name,
-                "structure": structure.name,
-                "model": model.model_dump(mode="json"),
-                **info,
-                **metrics,
-            }
-        )
-        progress.stage(f"evaluate:{name}", "done", asr=metrics["harmful_score_pct"])
+    for k, (name, model, structure, info) in enumerate(rows):
+        per_seed = []
+        for s, (seed_rows, _) in zip(seeds if k else seeds[:1], built, strict=False):
+            _, model, _, info = seed_rows[k]
+            stage = f"evaluate:{name}" + (f"@seed{s}" if spec.seeds and k else "")
+            progress.stage(stage, "running")
+            metrics = assess_model(model, structure, spec.evaluation, store, runtime, session, log)
+            per_seed.append(
+                {
+                    "name": name,
+                    "structure": structure.name,
+                    "model": model.model_dump(mode="json"),
+                    **info,
+                    **metrics,
+                    "seed": s,
+                }
+            )
+            progress.stage(stage, "done", asr=metrics["harmful_score_pct"])
+        if spec.seeds and k:
+            table.append(over_seeds(per_seed, store))
+        else:
+            table.append({k2: v for k2, v in per_seed[0].items() if k2 != "seed"})
     baselines = format_baselines(rows, theta0, spec.evaluation, store, runtime, session, progress, log)
     trajectories = []
     for k, traj in enumerate(spec.trajectories):
@@ -302,6 +367,7 @@ def run_study(spec: StudySpec, store: Store, runtime: Runtime | None = None, log
         models=table,
         format_baselines=baselines,
         trajectories=trajectories,
+        seeds=list(seeds) if spec.seeds else None,
         completed=time.time(),
     )
     progress.save()

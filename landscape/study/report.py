@@ -13,20 +13,34 @@ import numpy as np
 
 from landscape.core.format import format_number as _fmt
 from landscape.core.specs import SpecError
+from landscape.core.stats import VisageInterval, wilson_arrays
+from landscape.core.uncertainty import interval_text, point_interval, visage_interval, visage_interval_text
 from landscape.core.visage import mean_std, reference_text, scan_summary
 
 BAR = 30
 
 
-def curve_text(grid) -> str:
-    """ASR along alpha as a bar chart in the terminal (plus incoherent share)."""
+def grid_intervals(grid, n_default: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's 95% Wilson interval (percent) from its ASR and prompt count (``n_prompts`` on
+    the point, else ``n_default``, the scan record's); NaN where unknown."""
+    n = grid.values.get("n_prompts")
+    if n is None or not np.isfinite(n).any():
+        n = np.full(grid.shape, np.nan if n_default is None else float(n_default))
+    return wilson_arrays(grid.values["asr_pct"], n)
+
+
+def curve_text(grid, n_default: int | None = None) -> str:
+    """ASR along alpha as a bar chart in the terminal, with its 95% Wilson interval (plus the
+    incoherent share)."""
     asr, inc = grid.values["asr_pct"], grid.values.get("incoherent_pct")
-    lines = [f"{'alpha':>8}  {'ASR %':>6}  {'incoh %':>7}"]
+    lo, hi = grid_intervals(grid, n_default)
+    lines = [f"{'alpha':>8}  {'ASR %':>6}  {'95% CI':>12}  {'incoh %':>7}"]
     for k, a in enumerate(grid.alphas):
         v = asr[k]
         bar = "" if not np.isfinite(v) else "█" * int(round(v / 100 * BAR))
         inc_v = inc[k] if inc is not None else np.nan
-        lines.append(f"{a:>8.3f}  {_fmt(v, 0):>6}  {_fmt(inc_v, 0):>7}  {bar}")
+        ci = f"[{lo[k]:.0f}, {hi[k]:.0f}]" if np.isfinite(lo[k]) else "—"
+        lines.append(f"{a:>8.3f}  {_fmt(v, 0):>6}  {ci:>12}  {_fmt(inc_v, 0):>7}  {bar}")
     return "\n".join(lines)
 
 
@@ -39,9 +53,19 @@ def grid_text(grid) -> str:
     return "\n".join(lines)
 
 
-def landscape_text(grid) -> str:
-    """A 1D scan as a curve, a 2D scan as a grid."""
-    return curve_text(grid) if grid.betas is None else grid_text(grid)
+def landscape_text(grid, n_default: int | None = None) -> str:
+    """A 1D scan as a curve (with Wilson intervals), a 2D scan as a grid."""
+    return curve_text(grid, n_default) if grid.betas is None else grid_text(grid)
+
+
+def interval_line(ci: VisageInterval | None, what: str = "VISAGE (paper)") -> str:
+    """The bootstrap interval of a VISAGE, with how it was drawn (so it can be reproduced)."""
+    if ci is None:
+        return f"{what} 95% bootstrap interval: — (needs every point's per-prompt verdicts)"
+    return (
+        f"{what} {ci.visage:.2f}, 95% bootstrap interval over prompts {visage_interval_text(ci)} "
+        f"(B = {ci.b}, seed {ci.seed})"
+    )
 
 
 def summary_text(summary: dict) -> str:
@@ -70,8 +94,9 @@ def summary_text(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def family_visage(summaries: list[dict]) -> str:
-    """VISAGE mean ± std over K directions (the reference only over scans where it is defined)."""
+def family_visage(summaries: list[dict], ci: VisageInterval | None = None) -> str:
+    """VISAGE mean ± std over K directions (the reference only over scans where it is defined), and
+    the bootstrap interval over prompts of their mean when ``ci`` is given."""
     p = mean_std(s.get("visage") for s in summaries if s)
     refs = [s.get("visage_reference") for s in summaries if s]
     r = mean_std(v for v in refs if v is not None)
@@ -83,6 +108,10 @@ def family_visage(summaries: list[dict]) -> str:
     else:
         notes = sorted({s.get("visage_reference_note") for s in summaries if s} - {None})
         line += ", reference —" + (f" ({', '.join(notes)})" if notes else "")
+    if ci is not None:
+        line += (
+            f"; 95% bootstrap interval over prompts {visage_interval_text(ci)} (B = {ci.b}, seed {ci.seed})"
+        )
     return line
 
 
@@ -100,9 +129,11 @@ def read_asr_csv(path: Path) -> np.ndarray:
 
 
 def visage_table(rows, as_json: bool) -> str:
-    """VISAGE both ways for each (name, asr, summary) row; "—" and why where undefined."""
+    """VISAGE both ways for each (name, asr, summary[, bootstrap interval]) row; "—" and why where
+    undefined. A row's interval is None for numbers given by hand (no per-prompt verdicts)."""
     out = []
-    for name, asr, s in rows:
+    for name, asr, s, *rest in rows:
+        ci = rest[0] if rest else None
         asr = np.asarray(asr, dtype=float)
         finite = asr[np.isfinite(asr)]
         if ((finite < 0) | (finite > 100)).any():  # one check for --asr, --csv and stored scans
@@ -114,14 +145,18 @@ def visage_table(rows, as_json: bool) -> str:
                 "visage": s["visage"],
                 "visage_reference": s["visage_reference"],
                 "visage_reference_note": s["visage_reference_note"],
+                "visage_ci": None if ci is None else ci._asdict(),
             }
         )
     if as_json:
         return json.dumps(out, indent=2)
-    lines = [f"{'source':<16} {'dims':>4} {'VISAGE (paper)':>15}  VISAGE (reference)"]
+    lines = [
+        f"{'source':<16} {'dims':>4} {'VISAGE (paper)':>15} {'95% bootstrap CI':>18}  VISAGE (reference)"
+    ]
     for r in out:
         paper = _fmt(r["visage"], 2) if r["visage"] is not None else "— (incomplete)"
-        lines.append(f"{r['source']:<16} {r['dims']:>4} {paper:>15}  {reference_text(r)}")
+        ci = "—" if r["visage_ci"] is None else interval_text((r["visage_ci"]["lo"], r["visage_ci"]["hi"]), 2)
+        lines.append(f"{r['source']:<16} {r['dims']:>4} {paper:>15} {ci:>18}  {reference_text(r)}")
     return "\n".join(lines)
 
 
@@ -131,7 +166,7 @@ def scan_list_text(scans: list[dict], root) -> str:
         return f"no scans in {root} yet: run `landscape demo` or `landscape scan 1d`"
     lines = [
         f"{'key':<12} {'kind':<13} {'model':<24} {'grid':<9} {'status':<13} {'ASR0':>5} {'VISAGE':>7} "
-        f"{'created':<16}  VISAGE ref"
+        f"{'95% CI':>14} {'created':<16}  VISAGE ref"
     ]
     for s in scans:
         spec = s.get("spec", {})
@@ -140,11 +175,13 @@ def scan_list_text(scans: list[dict], root) -> str:
             s["status"] if s["status"] == "complete" else f"{s['status']} {s['done']}/{s['total_points']}"
         )
         summ = s.get("summary") or {}  # recomputed by the caller (``read_summary``)
+        ci = s.get("visage_ci")  # the caller's bootstrap over prompts (a dict), or None
         model = Path(spec.get("model", {}).get("source", "?")).name[:24]
         created = dt.datetime.fromtimestamp(s.get("created", 0)).strftime("%Y-%m-%d %H:%M")
         lines.append(
             f"{s['key'][:12]:<12} {s['kind']:<13} {model:<24} {grid:<9} {status:<13} "
-            f"{_fmt(summ.get('asr_origin_pct'), 0):>5} {_fmt(summ.get('visage'), 1):>7} {created:<16}  "
+            f"{_fmt(summ.get('asr_origin_pct'), 0):>5} {_fmt(summ.get('visage'), 1):>7} "
+            f"{interval_text((ci['lo'], ci['hi']) if ci else None) or '—':>14} {created:<16}  "
             + reference_text(summ, 1)
         )
     return "\n".join(lines)
@@ -155,20 +192,28 @@ def scan_text(store, key: str, as_json: bool) -> str:
     record = store.scan_record(key)
     grid = store.scan_grid(key)
     summary = scan_summary(record, grid.values["asr_pct"])
+    ci = visage_interval(store, [key]) if summary.get("complete") else None
     if as_json:
+        lo, hi = grid_intervals(grid, record.get("n_prompts"))
         values = {k: np.where(np.isfinite(v), v, None).tolist() for k, v in grid.values.items()}
-        return json.dumps(dict(record, key=key, summary=summary, values=values), indent=2, default=str)
+        values["asr_ci_lo_pct"], values["asr_ci_hi_pct"] = (
+            np.where(np.isfinite(x), x, None).tolist() for x in (lo, hi)
+        )
+        visage_ci = None if ci is None else ci._asdict()
+        out = dict(record, key=key, summary=summary, values=values, visage_ci=visage_ci)
+        return json.dumps(out, indent=2, default=str)
     spec = json.dumps(record["spec"], indent=2).splitlines()
-    return "\n".join(
-        [
-            f"scan {key}",
-            f"kind: {record['kind']}  status: {record.get('status')}  points: {grid.done}/{record['total_points']}",
-            f"version {record.get('version')}  commit {record.get('commit')}",
-            "spec:\n" + "\n".join("  " + line for line in spec),
-            landscape_text(grid),
-            summary_text(summary),
-        ]
-    )
+    lines = [
+        f"scan {key}",
+        f"kind: {record['kind']}  status: {record.get('status')}  points: {grid.done}/{record['total_points']}",
+        f"version {record.get('version')}  commit {record.get('commit')}",
+        "spec:\n" + "\n".join("  " + line for line in spec),
+        landscape_text(grid, record.get("n_prompts")),
+        summary_text(summary),
+    ]
+    if summary.get("complete"):
+        lines.append(interval_line(ci))
+    return "\n".join(lines)
 
 
 def point_text(store, key: str, i: int, j: int, as_json: bool) -> str:
@@ -176,10 +221,17 @@ def point_text(store, key: str, i: int, j: int, as_json: bool) -> str:
     if metrics is None:
         raise SpecError(f"point ({i}, {j}) of scan {key[:12]} is not computed")
     rows = store.point_responses(key, i, j) or []
+    n_default = (store.scan_record(key) or {}).get("n_prompts")
+    ci = point_interval(metrics, n_default)
     if as_json:
-        return json.dumps({"metrics": metrics, "responses": rows}, indent=2)
+        interval = (
+            None if ci is None else {"lo_pct": ci[0], "hi_pct": ci[1], "method": "wilson", "level": 0.95}
+        )
+        return json.dumps({"metrics": metrics, "asr_ci": interval, "responses": rows}, indent=2)
+    ci_text = "" if ci is None else f" (95% Wilson interval {interval_text(ci)})"
     lines = [
-        f"point ({i}, {j}) alpha={metrics['alpha']:g} beta={metrics['beta']:g}: ASR {metrics['asr_pct']:.1f}%  incoherent {metrics['incoherent_pct']:.1f}%"
+        f"point ({i}, {j}) alpha={metrics['alpha']:g} beta={metrics['beta']:g}: ASR {metrics['asr_pct']:.1f}%"
+        f"{ci_text}  incoherent {_fmt(metrics.get('incoherent_pct'), 1)}%"
     ]
     for r in rows:
         tag = {True: "REFUSED ", False: "COMPLIED"}.get(r["refused"], f"NO VERDICT ({r.get('apart')})")

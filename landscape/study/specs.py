@@ -116,6 +116,14 @@ class RunSpec(Spec):
                 raise SpecError(f"run {self.name}: choose one {label} defence, not {' and '.join(names)}")
         return self
 
+    def shifted(self, s: int) -> RunSpec:
+        """This run with its attack's and every defence's seed moved by ``s``."""
+        attack = self.attack.model_copy(update={"seed": self.attack.seed + s})
+        defenses = tuple(
+            d.model_copy(update={"seed": d.seed + s}) if hasattr(d, "seed") else d for d in self.defenses
+        )
+        return self.model_copy(update={"attack": attack, "defenses": defenses})
+
 
 class StudySpec(Spec):
     """align → attacks → defences → evaluation → landscapes, as one resumable, cached study."""
@@ -127,14 +135,35 @@ class StudySpec(Spec):
     runs: tuple[RunSpec, ...] = Field(..., min_length=1)
     evaluation: EvalSpec = EvalSpec()
     trajectories: tuple[TrajectorySpec, ...] = ()
+    seeds: tuple[int, ...] | None = Field(
+        None,
+        min_length=1,
+        description="Repeat every run once per seed s, with every stochastic stage's seed shifted by s: "
+        "fine-tuning (data order, LoRA init), the attack's data sample and each defence's seed (safety "
+        "mix, pruning mask ablation, security vector). s = 0 is the study as written (its fine-tunes "
+        "are shared); the table reports mean ± std over seeds. None (the default) runs once and leaves "
+        "the study's key as it was.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> StudySpec:
         names = [r.name for r in self.runs]
         if len(set(names)) != len(names):
             raise SpecError("run names must be unique")
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise SpecError("seeds must be distinct")
         for t in self.trajectories:
             for name in t.runs:
                 if name not in names:
                     raise SpecError(f"trajectory names unknown run {name!r}")
         return self
+
+    def for_seed(self, s: int) -> StudySpec:
+        """The study as run under seed ``s`` (see ``seeds``): every stochastic seed shifted by s."""
+        return self.model_copy(
+            update={
+                "finetune": self.finetune.model_copy(update={"seed": self.finetune.seed + s}),
+                "runs": tuple(r.shifted(s) for r in self.runs),
+                "seeds": None,
+            }
+        )

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from landscape.core.format import format_number as _f
+from landscape.study.claims import claims_markdown
 from landscape.study.specs import EvalSpec
 
 
@@ -34,16 +35,32 @@ def _stored_visage(m: dict):
     return (m.get("visage"), m.get("visage_std"), m.get("visage_n", 0))
 
 
+def _seeded(name: str) -> Callable[[dict], object]:
+    """A field as stored, or (mean, std, seeds) when the row averages several seeds."""
+
+    def get(m: dict):
+        n = len(m.get("per_seed") or [])
+        return (m.get(name), m.get(f"{name}_sd"), n) if n > 1 else m.get(name)
+
+    return get
+
+
+def _visage_ci(m: dict) -> str:
+    ci = m.get("visage_ci")
+    return "—" if not ci else f"[{ci['lo']:.1f}, {ci['hi']:.1f}]"
+
+
 COLUMNS = (
     Column("model", lambda m: m["name"], numeric=False),
     Column("attack", lambda m: m.get("attack") or "—", numeric=False),
     Column("defences", lambda m: ", ".join(m.get("defenses") or []) or "—", numeric=False),
-    Column("harmful score %", lambda m: m.get("harmful_score_pct")),
-    Column("ASR (default fmt) %", lambda m: m.get("asr_default_pct")),
-    Column("task acc %", lambda m: m.get("task_accuracy_pct")),
-    Column("benign refusal %", lambda m: m.get("benign_refusal_pct")),
+    Column("harmful score %", _seeded("harmful_score_pct")),
+    Column("ASR (default fmt) %", _seeded("asr_default_pct")),
+    Column("task acc %", _seeded("task_accuracy_pct")),
+    Column("benign refusal %", _seeded("benign_refusal_pct")),
     Column("VISAGE", _stored_visage),
-    Column("basin width (50%)", lambda m: m.get("basin_width50"), digits=3),
+    Column("VISAGE 95% CI", _visage_ci, numeric=False),
+    Column("basin width (50%)", _seeded("basin_width50"), digits=3),
 )
 
 
@@ -97,10 +114,20 @@ def study_markdown(record: dict) -> str:
             f"- sampling error: harmful score and ASR are shares of {ev.harmful_limit} prompts, task accuracy "
             f"of {ev.task_limit} items; near 50% a 95% binomial interval is ±{half[0]:.0f} / ±{half[1]:.0f} points"
         )
+    if record.get("seeds"):
+        notes.append(
+            f"- seeds {', '.join(map(str, record['seeds']))}: each run's numbers are mean ± std over its "
+            "seeds (VISAGE's ± too); the θ₀ row is measured once"
+        )
+    notes.append(
+        "- VISAGE 95% CI: percentile bootstrap over prompts, resampled jointly across a row's scans "
+        "(directions and seeds)"
+    )
     if record.get("elapsed_s") is not None:
         runs = record.get("invocations", 1)
         notes.append(
             f"- study time: {record['elapsed_s'] / 60:.1f} min"
             + (f" over {runs} invocations (resumes and replays add up)" if runs > 1 else "")
         )
-    return "\n".join(lines + ([""] + notes if notes else []))
+    claims = claims_markdown(record)
+    return "\n".join(lines + ([""] + notes if notes else []) + ([""] + claims if claims else []))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from dashboard.figures import (
     Curve,
@@ -76,3 +77,17 @@ def test_paper_presets_size_the_figure():
     )
     assert (w, h) == (316, 249) and fig.layout.width == 316
     assert fig.layout.font.size >= 10  # 8 pt at 96 px/in
+
+
+def test_curve_figure_draws_the_wilson_interval_as_a_band():
+    from landscape.core.stats import wilson_arrays
+
+    alphas = np.array([-0.2, 0.0, 0.2])
+    asr = np.array([100.0, 12.5, np.nan])
+    lo, hi = wilson_arrays(asr, 32)
+    fig = build_curve_figure([Curve("a", alphas, asr, ci=(lo, hi))])
+    (band,) = [t for t in fig.data if t.name == "a 95% CI"]
+    assert band.fill == "toself" and list(band.x) == [-0.2, 0.0, 0.0, -0.2]  # the missing point is left out
+    assert list(band.y) == pytest.approx([hi[0], hi[1], lo[1], lo[0]])
+    assert lo[1] < 12.5 < hi[1]
+    assert not [t for t in build_curve_figure([Curve("a", alphas, asr)]).data if "CI" in (t.name or "")]

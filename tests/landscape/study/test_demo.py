@@ -8,6 +8,8 @@ import pytest
 from cache import ScanGrid
 from landscape.core.grid import symmetric_axis
 from landscape.core.specs import AxisSpec, Runtime
+from landscape.core.stats import VisageInterval
+from landscape.core.uncertainty import visage_interval
 from landscape.core.visage import summarize
 from landscape.engine.family import family_specs
 from landscape.engine.scan import ScanResult
@@ -52,8 +54,10 @@ def test_visage_table_reports_mean_and_spread_over_directions():
         _result(s, c, f"{k}" * 12) for k, (s, c) in enumerate(zip(family_specs(one, 3), curves, strict=True))
     ]
     two_d = _result(two, np.array([[100, 100, 100], [100, 0, 100], [100, 100, 100]]), "f" * 12)
-    table = visage_table(one_d, two_d).splitlines()
+    ci = VisageInterval(60.0, 55.5, 71.25, 1000, 0)
+    table = visage_table(one_d, two_d, ci_1d=ci).splitlines()
     paper = [r.summary["visage"] for r in one_d]
+    assert "95% bootstrap CI" in table[0] and "[55.50, 71.25]" in table[1] and "—" in table[2]
     ref = [r.summary["visage_reference"] for r in one_d]
     assert table[1].startswith("1D, 3 directions")
     assert f"{np.mean(paper):.2f} ± {np.std(paper, ddof=1):.2f}" in table[1]
@@ -116,3 +120,8 @@ def test_demo_runs_end_to_end_on_a_tiny_model(tmp_path, tiny_model, monkeypatch,
     row = next(line for line in out.splitlines() if line.startswith("1D, 3 directions"))
     assert row.count("±") == 2 or "— (" in row  # paper ± and reference ± (or why it is undefined)
     assert "seed 0" in out and "seed 2" in out
+    with Store(tmp_path / "store") as store:  # the 1D interval resamples prompts across the 3 directions
+        keys = [k.removeprefix("scan:") for k in store.keys("scan:")]
+        one_d = [k for k in keys if store.scan_record(k)["kind"] == "1d"]
+        ci = visage_interval(store, one_d)
+    assert f"[{ci.lo:.2f}, {ci.hi:.2f}]" in row and "B = 1000, seed 0" in out

@@ -1,0 +1,164 @@
+"""Uncertainty on every number: intervals for ASRs and VISAGE, tests for claims (numpy and math only).
+
+An ASR is a share of n prompts, so every ASR, VISAGE and "defence X beats run Y" carries sampling
+error that the point values hide (32 prompts cannot tell 60% from 70%).
+
+- ``wilson``: the 95% Wilson score interval of a proportion k/n, in percent (Wilson 1927;
+  Agresti & Coull 1998 recommend it over the normal interval, which collapses at 0 and n):
+  centre (p̂ + z²/2n)/(1 + z²/n), half-width z·√(p̂(1−p̂)/n + z²/4n²)/(1 + z²/n).
+- ``bootstrap_visage``: a percentile interval for the paper's VISAGE over prompts. The same
+  prompts are asked at every point, so one resample of prompt indices is applied to every point of
+  a scan, and jointly to every scan of a family (K directions), whose VISAGE is the mean over K.
+  Seeded (``numpy.random.default_rng(seed)``) and reproducible; the seed comes back with the result.
+- ``two_proportion_z``: the pooled two-proportion z-test, two-sided (normal tail by ``math.erfc``).
+- ``bootstrap_difference``: the difference of two mean ASRs resampled over prompts (the same
+  indices for both sides: they answer the same prompts) and over seeds; its two-sided p-value is
+  the one that inverts the percentile interval, 2·min(P*(Δ ≤ 0), P*(Δ ≥ 0)) with the +1 correction.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
+BOOTSTRAP_B = 1000
+BOOTSTRAP_SEED = 0
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of k successes in n trials, in percent; (nan, nan) when n = 0."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    if not 0 <= k <= n:
+        raise ValueError(f"k must lie in [0, n]: k={k}, n={n}")
+    p, z2 = k / n, z * z
+    denom = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
+    return 100 * max(0.0, centre - half), 100 * min(1.0, centre + half)
+
+
+def wilson_arrays(asr_pct, n, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
+    """``wilson`` element-wise over a grid of ASRs (percent) asked of ``n`` prompts each (scalar or
+    grid); NaN where the ASR or n is missing. k is recovered as round(ASR·n/100)."""
+    asr = np.asarray(asr_pct, dtype=float)
+    ns = np.broadcast_to(np.asarray(n, dtype=float), asr.shape)
+    lo, hi = np.full(asr.shape, np.nan), np.full(asr.shape, np.nan)
+    for idx in zip(*np.nonzero(np.isfinite(asr) & np.isfinite(ns) & (ns > 0)), strict=True):
+        nn = int(ns[idx])
+        lo[idx], hi[idx] = wilson(int(round(asr[idx] * nn / 100)), nn, z)
+    return lo, hi
+
+
+def normal_sf(z: float) -> float:
+    """P(Z > z) for a standard normal Z."""
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+class TestResult(NamedTuple):
+    """A hypothesis test's name, its statistic (z, or the observed difference in points) and p."""
+
+    name: str
+    statistic: float
+    p: float
+
+
+def two_proportion_z(k1: int, n1: int, k2: int, n2: int) -> TestResult:
+    """Two-sided pooled two-proportion z-test of k1/n1 against k2/n2."""
+    if n1 <= 0 or n2 <= 0:
+        raise ValueError("both samples need at least one trial")
+    pooled = (k1 + k2) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    if se == 0:  # both all-0 or both all-1: no evidence of a difference
+        return TestResult("two-proportion z-test", 0.0, 1.0)
+    z = (k1 / n1 - k2 / n2) / se
+    return TestResult("two-proportion z-test", z, min(1.0, 2 * normal_sf(abs(z))))
+
+
+def _visage_rows(asr: np.ndarray) -> np.ndarray:
+    """The paper's VISAGE of each row of ``asr`` (B, points): mean 100 − ASR where ASR < 100, else 0."""
+    inside = asr < 100.0
+    count = inside.sum(axis=1)
+    total = np.where(inside, 100.0 - asr, 0.0).sum(axis=1)
+    return np.where(count > 0, total / np.maximum(count, 1), 0.0)
+
+
+class VisageInterval(NamedTuple):
+    """VISAGE (mean over the scans) with its bootstrap percentile interval over prompts."""
+
+    visage: float
+    lo: float
+    hi: float
+    b: int
+    seed: int
+    level: float = 0.95
+
+
+def bootstrap_visage(
+    complied: list[np.ndarray], b: int = BOOTSTRAP_B, seed: int = BOOTSTRAP_SEED, level: float = 0.95
+) -> VisageInterval:
+    """Percentile bootstrap interval of the paper's VISAGE, resampling prompts.
+
+    ``complied``: one array per scan of a family, shaped ``(*grid, n_prompts)`` (True where the
+    attack succeeded), every scan over the same n prompts in the same order. Each of ``b`` resamples
+    draws n prompt indices with replacement and applies them to every point of every scan; the
+    statistic is the mean over scans of each scan's VISAGE.
+    """
+    mats = [np.asarray(c, dtype=float).reshape(-1, np.shape(c)[-1]) for c in complied]
+    if not mats:
+        raise ValueError("no scans to bootstrap")
+    n = mats[0].shape[1]
+    if n == 0 or any(m.shape[1] != n for m in mats):
+        raise ValueError("every scan must hold the same, non-zero number of prompts")
+    point = float(np.mean([_visage_rows(100 * m.mean(axis=1)[None, :])[0] for m in mats]))
+    idx = np.random.default_rng(seed).integers(0, n, size=(b, n))
+    stats = np.zeros(b)
+    for m in mats:
+        asr = 100 * m[:, idx].mean(axis=2).T  # (b, points)
+        stats += _visage_rows(asr)
+    stats /= len(mats)
+    tail = 100 * (1 - level) / 2
+    lo, hi = np.percentile(stats, [tail, 100 - tail])
+    return VisageInterval(point, float(lo), float(hi), b, seed, level)
+
+
+def bootstrap_difference(
+    a: np.ndarray, b_: np.ndarray, b: int = BOOTSTRAP_B, seed: int = BOOTSTRAP_SEED
+) -> TestResult:
+    """Two-sided bootstrap test of mean ASR(a) − mean ASR(b_) over prompts and seeds.
+
+    ``a`` and ``b_`` are shaped ``(seeds, n_prompts)`` (True: complied), over the same prompts. Each
+    resample draws seeds with replacement for each side (the same draw when both have as many seeds,
+    which pairs runs trained with the same seed) and one set of prompt indices for both.
+    The statistic reported is the observed difference in percentage points.
+    """
+    a, b_ = np.atleast_2d(np.asarray(a, dtype=float)), np.atleast_2d(np.asarray(b_, dtype=float))
+    n = a.shape[1]
+    if n == 0 or b_.shape[1] != n:
+        raise ValueError("both sides must answer the same, non-zero number of prompts")
+    rng = np.random.default_rng(seed)
+    sa = rng.integers(0, a.shape[0], size=(b, a.shape[0]))
+    sb = sa if b_.shape[0] == a.shape[0] else rng.integers(0, b_.shape[0], size=(b, b_.shape[0]))
+    pi = rng.integers(0, n, size=(b, n))
+
+    def resampled_mean(x, seeds):  # x[seeds] is (b, seeds, n); the prompt columns are shared
+        picked = x[seeds]
+        cols = np.broadcast_to(pi[:, None, :], picked.shape)
+        return np.take_along_axis(picked, cols, axis=2).mean(axis=(1, 2))
+
+    da, db = resampled_mean(a, sa), resampled_mean(b_, sb)
+    diffs = 100 * (da - db)
+    observed = 100 * (a.mean() - b_.mean())
+    below = (np.sum(diffs <= 0) + 1) / (b + 1)
+    above = (np.sum(diffs >= 0) + 1) / (b + 1)
+    return TestResult(
+        "bootstrap over prompts and seeds", float(observed), float(min(1.0, 2 * min(below, above)))
+    )
+
+
+def format_p(p: float) -> str:
+    """A p-value for prose: two significant digits, "< 0.001" below that."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"

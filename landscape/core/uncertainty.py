@@ -1,0 +1,73 @@
+"""Intervals of stored results, computed on read from what every point already stores.
+
+Nothing here is stored and no key changes: a point's Wilson interval comes from its ``asr_pct``
+and ``n_prompts`` (the scan record's ``n_prompts`` for points written before points carried it),
+and VISAGE's bootstrap interval from the per-prompt verdicts in each point's responses, so stores
+written before this module get intervals too. The maths is in ``core.stats`` (numpy only).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from landscape.core.stats import BOOTSTRAP_B, BOOTSTRAP_SEED, VisageInterval, bootstrap_visage, wilson
+
+
+def point_counts(metrics: dict, n_default: int | None = None) -> tuple[int, int] | None:
+    """(complied, asked) of one point's harmful prompts, or None when its size is unknown."""
+    n = metrics.get("n_prompts") or n_default
+    if not n or metrics.get("asr_pct") is None:
+        return None
+    return int(round(metrics["asr_pct"] * n / 100)), int(n)
+
+
+def point_interval(metrics: dict, n_default: int | None = None) -> tuple[float, float] | None:
+    """The 95% Wilson interval (percent) of one point's ASR, or None when its size is unknown."""
+    counts = point_counts(metrics, n_default)
+    return None if counts is None else wilson(*counts)
+
+
+def interval_text(interval: tuple[float, float] | None, nd: int = 1) -> str:
+    """``[lo, hi]`` for reports; "" when there is no interval."""
+    return "" if interval is None else f"[{interval[0]:.{nd}f}, {interval[1]:.{nd}f}]"
+
+
+def harmful_complied(rows: list[dict] | None) -> np.ndarray | None:
+    """Per-prompt attack success (True: complied) over a point's harmful prompts (capability rows,
+    marked ``set: benign``, are left out); None when the point kept no verdicts."""
+    verdicts = [not r["refused"] for r in rows or [] if r.get("set", "harmful") == "harmful"]
+    return np.asarray(verdicts, dtype=bool) if verdicts else None
+
+
+def scan_complied(store, key: str, record: dict | None = None) -> np.ndarray | None:
+    """Every point's per-prompt verdicts, shaped ``(*grid, n_prompts)``; None unless every point of
+    the grid is computed and kept the same number of verdicts."""
+    record = record if record is not None else store.scan_record(key)
+    if record is None:
+        return None
+    shape = (len(record["alphas"]),) + (() if record.get("betas") is None else (len(record["betas"]),))
+    rows = []
+    for flat in range(int(np.prod(shape))):
+        i, j = np.unravel_index(flat, shape) if len(shape) == 2 else (flat, 0)
+        v = harmful_complied(store.point_responses(key, int(i), int(j)))
+        if v is None or (rows and v.size != rows[0].size):
+            return None
+        rows.append(v)
+    return np.stack(rows).reshape(*shape, rows[0].size)
+
+
+def visage_interval(
+    store, keys: list[str], b: int = BOOTSTRAP_B, seed: int = BOOTSTRAP_SEED
+) -> VisageInterval | None:
+    """The bootstrap interval of the paper's VISAGE of one scan, or of a family's mean over its K
+    scans (prompts resampled jointly); None when a scan is incomplete, kept no verdicts, or the
+    scans were asked different numbers of prompts."""
+    mats = [scan_complied(store, k) for k in keys]
+    if not mats or any(m is None for m in mats) or len({m.shape[-1] for m in mats}) != 1:
+        return None
+    return bootstrap_visage(mats, b=b, seed=seed)
+
+
+def visage_interval_text(ci: VisageInterval | None, nd: int = 2) -> str:
+    """``[lo, hi]`` of a VISAGE bootstrap, or "—" when there is none."""
+    return "—" if ci is None else f"[{ci.lo:.{nd}f}, {ci.hi:.{nd}f}]"

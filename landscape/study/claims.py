@@ -1,0 +1,126 @@
+"""The study's claims, each with the test that backs it (no claim without a test).
+
+Two comparisons are made from a finished study record, on the per-prompt verdicts stored beside
+each harmful score (``harmful_complied``; every seed's under ``per_seed``):
+
+- a defended run against the run with the same attack and no defence ("defence X lowers the
+  harmful score vs run Y");
+- an undefended run against θ₀ measured in the same format (the default chat format, or the run's
+  own for a structural attack: the study's format baselines).
+
+With one seed on each side the test is the two-sided pooled two-proportion z-test over the prompts;
+with several seeds on either side it is a two-sided bootstrap over prompts and seeds
+(``core.stats.bootstrap_difference``, B and seed stated). Records written before verdicts were
+stored give no claims, and say so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from landscape.core.format import format_number as _f
+from landscape.core.stats import BOOTSTRAP_B, BOOTSTRAP_SEED, bootstrap_difference, format_p, two_proportion_z
+
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One comparison of harmful scores: ``subject`` against ``reference``, tested."""
+
+    subject: str
+    reference: str
+    what: str  # what the subject differs by ("antidote", "the harmful attack")
+    subject_pct: float
+    reference_pct: float
+    test: str
+    statistic: float
+    p: float
+
+    @property
+    def verb(self) -> str:
+        d = self.subject_pct - self.reference_pct
+        return "lowers" if d < 0 else "raises" if d > 0 else "does not change"
+
+    def text(self) -> str:
+        verdict = "significant at 0.05" if self.p < ALPHA else "not significant at 0.05"
+        return (
+            f"{self.subject}: {self.what} {self.verb} the harmful score vs {self.reference} "
+            f"({_f(self.subject_pct)}% vs {_f(self.reference_pct)}%; {self.test}, {format_p(self.p)}, {verdict})"
+        )
+
+
+def _verdicts(row: dict) -> np.ndarray | None:
+    """(seeds, prompts) verdicts behind a row's harmful score, or None when not stored."""
+    per = [p.get("harmful_complied") for p in row.get("per_seed") or [row]]
+    if not per or any(v is None for v in per) or len({len(v) for v in per}) != 1:
+        return None
+    return np.asarray(per, dtype=bool)
+
+
+def compare(subject: dict, reference: dict, what: str) -> Claim | None:
+    """The tested claim that ``subject``'s harmful score differs from ``reference``'s."""
+    a, b = _verdicts(subject), _verdicts(reference)
+    if a is None or b is None or a.shape[1] != b.shape[1]:
+        return None
+    if a.shape[0] == 1 and b.shape[0] == 1:
+        res = two_proportion_z(int(a.sum()), a.size, int(b.sum()), b.size)
+        test = f"two-proportion z-test on {a.size} vs {b.size} prompts"
+    else:
+        res = bootstrap_difference(a, b, BOOTSTRAP_B, BOOTSTRAP_SEED)
+        test = (
+            f"bootstrap over {a.shape[1]} prompts and {a.shape[0]} vs {b.shape[0]} seeds "
+            f"(B = {BOOTSTRAP_B}, seed {BOOTSTRAP_SEED})"
+        )
+    name = subject.get("name") or f"{subject['model']} in the {subject['structure']} format"
+    ref = reference.get("name") or f"{reference['model']} in the {reference['structure']} format"
+    return Claim(name, ref, what, 100 * a.mean(), 100 * b.mean(), test, res.statistic, res.p)
+
+
+def study_claims(record: dict) -> tuple[list[Claim], int]:
+    """Every claim the record supports, and how many comparisons lacked stored verdicts."""
+    models = record.get("models") or []
+    if not models:
+        return [], 0
+    theta0, runs = models[0], models[1:]
+    baselines = {b["structure"]: b for b in record.get("format_baselines") or []}
+    out, missing = [], 0
+    for m in runs:
+        if m.get("defenses"):
+            ref = next(
+                (
+                    u
+                    for u in runs
+                    if not u.get("defenses")
+                    and u.get("attack_spec", u.get("attack")) == m.get("attack_spec", m.get("attack"))
+                ),
+                None,
+            )
+            what = ", ".join(m["defenses"])
+        else:
+            ref = baselines.get(m.get("structure")) or (theta0 if m.get("structure") == "benign" else None)
+            what = f"the {m.get('attack')} fine-tune"
+        if ref is None:
+            continue
+        claim = compare(m, ref, what)
+        if claim is None:
+            missing += 1
+        else:
+            out.append(claim)
+    return out, missing
+
+
+def claims_markdown(record: dict) -> list[str]:
+    """The claims as markdown bullet lines (empty when the record supports none)."""
+    claims, missing = study_claims(record)
+    lines = [f"- {c.text()}" for c in claims]
+    if missing:
+        lines.append(
+            f"- {missing} comparison(s) make no claim: their per-prompt verdicts are not in this "
+            "(older) record; rerun the study to test them"
+        )
+    if lines:
+        lines.insert(0, "**Claims** (harmful score, each with its two-sided test):")
+    return lines

@@ -1,0 +1,114 @@
+"""Intervals and tests against hand-computed values (landscape.core.stats)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from landscape.core.stats import (
+    Z95,
+    bootstrap_difference,
+    bootstrap_visage,
+    two_proportion_z,
+    wilson,
+    wilson_arrays,
+)
+from landscape.core.visage import visage_paper
+
+
+def closed_form_wilson(k, n, z=Z95):
+    """Wilson (1927), written out: (p̂ + z²/2n ± z√(p̂(1−p̂)/n + z²/4n²)) / (1 + z²/n)."""
+    p = k / n
+    centre = p + z**2 / (2 * n)
+    half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+    return 100 * (centre - half) / (1 + z**2 / n), 100 * (centre + half) / (1 + z**2 / n)
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "expected"),
+    [
+        (0, 32, (0.0, 10.718)),  # hi = (z²/n)/(1 + z²/n) = 0.120049/1.120049
+        (16, 32, (33.631, 66.369)),
+        (32, 32, (89.282, 100.0)),
+        (1, 80, (0.221, 6.747)),
+    ],
+)
+def test_wilson_matches_hand_computed_values(k, n, expected):
+    lo, hi = wilson(k, n)
+    assert (lo, hi) == (pytest.approx(expected[0], abs=1e-3), pytest.approx(expected[1], abs=1e-3))
+    assert (lo, hi) == pytest.approx(closed_form_wilson(k, n), abs=1e-9)
+
+
+def test_wilson_against_statsmodels_when_installed():
+    sm = pytest.importorskip("statsmodels.stats.proportion")
+    for k, n in [(0, 32), (5, 32), (16, 32), (32, 32), (7, 113)]:
+        lo, hi = sm.proportion_confint(k, n, alpha=0.05, method="wilson")
+        assert wilson(k, n) == pytest.approx((100 * lo, 100 * hi), abs=1e-9)
+
+
+def test_wilson_arrays_recovers_counts_and_leaves_missing_points_nan():
+    lo, hi = wilson_arrays(np.array([0.0, 50.0, np.nan, 100.0]), 32)
+    assert lo[1] == pytest.approx(wilson(16, 32)[0]) and hi[3] == pytest.approx(100.0)
+    assert np.isnan(lo[2]) and np.isnan(hi[2])
+    assert lo[0] == 0.0 and hi[0] == pytest.approx(10.718, abs=1e-3)
+
+
+def test_two_proportion_z_against_the_closed_form():
+    # 30/40 vs 10/40: pooled p = 0.5, se = √(0.25·(2/40)) = 0.111803, z = 0.5/se = 4.4721
+    res = two_proportion_z(30, 40, 10, 40)
+    assert res.statistic == pytest.approx(0.5 / math.sqrt(0.25 * 2 / 40))
+    assert res.p == pytest.approx(math.erfc(4.47213595 / math.sqrt(2)), rel=1e-6)
+    assert res.p == pytest.approx(7.74e-6, rel=1e-2)
+    assert two_proportion_z(16, 32, 16, 32).p == 1.0  # no difference
+    assert two_proportion_z(0, 32, 0, 32).p == 1.0  # no variance: no evidence
+    assert two_proportion_z(3, 10, 7, 10).statistic == -two_proportion_z(7, 10, 3, 10).statistic
+
+
+def realistic_family(k=3, n=32, seed=1):
+    """K 1D curves of per-prompt verdicts shaped like a basin: outside it every prompt complies."""
+    rng = np.random.default_rng(seed)
+    rates = np.array([1.0, 0.7, 0.2, 0.05, 0.0, 0.1, 0.3, 0.8, 1.0])
+    return [rng.random((rates.size, n)) < rates[:, None] for _ in range(k)]
+
+
+def test_bootstrap_visage_is_seeded_and_keeps_the_paper_point_value():
+    fam = realistic_family()
+    a, b = bootstrap_visage(fam, b=400, seed=7), bootstrap_visage(fam, b=400, seed=7)
+    assert a == b and a.seed == 7 and a.b == 400
+    assert bootstrap_visage(fam, b=400, seed=8)[:3] != a[:3]
+    paper = np.mean([visage_paper(100 * c.mean(axis=1)) for c in fam])
+    assert a.visage == pytest.approx(paper)
+    assert a.lo <= a.visage <= a.hi and a.hi - a.lo > 1
+
+
+def test_bootstrap_visage_collapses_when_every_prompt_agrees_at_each_point():
+    n = 20
+    curve = np.array([True, False, False, False, True])
+    same = [np.repeat(curve[:, None], n, axis=1)]
+    res = bootstrap_visage(same, b=200, seed=0)
+    assert res.lo == res.hi == res.visage == 100.0
+
+
+def test_bootstrap_visage_resamples_prompts_jointly_across_a_family():
+    """Two directions with mirrored verdicts: resampled independently their mean VISAGE would vary;
+    with the same prompt indices for both it cannot (each prompt complies in exactly one)."""
+    rng = np.random.default_rng(0)
+    v = rng.random((1, 16)) < 0.5
+    fam = [np.vstack([v, v, v]), np.vstack([~v, ~v, ~v])]
+    res = bootstrap_visage(fam, b=300)
+    paper = np.mean([visage_paper(100 * c.mean(axis=1)) for c in fam])
+    assert res.visage == pytest.approx(paper) and res.hi - res.lo == pytest.approx(0.0, abs=1e-9)
+
+
+def test_bootstrap_difference_detects_a_real_gap_and_not_a_null_one():
+    rng = np.random.default_rng(3)
+    high = rng.random((2, 40)) < 0.9
+    low = rng.random((2, 40)) < 0.2
+    gap = bootstrap_difference(high, low, b=500, seed=1)
+    assert gap.p < 0.01 and gap.statistic == pytest.approx(100 * (high.mean() - low.mean()))
+    assert bootstrap_difference(high, low, b=500, seed=1) == gap
+    assert bootstrap_difference(high, high, b=500, seed=1).p == 1.0
+    single = bootstrap_difference(high, low[:1], b=200, seed=1)  # one seed on one side
+    assert single.p < 0.01
