@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from landscape.cli.options import parse_label_map
-from landscape.core.specs import DirectionSpec, ModelSpec, ScanSpec, merge_dotted, second_seed
+from landscape.core.specs import DirectionSpec, ModelSpec, ScanSpec, second_seed
 
 # flag → the ScanSpec field it sets; a two-value flag (START STOP) sets two fields
 SCAN_FIELDS: dict[str, str | tuple[str, str]] = {
@@ -43,6 +43,31 @@ BETA_FIELDS: dict[str, str | tuple[str, str]] = {  # only for a scan with two di
 }
 NEGATED = ("no_early_stop", "full_responses", "no_orthogonalize")  # the flag sets its field to False
 DIRECTION_FLAGS = ("seed", "seed2", "norm", "no_embeddings", "target")
+
+
+def merge_dotted(base: dict, overrides: dict, *, fill: bool = False) -> dict:
+    """A copy of ``base`` with every dotted field of ``overrides`` set: ``{"generation.max_new_tokens":
+    8}`` sets ``base["generation"]["max_new_tokens"]``, making missing (or None) parents mappings.
+    ``fill=False``: the overrides win (a non-mapping parent is replaced). ``fill=True``: they are
+    defaults, set only where ``base`` lacks the field (a non-mapping parent is left for validation
+    to report). ``base`` is left unchanged."""
+    import copy
+
+    out = copy.deepcopy(base)
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        node = out
+        for name in parents:
+            child = node.get(name)
+            if child is None or (not fill and not isinstance(child, dict)):
+                child = node[name] = {}
+            if not isinstance(child, dict):
+                break
+            node = child
+        else:
+            if not (fill and leaf in node):
+                node[leaf] = copy.deepcopy(value)
+    return out
 
 
 def read_spec_file(path: str) -> dict:

@@ -385,28 +385,3 @@ class Runtime(BaseModel):
         False, description="Hold directions in memory instead of regenerating them per point."
     )
     progress: bool = Field(True, description="Show progress bars.")
-
-
-def merge_dotted(base: dict, overrides: dict, *, fill: bool = False) -> dict:
-    """A copy of ``base`` with every dotted field of ``overrides`` set: ``{"generation.max_new_tokens":
-    8}`` sets ``base["generation"]["max_new_tokens"]``, making missing (or None) parents mappings.
-    ``fill=False``: the overrides win (a non-mapping parent is replaced). ``fill=True``: they are
-    defaults, set only where ``base`` lacks the field (a non-mapping parent is left for validation
-    to report). ``base`` is left unchanged."""
-    import copy
-
-    out = copy.deepcopy(base)
-    for dotted, value in overrides.items():
-        *parents, leaf = dotted.split(".")
-        node = out
-        for name in parents:
-            child = node.get(name)
-            if child is None or (not fill and not isinstance(child, dict)):
-                child = node[name] = {}
-            if not isinstance(child, dict):
-                break
-            node = child
-        else:
-            if not (fill and leaf in node):
-                node[leaf] = copy.deepcopy(value)
-    return out

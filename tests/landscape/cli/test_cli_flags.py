@@ -64,3 +64,33 @@ def test_defaults_fill_what_the_yaml_lacks(yaml_1d):
     assert [d.seed for d in spec.directions] == [0, second_seed(0)]
     assert (spec.betas.start, spec.betas.stop, spec.betas.num) == (-0.5, 0.5, 21)
     assert spec.alphas.num == 3 and spec.capability.benign_limit == 3
+
+
+def test_merge_dotted_sets_fields_and_fills_only_what_is_missing():
+    from landscape.cli.flags import merge_dotted
+
+    base = {"alphas": {"start": -1, "stop": 1, "num": 3}, "capability": None}
+    merged = merge_dotted(
+        base, {"alphas.num": 5, "generation.max_new_tokens": 4, "capability.benign_limit": 2}
+    )
+    assert merged == {
+        "alphas": {"start": -1, "stop": 1, "num": 5},
+        "generation": {"max_new_tokens": 4},
+        "capability": {"benign_limit": 2},
+    }
+    assert base == {"alphas": {"start": -1, "stop": 1, "num": 3}, "capability": None}  # untouched
+    filled = merge_dotted(base, {"alphas.num": 21, "alphas.start": -0.5, "judge.name": "keywords"}, fill=True)
+    assert filled["alphas"] == {"start": -1, "stop": 1, "num": 3} and filled["judge"] == {"name": "keywords"}
+
+
+def test_merge_dotted_defaults_leave_a_broken_file_field_for_validation():
+    from landscape.cli.flags import merge_dotted
+
+    assert merge_dotted({"model": "x"}, {"model.source": "aligned"}, fill=True) == {"model": "x"}
+    assert merge_dotted({"model": "x"}, {"model.source": "aligned"}) == {"model": {"source": "aligned"}}
+    assert merge_dotted({"capability": None}, {"capability.benign_limit": 16}, fill=True) == {
+        "capability": {"benign_limit": 16}
+    }
+    assert merge_dotted({"prompts": {"limit": None}}, {"prompts.limit": 8}, fill=True) == {
+        "prompts": {"limit": None}
+    }

@@ -58,23 +58,6 @@ def test_judgement_note_says_when_the_budget_is_under_the_papers():
     assert full == "judged on ≤512 new tokens"
 
 
-def test_merge_dotted_sets_fields_and_fills_only_what_is_missing():
-    from landscape.core.specs import merge_dotted
-
-    base = {"alphas": {"start": -1, "stop": 1, "num": 3}, "capability": None}
-    merged = merge_dotted(
-        base, {"alphas.num": 5, "generation.max_new_tokens": 4, "capability.benign_limit": 2}
-    )
-    assert merged == {
-        "alphas": {"start": -1, "stop": 1, "num": 5},
-        "generation": {"max_new_tokens": 4},
-        "capability": {"benign_limit": 2},
-    }
-    assert base == {"alphas": {"start": -1, "stop": 1, "num": 3}, "capability": None}  # untouched
-    filled = merge_dotted(base, {"alphas.num": 21, "alphas.start": -0.5, "judge.name": "keywords"}, fill=True)
-    assert filled["alphas"] == {"start": -1, "stop": 1, "num": 3} and filled["judge"] == {"name": "keywords"}
-
-
 def test_second_seed_and_point_spec_are_the_one_rule():
     from landscape.core.specs import (
         CapabilitySpec,
@@ -95,16 +78,3 @@ def test_second_seed_and_point_spec_are_the_one_rule():
     )
     one = point_spec(model, PromptSpec(source="builtin:benign", limit=2), 48)
     assert one.kind == "eval" and one.alphas.values() == [0.0] and one.capability is None
-
-
-def test_merge_dotted_defaults_leave_a_broken_file_field_for_validation():
-    from landscape.core.specs import merge_dotted
-
-    assert merge_dotted({"model": "x"}, {"model.source": "aligned"}, fill=True) == {"model": "x"}
-    assert merge_dotted({"model": "x"}, {"model.source": "aligned"}) == {"model": {"source": "aligned"}}
-    assert merge_dotted({"capability": None}, {"capability.benign_limit": 16}, fill=True) == {
-        "capability": {"benign_limit": 16}
-    }
-    assert merge_dotted({"prompts": {"limit": None}}, {"prompts.limit": 8}, fill=True) == {
-        "prompts": {"limit": None}
-    }
