@@ -146,3 +146,18 @@ def estimate(store: Store, parsed: ParsedScan, n_prompts: int) -> Estimate:
         timed_points=timed,
         timed_scans=scans,
     )
+
+
+def one_line(exc: Exception) -> str:
+    """An error as the CLI prints it: pydantic's first error with its field, else the first line."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            err = errors()[0]
+            where = ".".join(str(x) for x in err.get("loc", ()))
+            msg = str(err.get("msg", exc)).removeprefix("Value error, ")
+            return f"{where}: {msg}" if where else msg
+        except (IndexError, TypeError, AttributeError):
+            pass
+    text = getattr(exc, "format_message", lambda: str(exc))()
+    return (text.splitlines() or [type(exc).__name__])[0]

@@ -113,7 +113,7 @@ if problem is None:
             line + (" · plus auto-range probes; the grid moves to the basin" if choice.auto_range else "")
         )
     except Exception as exc:  # one line for the user, whatever the flags or the store said
-        problem = str(exc).splitlines()[0]
+        problem = commands.one_line(exc)
 
 if st.button("Start scan", key="run_start", type="primary"):
     if problem:
@@ -127,7 +127,7 @@ if st.button("Start scan", key="run_start", type="primary"):
                 + f" for scan {job.key[:12]}."
             )
         except Exception as exc:
-            st.error(f"Could not start the scan: {str(exc).splitlines()[0]}")
+            st.error(f"Could not start the scan: {commands.one_line(exc)}")
 
 
 @st.fragment(run_every=2)

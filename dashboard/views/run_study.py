@@ -7,7 +7,7 @@ its stages come from the study record (``study:<key>``) as the pipeline writes t
 
 import streamlit as st
 
-from dashboard import data, jobs
+from dashboard import commands, data, jobs
 from dashboard.auth import current_user, may_launch
 from dashboard.common import my_jobs
 from landscape.study.pipeline import PRESETS, load_study, parse_study
@@ -38,7 +38,7 @@ try:
             else:
                 spec = parse_study(raw.decode("utf-8", errors="replace"), default_dtype=dtype)
 except Exception as exc:  # SpecError or pydantic's ValidationError: one line, nothing launched
-    problem = str(exc).splitlines()[0]
+    problem = commands.one_line(exc)
 if spec is not None:
     problem = settings.model_allowed(spec.base.source)
     st.caption(
@@ -58,7 +58,7 @@ if st.button("Start study", key="study_start", type="primary", disabled=spec is 
                 + f" for study {job.key[:12]}."
             )
         except Exception as exc:
-            st.error(f"Could not start the study: {str(exc).splitlines()[0]}")
+            st.error(f"Could not start the study: {commands.one_line(exc)}")
 elif problem:
     st.error(problem)
 
