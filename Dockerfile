@@ -33,6 +33,8 @@ RUN python3 -m pip install ${PIP_EXTRA_ARGS} "${TORCH_SPEC}" \
 COPY cache ./cache
 COPY landscape ./landscape
 COPY dashboard ./dashboard
+# toolbarMode = viewer (no Deploy button); secrets.toml never enters the image
+COPY .streamlit/config.toml ./.streamlit/config.toml
 RUN python3 -m pip install --no-deps .
 
 RUN useradd --create-home --uid 10001 landscape \

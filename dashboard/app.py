@@ -40,8 +40,10 @@ pages = [
     st.Page(PAGES / "study.py", title="Study", icon=":material/science:", url_path="study"),
     st.Page(PAGES / "export.py", title="Export", icon=":material/download:", url_path="export"),
 ]
-if not settings.read_only:
-    pages.insert(
-        6, st.Page(PAGES / "run.py", title="Run a scan", icon=":material/play_arrow:", url_path="run")
-    )
+if not settings.read_only:  # the launchers are gone, not just refused
+    pages[6:6] = [
+        st.Page(PAGES / "run_scan.py", title="Run a scan", icon=":material/play_arrow:", url_path="run"),
+        st.Page(PAGES / "run_study.py", title="Run a study", icon=":material/labs:", url_path="run-study"),
+    ]
+pages.append(st.Page(PAGES / "about.py", title="About", icon=":material/info:", url_path="about"))
 st.navigation(pages).run()

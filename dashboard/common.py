@@ -57,3 +57,27 @@ def metric_row(key: str, rec: dict) -> None:
     if gen:
         note = judgement_note(GenerationSpec(**gen))
         st.caption(note[0].upper() + note[1:] + ".")
+
+
+def my_jobs(store, kind: str) -> None:
+    """This user's jobs of ``kind`` (everyone's when login is off): status, log tail, Cancel."""
+    from dashboard import jobs
+    from dashboard.auth import current_user, login_configured
+
+    user = current_user()
+    mine = [
+        j
+        for j in jobs.all_jobs(store)
+        if j.kind == kind and (not login_configured() or (user is not None and j.user == user))
+    ]
+    st.subheader("My jobs")
+    if not mine:
+        st.caption("No jobs of yours yet.")
+        return
+    for job in mine[:10]:
+        state = "running" if job.running else "ended"
+        with st.expander(f"{job.label or job.kind} · {job.key[:12]} · {state}", expanded=job.running):
+            st.code(jobs.log_tail(store, job.key, lines=12) or "(no output yet)")
+            if job.running and st.button("Cancel", key=f"cancel_{job.key}"):
+                jobs.cancel(store, job.key)
+                st.rerun()

@@ -1,16 +1,24 @@
-"""Scan jobs started from the dashboard as separate processes (the server never imports torch).
+"""Scan and study jobs started from the dashboard as separate processes (the server never imports torch).
 
-A job is ``python -m landscape --store S -q scan KIND --spec FILE``, started with an argument list
-(never a shell string) in its own session so it can be cancelled as a group. The spec file is the
-exact ``ScanSpec``, so the job computes exactly the scan whose key the form showed. A job record
-``job:<scan key>`` in the store says who started it and when; submitting a spec whose scan is
-already running attaches to that job instead of starting another.
+A job is ``python -m landscape --store S -q ARGS``, started with an argument list (never a shell
+string) in its own session so it can be cancelled as a group. Two kinds:
+
+- ``scan``: ARGS are ``scan KIND`` and the very flags a user would type (``dashboard.commands``
+  builds them); the job's key is the key of the ScanSpec those flags give, parsed by the CLI's own
+  code, so the form shows the key the job will compute.
+- ``study``: ARGS are ``study jobs/<study key>.yaml``, the validated study (a preset or an upload)
+  written with its dtype fixed, so its key does not depend on the device the job picks.
+
+A job record ``job:<key>`` says its kind, who started it and when; submitting work that is already
+running attaches to that job instead of starting another. Finished jobs keep their record, so
+"My jobs" can show how they ended (their log).
 
 A store may come from anyone, so nothing in it is trusted for a path or a process: the spec, log
-and pid files are named by the (validated, hexadecimal) scan key under the store's own ``jobs/``
+and pid files are named by the (validated, hexadecimal) key under the store's own ``jobs/``
 directory, never taken from a record, and are refused when they are symbolic links. A pid is only
 reported running, or signalled, when that process is verifiably the job: same user, leader of its
-own process group, and its command line is this store's job command for this key.
+own process group, and its command line is this store's job command for this key (a study's file is
+this key's; a scan's flags give this key).
 """
 
 from __future__ import annotations
@@ -28,11 +36,14 @@ import psutil  # a dependency of accelerate and peft, so always installed beside
 import yaml
 
 from cache import Store
-from landscape.core.specs import ScanSpec
+from dashboard.commands import scan_spec
 from landscape.engine.scan import prepare_scan
+from landscape.study.pipeline import study_key
+from landscape.study.specs import StudySpec
 
 _KEY = re.compile(r"[0-9a-f]{64}")
 _LOG_TAIL_BYTES = 1 << 16
+KINDS = ("scan", "study")
 
 
 class JobError(RuntimeError):
@@ -42,15 +53,19 @@ class JobError(RuntimeError):
 @dataclass
 class Job:
     key: str
-    pid: int
+    pid: int | None
     started: float
     user: str | None
+    kind: str = "scan"
+    label: str = ""
+    running: bool = True
+    scans: tuple[str, ...] = ()  # a scan job's member scans (K directions), for its progress
     attached: bool = False  # True when this submission joined a job already running
 
 
 def _checked_key(key: str) -> str:
     if not isinstance(key, str) or not _KEY.fullmatch(key):
-        raise JobError(f"not a scan key: {str(key)[:80]!r}")
+        raise JobError(f"not a job key: {str(key)[:80]!r}")
     return key
 
 
@@ -83,6 +98,22 @@ def _reap(pid: int) -> None:
         pass
 
 
+def job_command(store_dir: Path, args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "landscape", "--store", str(store_dir), "-q", *args]
+
+
+def _args_give_key(store: Store, key: str, args: list[str]) -> bool:
+    """Whether ``args`` (after ``-q``) are this store's job command for ``key``."""
+    if args[:1] == ["study"]:
+        return args == ["study", str(job_file(store, key, "yaml"))]
+    if args[:1] != ["scan"]:
+        return False
+    try:
+        return prepare_scan(scan_spec(args).spec, store).key == key
+    except Exception:  # flags that do not parse or name a missing model are no job of ours
+        return False
+
+
 def _is_job_process(store: Store, key: str, pid: int) -> bool:
     """Whether ``pid`` is a live job of this store computing ``key`` (so it is safe to signal)."""
     if pid <= 1 or pid == os.getpid():
@@ -97,9 +128,9 @@ def _is_job_process(store: Store, key: str, pid: int) -> bool:
             return False
     except (psutil.Error, OSError):
         return False
-    head = ["-m", "landscape", "--store", str(store.root)]
-    has_head = any(argv[i : i + len(head)] == head for i in range(len(argv)))
-    return has_head and argv[-2:] == ["--spec", str(job_file(store, key, "yaml"))]
+    head = ["-m", "landscape", "--store", str(store.root), "-q"]
+    at = next((i for i in range(len(argv)) if argv[i : i + len(head)] == head), None)
+    return at is not None and _args_give_key(store, key, argv[at + len(head) :])
 
 
 def _job_pid(store: Store, key: str) -> int | None:
@@ -112,56 +143,49 @@ def _job_pid(store: Store, key: str) -> int | None:
         return None
 
 
-def running_jobs(store: Store) -> list[Job]:
-    """The jobs whose process is alive and verifiably theirs; other job records are dropped."""
-    jobs = []
+def _job(key: str, rec: dict, pid: int | None, running: bool) -> Job:
+    started, user, kind = rec.get("started"), rec.get("user"), rec.get("kind", "scan")
+    scans = rec.get("scans")
+    return Job(
+        key=key,
+        pid=pid,
+        started=float(started) if isinstance(started, (int, float)) else time.time(),
+        user=user if isinstance(user, str) else None,
+        kind=kind if kind in KINDS else "scan",
+        label=str(rec.get("label", ""))[:200],
+        running=running,
+        scans=tuple(k for k in scans if isinstance(k, str) and _KEY.fullmatch(k))
+        if isinstance(scans, list)
+        else (key,),
+    )
+
+
+def all_jobs(store: Store) -> list[Job]:
+    """Every job this store records, newest first; ``running`` only where the process is verified.
+    Records under keys that are not job keys are dropped."""
+    out = []
     for k in list(store.keys("job:")):
         key = k.removeprefix("job:")
+        if not _KEY.fullmatch(key):
+            store.delete(k)
+            continue
         rec = store.get_json(k)
         rec = rec if isinstance(rec, dict) else {}
-        pid = _job_pid(store, key) if _KEY.fullmatch(key) else None
-        if pid is not None and _is_job_process(store, key, pid):
-            started = rec.get("started")
-            user = rec.get("user")
-            jobs.append(
-                Job(
-                    key=key,
-                    pid=pid,
-                    started=float(started) if isinstance(started, (int, float)) else time.time(),
-                    user=user if isinstance(user, str) else None,
-                )
-            )
-        else:
-            store.delete(k)
-    return jobs
+        pid = _job_pid(store, key)
+        out.append(_job(key, rec, pid, pid is not None and _is_job_process(store, key, pid)))
+    return sorted(out, key=lambda j: j.started, reverse=True)
+
+
+def running_jobs(store: Store) -> list[Job]:
+    """The jobs whose process is alive and verifiably theirs."""
+    return [j for j in all_jobs(store) if j.running]
 
 
 def job_for(store: Store, key: str) -> Job | None:
     return next((j for j in running_jobs(store) if j.key == key), None)
 
 
-def scan_kind(spec: ScanSpec) -> str:
-    return {"interpolation": "interpolate"}.get(spec.kind, spec.kind)
-
-
-def job_command(spec: ScanSpec, store_dir: Path, spec_file: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "landscape",
-        "--store",
-        str(store_dir),
-        "-q",
-        "scan",
-        scan_kind(spec),
-        "--spec",
-        str(spec_file),
-    ]
-
-
-def submit(spec: ScanSpec, store: Store, max_jobs: int, user: str | None = None) -> Job:
-    """Start ``spec`` as a job, or attach to the job already computing it."""
-    key = prepare_scan(spec, store).key
+def _launch(store: Store, key: str, kind: str, args: list[str], max_jobs: int, record: dict) -> Job:
     existing = job_for(store, key)
     if existing is not None:
         existing.attached = True
@@ -172,13 +196,13 @@ def submit(spec: ScanSpec, store: Store, max_jobs: int, user: str | None = None)
     if folder.is_symlink():
         raise JobError(f"{folder} is a symbolic link: refusing to write job files through it")
     folder.mkdir(exist_ok=True)
-    spec_file = job_file(store, key, "yaml")
     try:
-        with _open_no_follow(spec_file, os.O_TRUNC) as fh:
-            fh.write(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False).encode())
+        if "spec_text" in record:
+            with _open_no_follow(job_file(store, key, "yaml"), os.O_TRUNC) as fh:
+                fh.write(record.pop("spec_text").encode())
         with _open_no_follow(job_file(store, key, "log"), os.O_APPEND) as fh:
             proc = subprocess.Popen(
-                job_command(spec, store.root, spec_file),
+                job_command(store.root, args),
                 stdout=fh,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -188,21 +212,37 @@ def submit(spec: ScanSpec, store: Store, max_jobs: int, user: str | None = None)
             fh.write(str(proc.pid).encode())
     except OSError as exc:  # ELOOP: a link planted where a job file goes
         raise JobError(f"cannot write the job files of {key[:12]}: {exc.strerror}") from None
-    job = Job(key=key, pid=proc.pid, started=time.time(), user=user)
-    store.put_json(f"job:{key}", {"key": key, "started": job.started, "user": user})
-    return job
+    record = dict(record, key=key, kind=kind, started=time.time())
+    store.put_json(f"job:{key}", record)
+    return _job(key, record, proc.pid, True)
+
+
+def submit_scan(args: list[str], store: Store, max_jobs: int, user: str | None = None) -> Job:
+    """Start ``landscape scan ARGS`` (``args`` begin with ``scan KIND``), or attach to its job."""
+    parsed = scan_spec(args)
+    scans = [prepare_scan(s, store).key for s in parsed.members]
+    label = f"scan {args[1]} · {parsed.spec.model.source}"
+    return _launch(store, scans[0], "scan", args, max_jobs, {"user": user, "label": label, "scans": scans})
+
+
+def submit_study(spec: StudySpec, store: Store, max_jobs: int, user: str | None = None) -> Job:
+    """Start ``landscape study jobs/<key>.yaml`` for a validated study, or attach to its job."""
+    key = study_key(spec, store)
+    text = yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+    args = ["study", str(job_file(store, key, "yaml"))]
+    record = {"user": user, "label": f"study {spec.name}", "scans": [], "spec_text": text}
+    return _launch(store, key, "study", args, max_jobs, record)
 
 
 def cancel(store: Store, key: str) -> bool:
-    """Stop a running job (its finished points stay in the store); False when none is ours."""
+    """Stop a running job (its finished points and stages stay in the store); False when none is ours."""
     job = job_for(store, key)
-    if job is None or not _is_job_process(store, key, job.pid):
+    if job is None or job.pid is None or not _is_job_process(store, key, job.pid):
         return False
     try:
         os.killpg(job.pid, signal.SIGTERM)
     except ProcessLookupError:
         pass
-    store.delete(f"job:{key}")
     return True
 
 

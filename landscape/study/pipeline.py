@@ -38,8 +38,6 @@ PRESETS = ("demo", "tiny", "security", "paraphrase")  # landscape/data/studies/<
 def load_study(path=None, preset: str | None = None, default_dtype: str = "float32") -> StudySpec:
     """A study from a YAML file or a built-in preset (``landscape/data/studies``); the base
     model's dtype is ``default_dtype`` unless the file sets it."""
-    import yaml
-
     if preset is not None:
         if preset not in PRESETS:
             raise SpecError(f"unknown study preset {preset!r}; choose from {', '.join(PRESETS)}")
@@ -51,6 +49,13 @@ def load_study(path=None, preset: str | None = None, default_dtype: str = "float
         if not file.is_file():
             raise SpecError(f"study file not found: {file}")
         text = file.read_text(encoding="utf-8")
+    return parse_study(text, default_dtype)
+
+
+def parse_study(text: str, default_dtype: str = "float32") -> StudySpec:
+    """A study from YAML text (``safe_load`` only, so no code runs); one-line ``SpecError``s."""
+    import yaml
+
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:

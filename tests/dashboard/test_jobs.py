@@ -17,7 +17,7 @@ import pytest
 
 from cache import Store
 from dashboard import jobs
-from landscape.core.specs import AxisSpec, ModelSpec, PromptSpec, ScanSpec
+from dashboard.commands import ScanChoice, scan_args, scan_spec
 
 from .test_pages import open_page
 
@@ -60,7 +60,7 @@ def test_run_page_neither_reads_nor_signals_a_crafted_job_record(app_env, foreig
     key = keys["1d"]  # a real scan, so the page would show that job's progress and log
     _craft(store_dir, key, foreign.pid)
     try:
-        at = open_page("run")
+        at = open_page("run_scan")
         shown = "\n".join(c.value for c in at.code)
         passwd_tail = Path("/etc/passwd").read_text().strip().splitlines()[-1]
         assert passwd_tail not in shown
@@ -89,26 +89,24 @@ def test_record_fields_never_name_paths_or_keys(store, foreign):
 def fake_job(monkeypatch):
     """Jobs run a sleeping process with the job command line instead of a real scan."""
 
-    def command(spec, store_dir, spec_file):
-        real = jobs.job_command.__wrapped__(spec, store_dir, spec_file)
+    def command(store_dir, args):
+        real = jobs.job_command.__wrapped__(store_dir, args)
         return [real[0], "-c", SLEEPER, *real[1:]]
 
     command.__wrapped__ = jobs.job_command
     monkeypatch.setattr(jobs, "job_command", command)
 
 
-def _spec(tiny_model) -> ScanSpec:
-    return ScanSpec(
-        model=ModelSpec(source=str(tiny_model)), alphas=AxisSpec(num=3), prompts=PromptSpec(limit=2)
-    )
+def _args(tiny_model) -> list[str]:
+    return scan_args(ScanChoice(model=str(tiny_model), points=3, limit=2))
 
 
 def test_a_genuine_job_is_listed_read_attached_and_cancelled(store, tiny_model, fake_job):
-    job = jobs.submit(_spec(tiny_model), store, max_jobs=1)
+    job = jobs.submit_scan(_args(tiny_model), store, max_jobs=1)
     proc = jobs.psutil.Process(job.pid)
     try:
         assert [j.key for j in jobs.running_jobs(store)] == [job.key]
-        assert jobs.submit(_spec(tiny_model), store, max_jobs=1).attached
+        assert jobs.submit_scan(_args(tiny_model), store, max_jobs=1).attached
         deadline = time.time() + 30
         while "job started" not in jobs.log_tail(store, job.key) and time.time() < deadline:
             time.sleep(0.2)
@@ -116,6 +114,7 @@ def test_a_genuine_job_is_listed_read_attached_and_cancelled(store, tiny_model, 
         assert jobs.cancel(store, job.key) is True
         proc.wait(timeout=10)
         assert jobs.running_jobs(store) == []
+        assert [(j.key, j.running) for j in jobs.all_jobs(store)] == [(job.key, False)]  # kept for "My jobs"
     finally:
         if proc.is_running():
             proc.kill()
@@ -124,13 +123,13 @@ def test_a_genuine_job_is_listed_read_attached_and_cancelled(store, tiny_model, 
 def test_links_planted_in_the_jobs_directory_are_not_followed(store, tiny_model, fake_job, tmp_path):
     from landscape.engine.scan import prepare_scan
 
-    key = prepare_scan(_spec(tiny_model), store).key
+    key = prepare_scan(scan_spec(_args(tiny_model)).spec, store).key
     target = tmp_path / "victim.txt"
     target.write_text("untouched\n")
     folder = store.root / "jobs"
     folder.mkdir()
     (folder / f"{key}.log").symlink_to(target)
     with pytest.raises(jobs.JobError, match="cannot write the job files"):
-        jobs.submit(_spec(tiny_model), store, max_jobs=1)
+        jobs.submit_scan(_args(tiny_model), store, max_jobs=1)
     assert target.read_text() == "untouched\n"
     assert jobs.running_jobs(store) == []

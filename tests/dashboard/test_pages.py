@@ -126,14 +126,14 @@ def test_run_page_hidden_when_read_only(app_env, monkeypatch):
     monkeypatch.setenv("SAFETY_LANDSCAPE_READ_ONLY", "1")
     at = open_page()
     with pytest.raises(ValueError, match="Could not find a navigation page"):
-        at.switch_page("views/run.py")
+        at.switch_page("views/run_scan.py")
 
 
 def test_run_page_refuses_paths_outside_model_roots(app_env, tmp_path, monkeypatch):
     monkeypatch.setenv("SAFETY_LANDSCAPE_MODEL_ROOTS", str(tmp_path / "models"))
-    at = open_page("run")
-    at.text_input(key="run_model_path").set_value("/etc")
-    at.button[0].click().run()  # the form's submit button
+    at = open_page("run_scan")
+    at.text_input(key="run_model_path").set_value("/etc").run()
+    at.button(key="run_start").click().run()
     assert any("outside the allowed model roots" in e.value for e in at.error)
 
 
@@ -144,15 +144,15 @@ def test_job_launch_completes_in_the_store(app_env, tiny_model, monkeypatch):
 
     monkeypatch.setenv("SAFETY_LANDSCAPE_MODEL_ROOTS", str(tiny_model.parent))
     store_dir, _ = app_env
-    at = open_page("run")
+    at = open_page("run_scan")
     at.text_input(key="run_model_path").set_value(str(tiny_model))
     at.number_input(key="run_points").set_value(3)
     at.number_input(key="run_limit").set_value(2)
-    at.slider(key="run_tokens").set_value(4)
-    at.button[0].click().run()
+    at.number_input(key="run_tokens").set_value(4).run()
+    at.button(key="run_start").click().run()
     assert not at.error, [e.value for e in at.error]
     key = at.session_state["run_job"]
-    at.button[0].click().run()  # the same spec again attaches instead of starting a second job
+    at.button(key="run_start").click().run()  # the same spec again attaches instead of starting a second job
     assert any("Attached" in s.value for s in at.success), [s.value for s in at.success]
     deadline = time.time() + 300
     with Store(store_dir) as store:

@@ -1,0 +1,32 @@
+"""About this server: its own settings, version and commit (nothing secret: no OIDC values)."""
+
+import streamlit as st
+
+from dashboard import data
+from dashboard.auth import login_configured
+from landscape import __version__
+from landscape.core.provenance import git_commit
+
+st.title("About this server")
+settings = data.settings()
+if settings.read_only:
+    launch = "nobody (read-only: scans are launched from the command line)"
+elif login_configured():
+    launch = ", ".join(settings.launchers) or "any signed-in user"
+else:
+    launch = "anyone who can reach the server (no login configured)"
+rows = [
+    ("store", str(settings.store)),
+    ("model roots", ", ".join(str(r) for r in settings.model_roots) or "none: built-in models only"),
+    ("read-only", "yes" if settings.read_only else "no"),
+    ("who may launch", launch),
+    ("concurrent jobs", str(settings.max_jobs)),
+    ("base URL path", "/" + settings.base_url_path),
+    ("login", "OIDC (st.login)" if login_configured() else "off"),
+    ("version", __version__),
+    ("commit", git_commit()),
+]
+st.dataframe([{"setting": k, "value": v} for k, v in rows], hide_index=True, width="stretch", key="about")
+st.caption(
+    "Settings come from SAFETY_LANDSCAPE_* environment variables or the SAFETY_LANDSCAPE_SETTINGS file."
+)

@@ -1,0 +1,88 @@
+"""Run a study: a built-in preset or an uploaded YAML, validated before anything starts, as a job.
+
+The upload is read with ``yaml.safe_load`` and validated as a ``StudySpec`` (size-limited); a bad
+file is one error line and nothing is launched. The job is ``landscape study jobs/<key>.yaml``;
+its stages come from the study record (``study:<key>``) as the pipeline writes them.
+"""
+
+import streamlit as st
+
+from dashboard import commands, data, jobs
+from dashboard.auth import current_user, may_launch
+from dashboard.common import my_jobs
+from landscape.study.pipeline import PRESETS, load_study, parse_study
+
+MAX_UPLOAD_BYTES = 64 * 1024
+
+st.title("Run a study")
+settings = data.settings()
+allowed, why = may_launch(settings)
+if not allowed:
+    st.info(why)
+    st.stop()
+store = data.store()
+
+source = st.radio("Study", ["preset", "upload"], horizontal=True, key="study_source")
+dtype = st.selectbox("dtype (when the study does not set one)", ["float32", "bfloat16"], key="study_dtype")
+spec, problem = None, None
+try:
+    if source == "preset":
+        preset = st.selectbox("Preset", PRESETS, key="study_preset")
+        spec = load_study(preset=preset, default_dtype=dtype)
+    else:
+        upload = st.file_uploader("Study YAML (≤ 64 KB)", type=["yaml", "yml"], key="study_upload")
+        if upload is not None:
+            raw = upload.getvalue()
+            if len(raw) > MAX_UPLOAD_BYTES:
+                problem = f"the study file is {len(raw):,} bytes; the limit is {MAX_UPLOAD_BYTES:,}"
+            else:
+                spec = parse_study(raw.decode("utf-8", errors="replace"), default_dtype=dtype)
+except Exception as exc:  # SpecError or pydantic's ValidationError: one line, nothing launched
+    problem = commands.one_line(exc)
+if spec is not None:
+    problem = settings.model_allowed(spec.base.source)
+    st.caption(
+        f"{spec.name}: {len(spec.runs)} runs ({', '.join(r.name for r in spec.runs)}), "
+        f"base {spec.base.source}, {'aligned first' if spec.align else 'no alignment'}"
+    )
+
+if st.button("Start study", key="study_start", type="primary", disabled=spec is None and problem is None):
+    if problem or spec is None:
+        st.error(problem or "choose a study first")
+    else:
+        try:
+            job = jobs.submit_study(spec, store, settings.max_jobs, current_user())
+            st.session_state["study_job"] = job.key
+            st.success(
+                ("Attached to the running job" if job.attached else "Started job")
+                + f" for study {job.key[:12]}."
+            )
+        except Exception as exc:
+            st.error(f"Could not start the study: {commands.one_line(exc)}")
+elif problem:
+    st.error(problem)
+
+
+@st.fragment(run_every=2)
+def progress():
+    key = st.session_state.get("study_job")
+    if not key:
+        st.caption("No study started from this session.")
+        return
+    rec = store.get_json(f"study:{key}") or {}
+    stages = rec.get("stages") or {}
+    done = sum(s.get("status") == "done" for s in stages.values())
+    st.progress(
+        min(done / max(len(stages), 1), 1.0),
+        text=f"study {key[:12]}: {done} stages done · {rec.get('status', 'starting…')}",
+    )
+    if stages:
+        st.dataframe(
+            [{"stage": n, "status": s.get("status")} for n, s in stages.items()],
+            hide_index=True,
+            key="study_run_stages",
+        )
+
+
+progress()
+my_jobs(store, "study")
