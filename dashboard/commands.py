@@ -73,6 +73,33 @@ def scan_args(c: ScanChoice) -> list[str]:
     return args
 
 
+FULL_TOKENS = 512  # the paper's decoding budget for reading what the model says
+
+
+def point_args(
+    spec_file: str, spec: ScanSpec, alpha: float, beta: float | None, max_new_tokens: int
+) -> list[str]:
+    """``scan KIND --spec FILE`` with the grid reduced to the one point (α, β) (each axis ``START =
+    STOP``, one point), no early stop and ``max_new_tokens``: the rest of the scan comes from
+    ``spec_file`` (``spec`` as YAML)."""
+    kind = {"2d": "2d", "interpolation": "interpolate"}.get(spec.kind, "1d")
+    args = [
+        "scan",
+        kind,
+        "--spec",
+        spec_file,
+        "--range",
+        repr(float(alpha)),
+        repr(float(alpha)),
+        "--points",
+        "1",
+    ]
+    if spec.betas is not None:
+        b = repr(float(beta if beta is not None else 0.0))
+        args += ["--beta-range", b, b, "--beta-points", "1"]
+    return [*args, "--full-responses", "--max-new-tokens", str(int(max_new_tokens))]
+
+
 class ParsedScan(NamedTuple):
     spec: ScanSpec  # the first member, on the requested grid (auto range moves the axes later)
     members: list[ScanSpec]  # the K directions' specs

@@ -41,6 +41,30 @@ def pick_scan(df, label: str, key: str, default_key: str | None = None) -> str:
     return choice
 
 
+INSPECT = "inspect_point"  # hand-over to the inspector: {"key", "i", "j"} of the point to open
+
+
+def selected_point(event) -> tuple[int, int] | None:
+    """The ``customdata`` pair of the first selected point that carries one, from the event
+    ``st.plotly_chart(..., on_select="rerun")`` returns (``{"selection": {"points": [{...,
+    "customdata": [i, j]}]}}``); None when nothing, or only a point without one (θ₀), is selected."""
+    points = ((event or {}).get("selection") or {}).get("points") or []
+    for p in points:
+        data = p.get("customdata") if isinstance(p, dict) else None
+        if isinstance(data, list | tuple) and len(data) >= 2:
+            try:
+                return int(data[0]), int(data[1])
+            except (TypeError, ValueError):
+                continue
+    return None
+
+
+def open_inspector(key: str, i: int, j: int) -> None:
+    """Switch to the point inspector on grid point ``(i, j)`` of scan ``key``."""
+    st.session_state[INSPECT] = {"key": key, "i": int(i), "j": int(j)}
+    st.switch_page("views/inspector.py")
+
+
 def metric_row(key: str, rec: dict) -> None:
     """VISAGE both ways, ASR at θ₀ and status of one scan (metrics recomputed from its grid)."""
     summ = data.summary(key)

@@ -65,11 +65,15 @@ def _axis_title(name: str) -> dict:
     return {"title": {"text": name}}
 
 
-def build_curve_figure(curves: list[Curve], title: str = "1D safety landscape") -> go.Figure:
+def build_curve_figure(
+    curves: list[Curve], title: str = "1D safety landscape", selectable: bool = False
+) -> go.Figure:
     """ASR vs alpha per curve (mean ± band over directions), incoherent rate dotted, θ₀ line.
 
     A curve's 95% Wilson interval (``Curve.ci``), when given, is a lighter band of its own
     (named "… 95% CI"). Capability (benign over-refusal, NLL), when recorded, goes on a second y axis.
+    ``selectable``: each ASR marker carries ``customdata = [i, k]`` (grid index, curve number), so
+    the dashboard can open the clicked point (exports leave it out).
     """
     fig = go.Figure()
     has_capability = False
@@ -92,6 +96,7 @@ def build_curve_figure(curves: list[Curve], title: str = "1D safety landscape") 
                 name=f"{label}: ASR",
                 line={"color": color, "width": 2.5},
                 marker={"size": 6},
+                customdata=[[i, k] for i in range(len(mean))] if selectable else None,
             )
         )
         rates = (
@@ -188,9 +193,13 @@ def build_contour_figure(
     visage: float | None = None,
     zmin: float = 0.0,
     zmax: float = 100.0,
+    selectable: bool = False,
 ) -> go.Figure:
     """Filled contour on a fixed colour scale, the basin boundary as an isoline at ``threshold``,
-    θ₀ marked at (0, 0), equal axis scaling (trajectories: ``build_trajectory_figure``)."""
+    θ₀ marked at (0, 0), equal axis scaling (trajectories: ``build_trajectory_figure``).
+
+    ``selectable``: a layer of nearly invisible markers, one per grid point with ``customdata =
+    [i, j]``, on top (Plotly reports no selection on contour traces; exports leave it out)."""
     a, b, z = np.asarray(alphas), np.asarray(betas), plotly_z(asr)
     fig = go.Figure()
     fig.add_trace(
@@ -234,6 +243,9 @@ def build_contour_figure(
             marker={"symbol": "star", "size": 16, "color": "#e6550d", "line": {"color": "white", "width": 1}},
         )
     )
+    if selectable:
+        fig.data[0].hoverinfo = "skip"  # the grid points' layer says the same, at the points
+        fig.add_trace(_grid_points(a, b, np.asarray(asr, dtype=float)))
     sub = f"VISAGE {visage:.2f}" if visage is not None else None
     fig.update_layout(
         title={"text": title + (f"<br><sub>{sub}</sub>" if sub else "")},
@@ -245,6 +257,24 @@ def build_contour_figure(
         margin={"l": 60, "r": 20, "t": 60, "b": 60},
     )
     return fig
+
+
+def _grid_points(alphas: np.ndarray, betas: np.ndarray, asr: np.ndarray) -> go.Scatter:
+    """Every (i, j) of the grid as a clickable, nearly invisible marker (``customdata = [i, j]``)."""
+    ii, jj = np.meshgrid(np.arange(len(alphas)), np.arange(len(betas)), indexing="ij")
+    ii, jj = ii.ravel(), jj.ravel()
+    text = [f"{v:.0f}%" if np.isfinite(v) else "not computed" for v in asr[ii, jj]]
+    return go.Scatter(
+        x=alphas[ii],
+        y=betas[jj],
+        mode="markers",
+        name="grid points",
+        showlegend=False,
+        marker={"size": 14, "color": "white", "opacity": 0.02},
+        customdata=np.stack([ii, jj], axis=1).tolist(),
+        text=text,
+        hovertemplate="α=%{x:.3f}<br>β=%{y:.3f}<br>ASR=%{text}<br>click to inspect<extra></extra>",
+    )
 
 
 def build_difference_figure(alphas, betas, asr_a, asr_b, name_a: str, name_b: str) -> go.Figure:

@@ -36,7 +36,8 @@ import psutil  # a dependency of accelerate and peft, so always installed beside
 import yaml
 
 from cache import Store
-from dashboard.commands import scan_spec
+from dashboard.commands import point_args, scan_spec
+from landscape.core.specs import ScanSpec
 from landscape.engine.scan import prepare_scan
 from landscape.study.pipeline import study_key
 from landscape.study.specs import StudySpec
@@ -108,6 +109,11 @@ def _args_give_key(store: Store, key: str, args: list[str]) -> bool:
         return args == ["study", str(job_file(store, key, "yaml"))]
     if args[:1] != ["scan"]:
         return False
+    if "--spec" in args:  # a point job's spec: only this store's own file, never a path from elsewhere
+        at = args.index("--spec") + 1
+        named = Path(args[at]) if at < len(args) else None
+        if named is None or not _inside_store(store, named) or not named.name.endswith(".point.yaml"):
+            return False
     try:
         return prepare_scan(scan_spec(args).spec, store).key == key
     except Exception:  # flags that do not parse or name a missing model are no job of ours
@@ -223,6 +229,34 @@ def submit_scan(args: list[str], store: Store, max_jobs: int, user: str | None =
     scans = [prepare_scan(s, store).key for s in parsed.members]
     label = f"scan {args[1]} · {parsed.spec.model.source}"
     return _launch(store, scans[0], "scan", args, max_jobs, {"user": user, "label": label, "scans": scans})
+
+
+def submit_point(
+    store: Store,
+    source: str,
+    spec: ScanSpec,
+    point: tuple[float, float | None],
+    max_new_tokens: int,
+    max_jobs: int,
+    user: str | None = None,
+) -> tuple[Job, list[str]]:
+    """Start a one-point scan of scan ``source``'s spec at ``point`` = (α, β) with full responses
+    (no early stop) and ``max_new_tokens``; returns the job and its arguments. The spec goes to
+    ``jobs/<source>.point.yaml`` (the same text for every point of that scan), the point on the flags."""
+    path = job_file(store, source, "point.yaml")
+    folder = jobs_dir(store)
+    if folder.is_symlink():
+        raise JobError(f"{folder} is a symbolic link: refusing to write job files through it")
+    folder.mkdir(exist_ok=True)
+    text = yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False).encode()
+    if not (_inside_store(store, path) and path.read_bytes() == text):
+        try:
+            with _open_no_follow(path, os.O_TRUNC) as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise JobError(f"cannot write the point spec of {source[:12]}: {exc.strerror}") from None
+    args = point_args(str(path), spec, point[0], point[1], max_new_tokens)
+    return submit_scan(args, store, max_jobs, user), args
 
 
 def submit_study(spec: StudySpec, store: Store, max_jobs: int, user: str | None = None) -> Job:

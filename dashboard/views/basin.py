@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import data
-from dashboard.common import metric_row, pick_scan, scans_or_stop
+from dashboard.common import metric_row, open_inspector, pick_scan, scans_or_stop, selected_point
 from dashboard.figures import build_contour_figure, build_surface_figure
 
 st.title("2D safety basin")
@@ -23,11 +23,16 @@ with left:
         build_surface_figure(alphas, betas, values["asr_pct"], visage=visage), width="stretch", key="surface"
     )
 with right:
-    st.plotly_chart(
-        build_contour_figure(alphas, betas, values["asr_pct"], threshold=threshold, visage=visage),
-        width="stretch",
-        key="contour",
+    contour = build_contour_figure(
+        alphas, betas, values["asr_pct"], threshold=threshold, visage=visage, selectable=True
     )
+    event = st.plotly_chart(
+        contour, width="stretch", key="contour", on_select="rerun", selection_mode="points"
+    )
+    st.caption("Click a grid point of the contour to inspect its prompts and responses.")
+picked = selected_point(event)
+if picked is not None:
+    open_inspector(key, *picked)
 metric_row(key, rec)
 if rec.get("status") != "complete":
     st.caption(

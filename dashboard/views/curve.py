@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data
-from dashboard.common import metric_row, scans_or_stop
+from dashboard.common import metric_row, open_inspector, scans_or_stop, selected_point
 from dashboard.figures import build_curve_figure
 from landscape.core.format import format_number
 from landscape.core.stats import BOOTSTRAP_B, BOOTSTRAP_SEED
@@ -41,8 +41,12 @@ else:
         row = df[df["key"] == k].iloc[0]
         curves.append(data.curve_for(k, f"{k[:8]} · {row['model']} · {row['system prompt']}"))
         members.append([k])
-fig = build_curve_figure(curves)
-st.plotly_chart(fig, width="stretch", key="curve_chart")
+fig = build_curve_figure(curves, selectable=True)
+event = st.plotly_chart(fig, width="stretch", key="curve_chart", on_select="rerun", selection_mode="points")
+picked = selected_point(event)
+if picked is not None and picked[1] < len(members):
+    open_inspector(members[picked[1]][0], picked[0], 0)  # a family's point: its first direction's scan
+st.caption("Click a point of an ASR curve to inspect its prompts and responses.")
 vis_rows = []
 for c, keys in zip(curves, members, strict=True):
     vis = mean_std(data.summary(k).get("visage") for k in keys)

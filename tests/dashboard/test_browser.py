@@ -98,3 +98,28 @@ def test_basin_page_renders_in_chromium(server, tmp_path):
     assert len(colours) > 50, "screenshot is (nearly) blank"
     lo, hi = img.getextrema()
     assert hi - lo > 100
+
+
+def test_clicking_a_contour_point_opens_the_inspector(server):
+    from playwright.sync_api import sync_playwright
+
+    url, keys = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium_path(), headless=True, args=["--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/basin", wait_until="domcontentloaded")
+        contour = page.locator(".js-plotly-plot").nth(1)
+        points = contour.locator(".scatterlayer .trace").last.locator("path.point")
+        points.first.wait_for(state="attached", timeout=60_000)
+        page.wait_for_timeout(1500)
+        assert points.count() == 3 * 4  # the filled store's 3 × 4 grid
+        box = points.nth(5).bounding_box()  # customdata [1, 1]: i = 5 // 4, j = 5 % 4
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.wait_for_url("**/inspector", timeout=30_000)
+        page.get_by_text("Point inspector").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(1500)
+        body = page.inner_text("body")
+        browser.close()
+    assert "Error" not in body and "0.1667" in body  # β index 1 of linspace(-0.5, 1.5, 4)
