@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cache import Store
@@ -51,3 +53,17 @@ def app_env(filled_store, monkeypatch):
     monkeypatch.setenv("SAFETY_LANDSCAPE_STORE", str(store))
     monkeypatch.delenv("SAFETY_LANDSCAPE_READ_ONLY", raising=False)
     return store, keys
+
+
+def copy_store(src: Path, dst: Path) -> Path:
+    """A consistent copy of a store another process may hold open: files as they are, each SQLite
+    database through SQLite's backup API (a raw copy of a live database with its -wal/-shm files is
+    not a snapshot and can leave the copy malformed)."""
+    import shutil
+    import sqlite3
+
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.db", "*.db-wal", "*.db-shm"))
+    for db in Path(src).rglob("*.db"):
+        with sqlite3.connect(db) as a, sqlite3.connect(dst / db.relative_to(src)) as b:
+            a.backup(b)
+    return dst

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
-
 from cache import Store
 from landscape.core.specs import JudgeSpec
 from landscape.engine.rejudge import rejudge_scan
 
+from .conftest import copy_store
 from .test_pages import open_page
 
 
 def test_compare_shows_judge_agreement_of_a_rejudge(filled_store, tmp_path, monkeypatch):
     src, keys = filled_store
-    root = shutil.copytree(src, tmp_path / "store")
+    root = copy_store(src, tmp_path / "store")
     with Store(root) as store:
         derived = rejudge_scan(keys["1d"], JudgeSpec(name="prefix"), store, log=lambda m: None).key
     monkeypatch.setenv("SAFETY_LANDSCAPE_STORE", str(root))
@@ -31,7 +30,7 @@ def test_compare_shows_judge_agreement_of_a_rejudge(filled_store, tmp_path, monk
 
 def test_inspector_shows_rows_without_a_verdict(filled_store, tmp_path, monkeypatch):
     src, keys = filled_store
-    root = shutil.copytree(src, tmp_path / "store")
+    root = copy_store(src, tmp_path / "store")
     with Store(root) as store:
         for i in range(5):  # every point's first row loses its verdict
             rows = store.point_responses(keys["1d"], i, 0)

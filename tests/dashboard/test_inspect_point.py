@@ -3,7 +3,6 @@ one-point scan (no early stop, the paper's 512 tokens) and hands its point back 
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import numpy as np
@@ -16,6 +15,7 @@ from dashboard import jobs
 from dashboard.common import selected_point
 from dashboard.figures import Curve, build_contour_figure, build_curve_figure
 
+from .conftest import copy_store
 from .test_pages import open_page
 
 ALPHAS, BETAS = np.array([-1.0, 0.0, 1.0]), np.array([-0.5, 0.0, 0.5, 1.0])
@@ -107,7 +107,7 @@ def test_clicking_a_curve_point_opens_that_scan_at_that_alpha(app_env, monkeypat
 def own_store(filled_store, tmp_path, tiny_model, monkeypatch):
     """A copy of the filled store (a job adds scans), the tiny model's folder as model root."""
     store, keys = filled_store
-    shutil.copytree(store, tmp_path / "store")
+    copy_store(store, tmp_path / "store")
     monkeypatch.setenv("SAFETY_LANDSCAPE_STORE", str(tmp_path / "store"))
     monkeypatch.setenv("SAFETY_LANDSCAPE_MODEL_ROOTS", str(tiny_model.parent))
     monkeypatch.delenv("SAFETY_LANDSCAPE_READ_ONLY", raising=False)
