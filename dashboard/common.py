@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data
+from dashboard import commands, data
 from landscape.core.format import format_number
 from landscape.core.specs import GenerationSpec, judgement_note
 from landscape.core.visage import reference_text
@@ -105,3 +105,17 @@ def my_jobs(store, kind: str) -> None:
             if job.running and st.button("Cancel", key=f"cancel_{job.key}"):
                 jobs.cancel(store, job.key)
                 st.rerun()
+
+
+def start_job(what: str, state_key: str, submit) -> None:
+    """Run ``submit()`` (a jobs.submit_*), remember the job under ``state_key`` and say whether it
+    started or attached to the same job already running; a failure is one line."""
+    try:
+        job = submit()
+        st.session_state[state_key] = job.key
+        st.success(
+            ("Attached to the running job" if job.attached else "Started job")
+            + f" for {what} {job.key[:12]}."
+        )
+    except Exception as exc:
+        st.error(f"Could not start the {what}: {commands.one_line(exc)}")

@@ -11,7 +11,7 @@ import streamlit as st
 
 from dashboard import commands, data, jobs
 from dashboard.auth import current_user, may_launch
-from dashboard.common import my_jobs
+from dashboard.common import my_jobs, start_job
 from dashboard.figures import Curve, build_contour_figure, build_curve_figure
 from landscape.core.format import format_duration
 from landscape.core.specs import SYSTEM_PRESETS
@@ -119,15 +119,7 @@ if st.button("Start scan", key="run_start", type="primary"):
     if problem:
         st.error(problem)
     else:
-        try:
-            job = jobs.submit_scan(args, store, settings.max_jobs, current_user())
-            st.session_state["run_job"] = job.key
-            st.success(
-                ("Attached to the running job" if job.attached else "Started job")
-                + f" for scan {job.key[:12]}."
-            )
-        except Exception as exc:
-            st.error(f"Could not start the scan: {commands.one_line(exc)}")
+        start_job("scan", "run_job", lambda: jobs.submit_scan(args, store, settings.max_jobs, current_user()))
 
 
 @st.fragment(run_every=2)

@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import commands, data, jobs
 from dashboard.auth import current_user, may_launch
-from dashboard.common import my_jobs
+from dashboard.common import my_jobs, start_job
 from landscape.study.pipeline import PRESETS, load_study, parse_study
 
 MAX_UPLOAD_BYTES = 64 * 1024
@@ -50,15 +50,9 @@ if st.button("Start study", key="study_start", type="primary", disabled=spec is 
     if problem or spec is None:
         st.error(problem or "choose a study first")
     else:
-        try:
-            job = jobs.submit_study(spec, store, settings.max_jobs, current_user())
-            st.session_state["study_job"] = job.key
-            st.success(
-                ("Attached to the running job" if job.attached else "Started job")
-                + f" for study {job.key[:12]}."
-            )
-        except Exception as exc:
-            st.error(f"Could not start the study: {commands.one_line(exc)}")
+        start_job(
+            "study", "study_job", lambda: jobs.submit_study(spec, store, settings.max_jobs, current_user())
+        )
 elif problem:
     st.error(problem)
 
