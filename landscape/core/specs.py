@@ -335,7 +335,7 @@ def point_spec(
     model: ModelSpec,
     prompts: PromptSpec,
     max_new_tokens: int,
-    judge: str = "keywords",
+    judge: str | JudgeSpec = "keywords",
     fmt: FormatSpec | None = None,
     capability: CapabilitySpec | None = None,
 ) -> ScanSpec:
@@ -351,7 +351,7 @@ def point_spec(
         alphas=AxisSpec(start=0.0, stop=0.0, num=1),
         prompts=prompts,
         generation=GenerationSpec(max_new_tokens=max_new_tokens),
-        judge=JudgeSpec(name=judge),
+        judge=judge if isinstance(judge, JudgeSpec) else JudgeSpec(name=judge),
         capability=capability,
     )
 

@@ -23,6 +23,7 @@ from landscape.core.provenance import provenance
 from landscape.core.specs import (
     AlignSpec,
     FormatSpec,
+    JudgeSpec,
     ModelSpec,
     Runtime,
     SpecError,
@@ -75,6 +76,11 @@ def study_key(spec: StudySpec, store: Store) -> str:
     data["finetune"] = spec.finetune.key_dump()
     if data["seeds"] is None:  # added later: a study without seeds keeps its key
         data.pop("seeds")
+    if isinstance(spec.evaluation.judge, JudgeSpec):  # a model judge: its files' content, not its path
+        from landscape.core.judges import judge_model_identity
+
+        judge = data["evaluation"]["judge"]
+        judge["model"] = judge_model_identity(spec.evaluation.judge)
     return spec_hash("study", {"spec": data, "base": model_fingerprint(spec.base, store)})
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from landscape.core.specs import (
     AxisSpec,
@@ -35,7 +35,12 @@ class EvalSpec(Spec):
 
     harmful_limit: int = Field(40, ge=1, description="Held-out harmful prompts (builtin:harmful).")
     max_new_tokens: int = Field(24, ge=1, le=1024)
-    judge: str = "keywords"
+    judge: str | JudgeSpec = Field(
+        "keywords",
+        description="The judge of every evaluation and VISAGE scan: a registered name ('keywords', "
+        "'prefix'), or a mapping for a model judge, e.g. {name: guard, model: /models/llama-guard} "
+        "(see JudgeSpec); the judge model's content fingerprint enters every key.",
+    )
     benign_limit: int = Field(20, ge=0, description="Benign prompts for the over-refusal rate.")
     task_limit: int = Field(120, ge=1, description="Task test items for accuracy.")
     default_format_asr: bool = Field(
@@ -49,6 +54,17 @@ class EvalSpec(Spec):
     visage_points: int = Field(5, ge=3, le=101)
     visage_prompts: int = Field(12, ge=1)
 
+    @field_validator("judge")
+    @classmethod
+    def _judge(cls, judge: str | JudgeSpec) -> str | JudgeSpec:
+        if isinstance(judge, str):
+            JudgeSpec(name=judge)  # one-line error for an unknown name or a model judge given by name
+        return judge
+
+    @property
+    def judge_spec(self) -> JudgeSpec:
+        return self.judge if isinstance(self.judge, JudgeSpec) else JudgeSpec(name=self.judge)
+
     def point_spec(
         self, model: ModelSpec, limit: int, capability: bool, fmt: FormatSpec | None = None
     ) -> ScanSpec:
@@ -58,7 +74,7 @@ class EvalSpec(Spec):
             model,
             PromptSpec(limit=limit),
             self.max_new_tokens,
-            self.judge,
+            self.judge_spec,
             fmt,
             CapabilitySpec(benign_limit=self.benign_limit, nll=False)
             if capability and self.benign_limit
@@ -74,7 +90,7 @@ class EvalSpec(Spec):
                 alphas=AxisSpec(start=-self.visage_range, stop=self.visage_range, num=self.visage_points),
                 prompts=PromptSpec(limit=self.visage_prompts),
                 generation=GenerationSpec(max_new_tokens=self.max_new_tokens),
-                judge=JudgeSpec(name=self.judge),
+                judge=self.judge_spec,
             )
             for k in range(self.visage_directions)
         ]

@@ -16,7 +16,6 @@ from landscape.core.specs import (
     AxisSpec,
     DirectionSpec,
     GenerationSpec,
-    JudgeSpec,
     ModelSpec,
     PromptSpec,
     ScanSpec,
@@ -51,7 +50,7 @@ def draw_trajectory(
 ) -> dict:
     """Project the runs' checkpoints onto ``traj.plane``, scan the plane, store and return the paths."""
     from landscape.core.directions import StoredDirection
-    from landscape.core.judges import judge_fingerprint
+    from landscape.core.judges import judge_fingerprint, judge_model_identity
     from landscape.core.models import model_fingerprint
     from landscape.engine.scan import scan_grid
     from landscape.engine.trajectory import covering_axis, model_delta, plane_gram, project
@@ -65,7 +64,8 @@ def draw_trajectory(
             "dtype": theta0.dtype,
             "finetunes": [finetunes[r].key for r in traj.runs],
             "evaluation": ev.model_dump(mode="json"),
-            "judge": judge_fingerprint(ev.judge),  # the record holds ASRs: a new judge rule redraws it
+            # the record holds ASRs: a new judge rule (or judge model) redraws it
+            "judge": judge_fingerprint(ev.judge_spec.name, judge_model_identity(ev.judge_spec)),
             "checkpoint_prompts": ev.harmful_limit,
         },
     )
@@ -88,7 +88,7 @@ def draw_trajectory(
         model=theta0,
         prompts=PromptSpec(limit=traj.prompts),
         generation=GenerationSpec(max_new_tokens=ev.max_new_tokens),
-        judge=JudgeSpec(name=ev.judge),
+        judge=ev.judge_spec,
     )
     explained = None
     if traj.plane == "interpolation":
