@@ -1,0 +1,165 @@
+"""Paper figures at their printed size: every kind × print preset rendered by the real exporter (kaleido +
+Chromium) to SVG and PDF; no two texts overlap, no legend covers a plot, no font under 7 pt, the 3D
+surface keeps its axis titles, fonts travel inside the PDF; the composed Figure 1 carries its panels.
+
+Text boxes come from Chromium's own layout of the SVG (``svg_layout``), not from estimates.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cache import Store
+from dashboard.export import chromium_path, figure_bytes, figure_for, render_session
+from dashboard.figure1 import figure1_bytes
+from dashboard.paper import MIN_FONT_PT, PAPER_PRESETS, apply_paper_preset, pt_to_px
+
+from ..conftest import ROOT
+from .svg_layout import layouts, problems
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(chromium_path() is None, reason="Debian chromium not installed (make system-deps)"),
+]
+PRINT = [p for p, v in PAPER_PRESETS.items() if v["print"]]
+KINDS = (("curve", "1d"), ("surface", "2d"), ("contour", "2d"))
+
+
+@pytest.fixture(scope="module")
+def rendered(filled_store):
+    """{(what, preset): {"svg": bytes, "pdf": bytes}} for every kind and Figure 1, one Chromium."""
+    root, keys = filled_store
+    out = {}
+    with Store(root) as s, render_session():
+        for kind, scan in KINDS:
+            fig = figure_for(s, keys[scan], kind)
+            for preset in PRINT:
+                out[kind, preset] = {fmt: figure_bytes(fig, fmt, preset) for fmt in ("svg", "pdf")}
+        for preset in PRINT:
+            out["figure1", preset] = {
+                fmt: figure1_bytes(s, keys["2d"], None, fmt, preset)[0] for fmt in ("svg", "pdf")
+            }
+        if png_dir := os.environ.get("FIGURES_PNG_DIR"):  # to look at them: FIGURES_PNG_DIR=/tmp/x pytest …
+            for kind, scan in KINDS:
+                for preset in PRINT:
+                    blob = figure_bytes(figure_for(s, keys[scan], kind), "png", preset)
+                    (Path(png_dir) / f"{kind}-{preset}.png").write_bytes(blob)
+            for preset in PRINT:
+                blob = figure1_bytes(s, keys["2d"], None, "png", preset)[0]
+                (Path(png_dir) / f"figure1-{preset}.png").write_bytes(blob)
+    return out
+
+
+def _texts(svg: bytes) -> list[str]:
+    root = ET.fromstring(svg)
+    return ["".join(t.itertext()) for t in root.iter("{http://www.w3.org/2000/svg}text")]
+
+
+def test_no_overlapping_text_no_covering_legend_no_small_font(rendered):
+    names = list(rendered)
+    found = layouts([rendered[n]["svg"] for n in names], chromium_path())
+    report = {n: problems(lay, pt_to_px(MIN_FONT_PT)) for n, lay in zip(names, found, strict=True)}
+    assert all(lay.texts for lay in found)  # the page did lay the SVGs out
+    assert not {n: p for n, p in report.items() if p}, report
+
+
+def test_pdf_pages_are_the_preset_size_with_fonts_embedded(rendered):
+    for (what, preset), files in rendered.items():
+        raw = files["pdf"]
+        assert raw.startswith(b"%PDF-")
+        assert b"/FontFile2" in raw or b"/FontFile3" in raw or b"/FontFile " in raw, (what, preset)
+        box = re.search(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)", raw)
+        assert box and float(box.group(1)) == pytest.approx(PAPER_PRESETS[preset]["width_in"] * 72, abs=1)
+
+
+def test_print_presets_put_the_title_and_visage_in_the_caption_not_the_figure(rendered, filled_store):
+    for (what, preset), files in rendered.items():
+        texts = " ".join(_texts(files["svg"]))
+        if what != "figure1":
+            assert "Safety basin" not in texts and "1D safety landscape" not in texts, (what, preset)
+    root, keys = filled_store
+    with Store(root) as s:
+        fig = figure_for(s, keys["2d"], "contour")
+    titled, _, _ = apply_paper_preset(fig, "single-column", show_title=True)
+    assert titled.layout.title.text.startswith("Safety basin")
+
+
+def test_curve_lines_are_labelled_from_the_spec(rendered, filled_store):
+    _root, keys = filled_store
+    texts = _texts(rendered["curve", "single-column"]["svg"])
+    legend = [t for t in texts if "ASR" in t and "·" in t]
+    assert legend and "random d₁ (seed 0)" in legend[0], texts
+    assert not any(keys["1d"][:8] in t for t in texts)
+
+
+def test_surface_keeps_its_alpha_beta_asr_titles(filled_store):
+    """The 3D titles are drawn into WebGL, not SVG text: paint each a pure colour, find it in the PNG,
+    and away from the image's edges (a title cut by the scene's edge touches them)."""
+    from PIL import Image
+
+    root, keys = filled_store
+    with Store(root) as s:
+        fig = figure_for(s, keys["2d"], "surface")
+    colours = {"xaxis": (255, 0, 0), "yaxis": (0, 0, 255), "zaxis": (255, 0, 255)}
+    for preset in PRINT:
+        sized, w, h = apply_paper_preset(fig, preset)
+        for axis, rgb in colours.items():
+            sized.layout.scene[axis].title.font.color = "rgb({},{},{})".format(*rgb)
+        img = np.asarray(Image.open(io.BytesIO(sized.to_image(format="png", width=w, height=h, scale=1))))
+        for axis, rgb in colours.items():
+            hit = np.all(np.abs(img[..., :3].astype(int) - rgb) < 40, axis=-1)
+            assert hit.sum() >= 4, f"{preset}: the {axis} title is not drawn"
+            ys, xs = np.nonzero(hit)
+            assert xs.min() > 1 and ys.min() > 1 and xs.max() < w - 2 and ys.max() < h - 2, (preset, axis)
+
+
+def test_figure1_has_its_panels_axis_titles_and_visage_under_each(rendered):
+    for preset in PRINT:
+        texts = _texts(rendered["figure1", preset]["svg"])
+        joined = " ".join(texts)
+        for needle in ("(a) basin surface", "(b) contour", "(c) slice at β", "VISAGE", "ASR (%)", "α", "β"):
+            assert needle in joined, (preset, needle, texts)
+        assert joined.count("VISAGE") == 3
+    root = ET.fromstring(rendered["figure1", "double-column"]["svg"])
+    assert root.get("width") == str(int(7.0 * 96))
+    assert len(root.findall(".//{http://www.w3.org/2000/svg}image")) == 1  # the 3D surface panel
+
+
+def test_cli_figure1_and_labels(filled_store, tmp_path):
+    root, keys = filled_store
+    out = tmp_path / "f1.svg"
+    cmd = [sys.executable, "-m", "landscape", "--store", str(root), "export", keys["1d"][:10]]
+    res = subprocess.run(
+        [
+            *cmd,
+            "--figure1",
+            "--format",
+            "svg",
+            "--preset",
+            "single-column",
+            "--label",
+            "curve=my model",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[0] == str(out) and res.stdout.splitlines()[1].startswith("caption: 1D")
+    assert "(a) 1D landscape" in " ".join(_texts(out.read_bytes()))
+    bad = subprocess.run(
+        [*cmd, "--label", "colour=red"], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error: unknown label 'colour'")
