@@ -8,6 +8,7 @@ Text boxes come from Chromium's own layout of the SVG (``svg_layout``), not from
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import subprocess
@@ -163,3 +164,27 @@ def test_cli_figure1_and_labels(filled_store, tmp_path):
         [*cmd, "--label", "colour=red"], capture_output=True, text=True, cwd=ROOT, timeout=120
     )
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error: unknown label 'colour'")
+
+
+def test_export_page_edits_labels_and_renders_figure1(app_env):
+    from streamlit.testing.v1 import AppTest
+
+    _store, keys = app_env
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=180)
+    at.run()
+    at.switch_page("views/export.py").run()
+    at.selectbox(key="export_scan").set_value(keys["2d"]).run()
+    at.selectbox(key="export_kind").set_value("contour").run()
+    at.text_input(key="export_label_alpha").set_value("α (random d₁)").run()
+    assert not at.exception, [e.message for e in at.exception]
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["xaxis"]["title"]["text"] == "α (random d₁)"
+    assert "VISAGE" in at.text_area(key="export_caption").value
+    at.selectbox(key="figure1_format").set_value("svg").run()
+    at.button(key="figure1_render").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    blob, name, fmt, caption = at.session_state["figure1_blob"]
+    assert name == f"{keys['2d'][:12]}-figure1-single-column.svg" and fmt == "svg"
+    texts = " ".join(_texts(blob))
+    assert "(a) basin surface" in texts and "α (random d₁)" in texts and caption.startswith("Safety basin")
+    assert [d for d in at.get("download_button") if "figure1" in d.proto.label]
