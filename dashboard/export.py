@@ -282,7 +282,7 @@ def main(argv=None) -> int:
                     args.title or None,
                 )
                 caption = caption_for(store, key, kind, args.threshold)
-    except (ExportError, StoreError, OSError) as exc:
+    except (ValueError, StoreError, OSError) as exc:  # ValueError: also ExportError as dashboard.figure1 imports it (this file runs as __main__)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(out)

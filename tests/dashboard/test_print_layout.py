@@ -188,3 +188,33 @@ def test_export_page_edits_labels_and_renders_figure1(app_env):
     texts = " ".join(_texts(blob))
     assert "(a) basin surface" in texts and "α (random d₁)" in texts and caption.startswith("Safety basin")
     assert [d for d in at.get("download_button") if "figure1" in d.proto.label]
+
+
+def test_figure1_of_a_study_has_a_panel_per_model_with_visage(tiny_study, tmp_path):
+    root, record = tiny_study
+    out = tmp_path / "study.svg"
+    cmd = [sys.executable, "-m", "landscape", "--store", str(root), "export", "--study", record["name"]]
+    res = subprocess.run(
+        [*cmd, "--figure1", "--format", "svg", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    texts = " ".join(_texts(out.read_bytes()))
+    models = [m["name"] for m in record["models"] if m.get("visage_keys")]
+    assert len(models) >= 2
+    for k, name in enumerate(models):
+        assert f"({chr(97 + k)}) {name}" in texts, (name, texts)
+    assert texts.count("VISAGE") == len(models) and "std over 2 directions" in texts
+    [lay] = layouts([out.read_bytes()], chromium_path())
+    assert not problems(lay, pt_to_px(MIN_FONT_PT))
+    if png_dir := os.environ.get("FIGURES_PNG_DIR"):
+        subprocess.run(
+            [*cmd, "--figure1", "--format", "png", "--out", f"{png_dir}/study-figure1.png"], cwd=ROOT
+        )
+    missing = subprocess.run(
+        [*cmd[:-1], "nope", "--figure1"], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert missing.returncode == 2 and missing.stderr.strip() == "error: no study matches 'nope'"
