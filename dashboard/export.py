@@ -282,7 +282,9 @@ def main(argv=None) -> int:
                     args.title or None,
                 )
                 caption = caption_for(store, key, kind, args.threshold)
-    except (ValueError, StoreError, OSError) as exc:  # ValueError: also ExportError as dashboard.figure1 imports it (this file runs as __main__)
+    # ValueError covers ExportError raised from dashboard.figure1 too: this file runs as __main__,
+    # where ExportError is a second class of the same name
+    except (ValueError, StoreError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(out)

@@ -135,8 +135,8 @@ def build_curve_figure(
     return fig
 
 
-def _colorbar(title: str = "ASR (%)") -> dict:
-    return {"title": {"text": title}, "tickvals": [0, 25, 50, 75, 100]}
+def _colorbar(title: str = "ASR (%)", tickvals: tuple = (0, 25, 50, 75, 100)) -> dict:
+    return {"title": {"text": title}, "tickvals": list(tickvals)}
 
 
 def build_surface_figure(
@@ -303,7 +303,7 @@ def build_difference_figure(alphas, betas, asr_a, asr_b, name_a: str, name_b: st
                 zmid=0,
                 zmin=-100,
                 zmax=100,
-                colorbar=_colorbar("ΔASR (points)"),
+                colorbar=_colorbar("ΔASR (points)", (-100, -50, 0, 50, 100)),
             )
         )
         fig.update_layout(

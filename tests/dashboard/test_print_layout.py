@@ -22,6 +22,7 @@ import pytest
 from cache import Store
 from dashboard.export import chromium_path, figure_bytes, figure_for, render_session
 from dashboard.figure1 import figure1_bytes
+from dashboard.figures import build_difference_figure, build_study_figure, build_trajectory_figure
 from dashboard.paper import MIN_FONT_PT, PAPER_PRESETS, apply_paper_preset, pt_to_px
 
 from ..conftest import ROOT
@@ -49,6 +50,9 @@ def rendered(filled_store):
             out["figure1", preset] = {
                 fmt: figure1_bytes(s, keys["2d"], None, fmt, preset)[0] for fmt in ("svg", "pdf")
             }
+        for kind, fig in _synthetic_figures().items():  # the kinds only the pages draw
+            for preset in PRINT:
+                out[kind, preset] = {fmt: figure_bytes(fig, fmt, preset) for fmt in ("svg", "pdf")}
         if png_dir := os.environ.get("FIGURES_PNG_DIR"):  # to look at them: FIGURES_PNG_DIR=/tmp/x pytest …
             for kind, scan in KINDS:
                 for preset in PRINT:
@@ -58,6 +62,24 @@ def rendered(filled_store):
                 blob = figure1_bytes(s, keys["2d"], None, "png", preset)[0]
                 (Path(png_dir) / f"figure1-{preset}.png").write_bytes(blob)
     return out
+
+
+def _synthetic_figures() -> dict:
+    a, b = np.linspace(-1, 1, 7), np.linspace(-0.5, 1.5, 9)
+    aa, bb = np.meshgrid(a, b, indexing="ij")
+    z = np.clip(100 * (aa**2 + (bb - 0.5) ** 2), 0, 100)
+    path = [
+        {"epoch": e, "alpha": 0.1 * e, "beta": 0.05 * e, "asr_pct": 20 * e, "residual": 0.1} for e in range(4)
+    ]
+    models = [
+        {"name": n, "harmful_score_pct": h, "task_accuracy_pct": t, "benign_refusal_pct": 5}
+        for n, h, t in (("aligned", 3, 40), ("fine-tuned", 60, 55), ("antidote", 12, 50))
+    ]
+    return {
+        "difference": build_difference_figure(a, b, z, z / 2, "aligned", "fine-tuned"),
+        "trajectory": build_trajectory_figure(a, b, z, {"sft": path}, "interpolation"),
+        "study-bars": build_study_figure(models),
+    }
 
 
 def _texts(svg: bytes) -> list[str]:
@@ -111,11 +133,16 @@ def test_surface_keeps_its_alpha_beta_asr_titles(filled_store):
     with Store(root) as s:
         fig = figure_for(s, keys["2d"], "surface")
     colours = {"xaxis": (255, 0, 0), "yaxis": (0, 0, 255), "zaxis": (255, 0, 255)}
+    with render_session():
+        images = {}
+        for preset in PRINT:
+            sized, w, h = apply_paper_preset(fig, preset)
+            for axis, rgb in colours.items():
+                sized.layout.scene[axis].title.font.color = "rgb({},{},{})".format(*rgb)
+            images[preset] = sized.to_image(format="png", width=w, height=h, scale=1)
     for preset in PRINT:
-        sized, w, h = apply_paper_preset(fig, preset)
-        for axis, rgb in colours.items():
-            sized.layout.scene[axis].title.font.color = "rgb({},{},{})".format(*rgb)
-        img = np.asarray(Image.open(io.BytesIO(sized.to_image(format="png", width=w, height=h, scale=1))))
+        img = np.asarray(Image.open(io.BytesIO(images[preset])))
+        h, w = img.shape[:2]
         for axis, rgb in colours.items():
             hit = np.all(np.abs(img[..., :3].astype(int) - rgb) < 40, axis=-1)
             assert hit.sum() >= 4, f"{preset}: the {axis} title is not drawn"
