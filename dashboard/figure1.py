@@ -39,7 +39,7 @@ from landscape.core.stats import wilson_arrays
 from landscape.core.uncertainty import visage_interval
 from landscape.core.visage import mean_std, scan_summary, summarize
 
-FIGURE1_CAMERA = {"eye": {"x": 2.3, "y": -2.3, "z": 1.35}}  # a narrower scene than a single figure's
+FIGURE1_CAMERA = {"eye": {"x": 2.6, "y": -2.6, "z": 1.5}}  # a narrower scene than a single figure's
 HEIGHT_IN = {"single-column": 2.3, "double-column": 2.7, "slide": 5.0}  # per row of panels
 
 

@@ -154,8 +154,10 @@ def apply_paper_preset(
         axis3d = {"title_font": _font(px), "tickfont": _font(px), "nticks": 5}
         # no z tick at 0: it would sit on the α axis's first tick at the front corner
         zaxis = {**axis3d, "tickvals": [50, 100]}
+        if p["width_in"] < 5:  # a narrow scene: pulled back so the z title stays inside it
+            out.update_layout(scene_camera=SURFACE_CAMERA)
         out.update_layout(
-            scene={"xaxis": axis3d, "yaxis": axis3d, "zaxis": zaxis, "camera": SURFACE_CAMERA},
+            scene={"xaxis": axis3d, "yaxis": axis3d, "zaxis": zaxis},
             margin={"l": 0, "r": 0, "t": px * 1.6 if keep_title else 0, "b": 0},
         )
     return out, w, h

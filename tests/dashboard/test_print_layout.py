@@ -21,7 +21,7 @@ import pytest
 
 from cache import Store
 from dashboard.export import chromium_path, figure_bytes, figure_for, render_session
-from dashboard.figure1 import figure1_bytes
+from dashboard.figure1 import build_figure1, figure1_bytes, scan_panels
 from dashboard.figures import build_difference_figure, build_study_figure, build_trajectory_figure
 from dashboard.paper import MIN_FONT_PT, PAPER_PRESETS, apply_paper_preset, pt_to_px
 
@@ -132,22 +132,27 @@ def test_surface_keeps_its_alpha_beta_asr_titles(filled_store):
     root, keys = filled_store
     with Store(root) as s:
         fig = figure_for(s, keys["2d"], "surface")
+        panels, _ = scan_panels(s, keys["2d"], 50.0, {})
     colours = {"xaxis": (255, 0, 0), "yaxis": (0, 0, 255), "zaxis": (255, 0, 255)}
     with render_session():
         images = {}
         for preset in PRINT:
-            sized, w, h = apply_paper_preset(fig, preset)
-            for axis, rgb in colours.items():
-                sized.layout.scene[axis].title.font.color = "rgb({},{},{})".format(*rgb)
-            images[preset] = sized.to_image(format="png", width=w, height=h, scale=1)
-    for preset in PRINT:
+            for what, sized in (
+                ("surface", apply_paper_preset(fig, preset)[0]),
+                ("figure1", build_figure1(panels, preset)),
+            ):
+                for axis, rgb in colours.items():
+                    sized.layout.scene[axis].title.font.color = "rgb({},{},{})".format(*rgb)
+                w, h = sized.layout.width, sized.layout.height
+                images[what, preset] = sized.to_image(format="png", width=w, height=h, scale=2)
+    for preset in images:
         img = np.asarray(Image.open(io.BytesIO(images[preset])))
         h, w = img.shape[:2]
         for axis, rgb in colours.items():
             hit = np.all(np.abs(img[..., :3].astype(int) - rgb) < 40, axis=-1)
             assert hit.sum() >= 4, f"{preset}: the {axis} title is not drawn"
             ys, xs = np.nonzero(hit)
-            assert xs.min() > 1 and ys.min() > 1 and xs.max() < w - 2 and ys.max() < h - 2, (preset, axis)
+            assert xs.min() > 3 and ys.min() > 3 and xs.max() < w - 4 and ys.max() < h - 4, (preset, axis)
 
 
 def test_figure1_has_its_panels_axis_titles_and_visage_under_each(rendered):
