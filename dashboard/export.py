@@ -2,14 +2,20 @@
 and self-contained interactive HTML. Also the command line behind ``landscape export``:
 
     python -m dashboard.export SCAN --kind surface|contour|curve --format pdf [--preset single-column]
+        [--label curve="aligned model"] [--title]
+    python -m dashboard.export SCAN --figure1 ...      (or --study NAME --figure1)
 
-Figures come from the same builders the pages use. Kaleido drives the system Chromium
-(Debian's ``chromium``; ``BROWSER_PATH`` overrides where it is looked for).
+Figures come from the same builders the pages use, laid out for print by ``dashboard.paper``; lines
+are labelled from the scan's spec (model · system prompt · direction), every label can be replaced,
+and the title and VISAGE go to the caption (printed, and returned by ``caption_for``) rather than into
+the figure. Kaleido drives the system Chromium (Debian's ``chromium``; ``BROWSER_PATH`` overrides
+where it is looked for).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -21,14 +27,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cache import Store, StoreError
-from dashboard.figures import (
-    PAPER_PRESETS,
-    Curve,
-    apply_paper_preset,
-    build_contour_figure,
-    build_curve_figure,
-    build_surface_figure,
-)
+from dashboard.figures import Curve, build_contour_figure, build_curve_figure, build_surface_figure
+from dashboard.paper import PAPER_PRESETS, apply_paper_preset, check_labels, relabel, scan_label, visage_text
+from landscape.core.stats import wilson_arrays
+from landscape.core.uncertainty import visage_interval
 from landscape.core.visage import scan_summary
 
 FORMATS = ("png", "svg", "pdf", "html", "csv", "json")
@@ -52,30 +54,89 @@ def chromium_path() -> str | None:
     return None
 
 
-def figure_for(store: Store, key: str, kind: str, threshold: float = 50.0) -> go.Figure:
+def _scan(store: Store, key: str) -> tuple[dict, object]:
     record = store.scan_record(key)
     if record is None:
         raise ExportError(f"no scan with key {key!r}")
-    g = store.scan_grid(key)
+    return record, store.scan_grid(key)
+
+
+def scan_curve(record: dict, g, label: str | None = None) -> Curve:
+    """A 1D scan's curve, labelled from its spec, with each point's 95% Wilson interval."""
+    n = g.values.get("n_prompts")
+    if n is None or not np.isfinite(n).any():
+        n = np.full(np.shape(g.values["asr_pct"]), float(record.get("n_prompts") or np.nan))
+    return Curve(
+        name=label or scan_label(record),
+        alphas=g.alphas,
+        asr=g.values["asr_pct"],
+        incoherent=g.values.get("incoherent_pct"),
+        ci=wilson_arrays(g.values["asr_pct"], n),
+    )
+
+
+def figure_for(
+    store: Store, key: str, kind: str, threshold: float = 50.0, labels: dict[str, str] | None = None
+) -> go.Figure:
+    """The scan's figure of ``kind``; ``labels`` replaces texts (``dashboard.paper.LABEL_KEYS``)."""
+    labels = labels or {}
+    try:
+        check_labels(labels)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
+    record, g = _scan(store, key)
     visage = scan_summary(record, g.values["asr_pct"]).get("visage")  # recomputed, never the stored one
     if kind == "curve":
         if g.betas is not None:
             raise ExportError("a curve needs a 1D scan; use --kind surface or contour for 2D")
-        return build_curve_figure(
-            [
-                Curve(
-                    name=key[:8],
-                    alphas=g.alphas,
-                    asr=g.values["asr_pct"],
-                    incoherent=g.values.get("incoherent_pct"),
-                )
-            ]
-        )
-    if g.betas is None:
+        fig = build_curve_figure([scan_curve(record, g, labels.get("curve"))])
+    elif g.betas is None:
         raise ExportError(f"--kind {kind} needs a 2D scan; use --kind curve for 1D")
-    if kind == "surface":
-        return build_surface_figure(g.alphas, g.betas, g.values["asr_pct"], visage=visage)
-    return build_contour_figure(g.alphas, g.betas, g.values["asr_pct"], threshold=threshold, visage=visage)
+    elif kind == "surface":
+        fig = build_surface_figure(g.alphas, g.betas, g.values["asr_pct"], visage=visage)
+    else:
+        fig = build_contour_figure(g.alphas, g.betas, g.values["asr_pct"], threshold=threshold, visage=visage)
+    relabel(fig, {k: v for k, v in labels.items() if k != "curve"})
+    return fig
+
+
+def caption_for(store: Store, key: str, kind: str, threshold: float = 50.0) -> str:
+    """The text a paper puts under the figure: what it shows, the grid, VISAGE with its interval."""
+    record, g = _scan(store, key)
+    summ = scan_summary(record, g.values["asr_pct"])
+    what = {"curve": "1D safety landscape", "surface": "Safety basin", "contour": "Safety basin (contour)"}
+    grid = f"{len(g.alphas)} α" + (f" × {len(g.betas)} β" if g.betas is not None else "")
+    span = f"α ∈ [{g.alphas[0]:.3g}, {g.alphas[-1]:.3g}]" + (
+        f", β ∈ [{g.betas[0]:.3g}, {g.betas[-1]:.3g}]" if g.betas is not None else ""
+    )
+    ci = visage_interval(store, [key]) if summ.get("complete") else None
+    text = f"{what.get(kind, kind)} of {scan_label(record)}: {grid} points, {span}"
+    if record.get("n_prompts"):
+        text += f", {record['n_prompts']} prompts"
+    if kind == "contour":
+        text += f"; white line: basin edge at ASR = {threshold:g}%, star: θ₀"
+    if kind == "curve":
+        text += "; shaded: 95% Wilson interval of each point's ASR"
+    return f"{text}. {visage_text(summ.get('visage'), ci)}. (scan {key[:12]})"
+
+
+@contextlib.contextmanager
+def render_session():
+    """One Chromium for many renders (kaleido's sync server): ~0.4 s a figure instead of ~5 s."""
+    import kaleido
+
+    _browser()
+    kaleido.start_sync_server(silence_warnings=True)
+    try:
+        yield
+    finally:
+        kaleido.stop_sync_server(silence_warnings=True)
+
+
+def _browser() -> None:
+    if chromium_path() is None:
+        raise ExportError("static export needs Chromium: apt-get install chromium (or set BROWSER_PATH)")
+    os.environ.setdefault("BROWSER_PATH", chromium_path())
 
 
 def table_for(store: Store, key: str) -> pd.DataFrame:
@@ -98,16 +159,26 @@ def table_for(store: Store, key: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def figure_bytes(fig: go.Figure, fmt: str, preset: str = "double-column") -> bytes:
-    """PNG (3× scale for print), SVG or PDF (vector, fonts embedded by Chromium), or HTML."""
+def figure_bytes(
+    fig: go.Figure,
+    fmt: str,
+    preset: str = "double-column",
+    show_title: bool | None = None,
+    laid_out: bool = False,
+) -> bytes:
+    """PNG (3× scale for print), SVG or PDF (vector, fonts embedded by Chromium), or HTML.
+
+    ``show_title``: keep the in-figure title (default: off at print presets). ``laid_out``: ``fig``
+    is already sized for print (a composed Figure 1); rendered at its own size."""
     if fmt == "html":
         return fig.to_html(include_plotlyjs=True, full_html=True).encode()
     if preset not in PAPER_PRESETS:
         raise ExportError(f"unknown preset {preset!r}; choose from {', '.join(PAPER_PRESETS)}")
-    sized, w, h = apply_paper_preset(fig, preset)
-    if chromium_path() is None:
-        raise ExportError("static export needs Chromium: apt-get install chromium (or set BROWSER_PATH)")
-    os.environ.setdefault("BROWSER_PATH", chromium_path())
+    if laid_out:
+        sized, w, h = fig, fig.layout.width, fig.layout.height
+    else:
+        sized, w, h = apply_paper_preset(fig, preset, show_title)
+    _browser()
     import kaleido  # noqa: F401  (fails clearly when missing)
 
     return sized.to_image(format=fmt, width=w, height=h, scale=3 if fmt == "png" else 1)
@@ -121,6 +192,8 @@ def export_scan(
     out: Path,
     preset: str = "double-column",
     threshold: float = 50.0,
+    labels: dict[str, str] | None = None,
+    show_title: bool | None = None,
 ) -> Path:
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
@@ -139,32 +212,83 @@ def export_scan(
             )
         )
     else:
-        out.write_bytes(figure_bytes(figure_for(store, key, kind, threshold), fmt, preset))
+        fig = figure_for(store, key, kind, threshold, labels)
+        out.write_bytes(figure_bytes(fig, fmt, preset, show_title))
     return out
+
+
+def parse_labels(items: list[str]) -> dict[str, str]:
+    labels = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise ExportError(f"--label takes NAME=TEXT, got {item!r}")
+        labels[name.strip()] = text
+    return labels
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="landscape export", description="Export a stored scan's figure or data.")
-    p.add_argument("scan", help="scan key (a unique prefix is enough)")
+    p.add_argument("scan", nargs="?", help="scan key (a unique prefix is enough)")
     p.add_argument(
         "--kind", choices=KINDS, default=None, help="figure (default: curve for 1D, surface for 2D)"
     )
     p.add_argument("--format", choices=FORMATS, default="pdf")
     p.add_argument("--preset", choices=list(PAPER_PRESETS), default="double-column")
     p.add_argument("--threshold", type=float, default=50.0, help="contour basin edge (ASR %%)")
+    p.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="NAME=TEXT",
+        help="replace a text: curve, alpha, beta, asr, title (a study: also a model's name); repeatable",
+    )
+    p.add_argument("--title", action="store_true", help="keep the in-figure title (print presets drop it)")
+    p.add_argument(
+        "--figure1",
+        action="store_true",
+        help="the paper's Figure 1: surface, contour with basin edge and θ₀, 1D curve, VISAGE under each",
+    )
+    p.add_argument(
+        "--study", default=None, help="with --figure1: a study (name or key prefix) instead of a scan"
+    )
     p.add_argument("--out", type=Path, default=None, help="output file [SCAN-KIND.FORMAT]")
     p.add_argument("--store", default=os.environ.get("SAFETY_LANDSCAPE_STORE", "~/.cache/safety-landscape"))
     args = p.parse_args(argv)
     try:
+        labels = parse_labels(args.label)
         with Store(args.store) as store:
-            key = store.resolve_scan_key(args.scan)
-            kind = args.kind or ("curve" if store.scan_record(key).get("betas") is None else "surface")
-            out = args.out or Path(f"{key[:12]}-{kind}.{args.format}")
-            export_scan(store, key, kind, args.format, out, args.preset, args.threshold)
-    except (ExportError, StoreError, OSError) as exc:
+            if args.figure1 or args.study:
+                from dashboard.figure1 import export_figure1
+
+                out, caption = export_figure1(
+                    store, args.scan, args.study, args.format, args.out, args.preset, args.threshold, labels
+                )
+            else:
+                if args.scan is None:
+                    raise ExportError("give a scan key (or --study NAME --figure1)")
+                key = store.resolve_scan_key(args.scan)
+                kind = args.kind or ("curve" if store.scan_record(key).get("betas") is None else "surface")
+                out = args.out or Path(f"{key[:12]}-{kind}.{args.format}")
+                export_scan(
+                    store,
+                    key,
+                    kind,
+                    args.format,
+                    out,
+                    args.preset,
+                    args.threshold,
+                    labels,
+                    args.title or None,
+                )
+                caption = caption_for(store, key, kind, args.threshold)
+    # ValueError covers ExportError raised from dashboard.figure1 too: this file runs as __main__,
+    # where ExportError is a second class of the same name
+    except (ValueError, StoreError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(out)
+    print(f"caption: {caption}")
     return 0
 
 

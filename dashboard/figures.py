@@ -43,6 +43,7 @@ def _band(alphas, lo, hi, color: str, opacity: float, name: str) -> go.Scatter:
         x=np.concatenate([x, x[::-1]]),
         y=np.concatenate([np.clip(hi[ok], 0, 100), np.clip(lo[ok], 0, 100)[::-1]]),
         fill="toself",
+        mode="lines",
         line={"width": 0},
         fillcolor=color,
         opacity=opacity,
@@ -134,8 +135,8 @@ def build_curve_figure(
     return fig
 
 
-def _colorbar(title: str = "ASR (%)") -> dict:
-    return {"title": {"text": title}, "tickvals": [0, 25, 50, 75, 100]}
+def _colorbar(title: str = "ASR (%)", tickvals: tuple = (0, 25, 50, 75, 100)) -> dict:
+    return {"title": {"text": title}, "tickvals": list(tickvals)}
 
 
 def build_surface_figure(
@@ -302,7 +303,7 @@ def build_difference_figure(alphas, betas, asr_a, asr_b, name_a: str, name_b: st
                 zmid=0,
                 zmin=-100,
                 zmax=100,
-                colorbar=_colorbar("ΔASR (points)"),
+                colorbar=_colorbar("ΔASR (points)", (-100, -50, 0, 50, 100)),
             )
         )
         fig.update_layout(
@@ -312,14 +313,6 @@ def build_difference_figure(alphas, betas, asr_a, asr_b, name_a: str, name_b: st
         title={"text": f"ASR difference: {name_b} − {name_a}"}, font={"family": FONT}, template="plotly_white"
     )
     return fig
-
-
-# Paper presets for export: width in inches at 72 pt/in (Plotly lays out in CSS px = 1/96 in).
-PAPER_PRESETS = {
-    "single-column": {"width_in": 3.3, "height_in": 2.6, "font_pt": 8},
-    "double-column": {"width_in": 7.0, "height_in": 3.6, "font_pt": 9},
-    "slide": {"width_in": 10.0, "height_in": 5.6, "font_pt": 14},
-}
 
 
 def build_trajectory_figure(
@@ -393,19 +386,3 @@ def build_study_figure(models: list[dict]) -> go.Figure:
         margin={"l": 60, "r": 20, "t": 60, "b": 120},
     )
     return fig
-
-
-def apply_paper_preset(fig: go.Figure, preset: str) -> tuple[go.Figure, int, int]:
-    """A copy of ``fig`` sized for print; returns (figure, width_px, height_px) at 96 px/in."""
-    p = PAPER_PRESETS[preset]
-    out = go.Figure(fig)
-    w, h = int(p["width_in"] * 96), int(p["height_in"] * 96)
-    font_px = p["font_pt"] * 96 / 72
-    out.update_layout(
-        width=w,
-        height=h,
-        font={"family": FONT, "size": font_px},
-        title={"font": {"size": font_px * 1.15}},
-        margin={"l": 50, "r": 20, "t": 40, "b": 45},
-    )
-    return out, w, h

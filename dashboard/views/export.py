@@ -1,16 +1,20 @@
-"""Export: paper-ready PNG/SVG/PDF at column widths, the data as CSV/JSON, interactive HTML."""
+"""Export: paper-ready PNG/SVG/PDF at column widths (labels editable, caption beside), the composed
+Figure 1 of a scan or a study, the data as CSV/JSON, interactive HTML."""
 
 import streamlit as st
 
 from dashboard import data
 from dashboard.common import pick_scan, scans_or_stop
-from dashboard.export import ExportError, figure_bytes, figure_for, table_for
-from dashboard.figures import PAPER_PRESETS
+from dashboard.export import ExportError, caption_for, figure_bytes, figure_for, table_for
+from dashboard.paper import PAPER_PRESETS, scan_label
+
+MIME = {"pdf": "application/pdf", "svg": "image/svg+xml", "png": "image/png", "html": "text/html"}
 
 st.title("Export figures")
 df = scans_or_stop()
 key = pick_scan(df, "Scan", "export_scan")
-is_2d = data.record(key).get("betas") is not None
+record = data.record(key) or {}
+is_2d = record.get("betas") is not None
 c1, c2, c3 = st.columns(3)
 kind = c1.selectbox("Figure", ["surface", "contour"] if is_2d else ["curve"], key="export_kind")
 preset = c2.selectbox(
@@ -21,24 +25,69 @@ preset = c2.selectbox(
     format_func=lambda p: f"{p} ({PAPER_PRESETS[p]['width_in']} in, {PAPER_PRESETS[p]['font_pt']} pt)",
 )
 fmt = c3.selectbox("Format", ["pdf", "svg", "png", "html"], key="export_format")
+with st.expander("Labels and title"):
+    l1, l2, l3, l4 = st.columns(4)
+    labels = {
+        "curve": l1.text_input("Line label", scan_label(record), key="export_label_curve", disabled=is_2d),
+        "alpha": l2.text_input("α axis", "α", key="export_label_alpha"),
+        "beta": l3.text_input("β axis", "β", key="export_label_beta", disabled=not is_2d),
+        "asr": l4.text_input("ASR axis / colour bar", "ASR (%)", key="export_label_asr"),
+    }
+    show_title = st.checkbox(
+        "Title inside the figure (papers put it in the caption)", False, key="export_title"
+    )
+# Only what the user changed replaces the builder's texts (the curve's axis reads "α (perturbation …)").
+defaults = {"curve": scan_label(record), "alpha": "α", "beta": "β", "asr": "ASR (%)"}
+labels = {k: v for k, v in labels.items() if v and v != defaults[k]}
 store = data.store()
-fig = figure_for(store, key, kind)
+fig = figure_for(store, key, kind, labels=labels)
 st.plotly_chart(fig, width="stretch", key="export_preview")
+caption = caption_for(store, key, kind)
+st.text_area("Caption", caption, key="export_caption", height=90)
 if st.button("Render file", key="export_render"):
     try:
         with st.spinner("Rendering with headless Chromium…"):
             st.session_state["export_blob"] = (
-                figure_bytes(fig, fmt, preset),
+                figure_bytes(fig, fmt, preset, show_title or None),
                 f"{key[:12]}-{kind}-{preset}.{fmt}",
                 fmt,
             )
     except ExportError as exc:
         st.error(str(exc))
 if blob := st.session_state.get("export_blob"):
-    mime = {"pdf": "application/pdf", "svg": "image/svg+xml", "png": "image/png", "html": "text/html"}[
-        blob[2]
-    ]
-    st.download_button(f"Download {blob[1]}", blob[0], file_name=blob[1], mime=mime, key="export_download")
+    st.download_button(
+        f"Download {blob[1]}", blob[0], file_name=blob[1], mime=MIME[blob[2]], key="export_download"
+    )
+
+st.subheader("Figure 1")
+st.caption(
+    "The paper's layout in one file: surface, contour with the basin edge and θ₀, the 1D curve with its "
+    "Wilson band, VISAGE under each panel. A 2D scan gives all three (the curve is its β = 0 slice); a "
+    "study gives one 1D panel per model."
+)
+studies = [r for r in data.studies() if any(m.get("visage_keys") for m in r.get("models", []))]
+f1, f2, f3 = st.columns(3)
+source = f1.selectbox("Of", ["this scan", *[f"study {r['name']}" for r in studies]], key="figure1_source")
+f1_preset = f2.selectbox("Width", [p for p, v in PAPER_PRESETS.items() if v["print"]], key="figure1_preset")
+f1_fmt = f3.selectbox("Format", ["pdf", "svg", "png"], key="figure1_format")
+if st.button("Render Figure 1", key="figure1_render"):
+    from dashboard.figure1 import figure1_bytes
+
+    study = source.removeprefix("study ") if source != "this scan" else None
+    try:
+        with st.spinner("Rendering with headless Chromium…"):
+            blob, text, stem = figure1_bytes(
+                store, None if study else key, study, f1_fmt, f1_preset, labels=labels if not study else None
+            )
+        st.session_state["figure1_blob"] = (blob, f"{stem}-figure1-{f1_preset}.{f1_fmt}", f1_fmt, text)
+    except ExportError as exc:
+        st.error(str(exc))
+if blob := st.session_state.get("figure1_blob"):
+    st.text_area("Figure 1 caption", blob[3], key="figure1_caption", height=90)
+    st.download_button(
+        f"Download {blob[1]}", blob[0], file_name=blob[1], mime=MIME[blob[2]], key="figure1_download"
+    )
+
 st.subheader("Data")
 table = table_for(store, key)
 d1, d2 = st.columns(2)
@@ -52,4 +101,7 @@ d2.download_button(
     mime="application/json",
     key="export_json",
 )
-st.caption("From a terminal: `landscape export KEY --kind contour --format pdf --preset single-column`.")
+st.caption(
+    "From a terminal: `landscape export KEY --kind contour --format pdf --preset single-column "
+    '--label alpha="α (random d₁)"`; `landscape export KEY --figure1`; `landscape export --study NAME --figure1`.'
+)

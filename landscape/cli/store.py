@@ -22,8 +22,15 @@ from landscape.study.report import family_visage, read_asr_csv, visage_table
 @click.option(
     "--csv", "csv_file", type=click.Path(dir_okay=False), default=None, help="A 2D ASR grid (rows = alpha)."
 )
+@click.option(
+    "--ci",
+    "ci_method",
+    type=click.Choice(["percentile", "bca"]),
+    default="percentile",
+    help="Bootstrap interval: percentile, or bias-corrected and accelerated (BCa).",
+)
 @click.option("--json", "as_json", is_flag=True)
-def visage(keys, asr, csv_file, as_json):
+def visage(keys, asr, csv_file, ci_method, as_json):
     """VISAGE (paper and reference definitions) of stored scans or of numbers you give."""
     c: Ctx = click.get_current_context().obj
     if asr is None and csv_file is None and not keys:
@@ -46,7 +53,7 @@ def visage(keys, asr, csv_file, as_json):
         record = c.store.scan_record(full)
         asr_grid = c.store.scan_grid(full, fields=("asr_pct",)).values["asr_pct"]
         summ = scan_summary(record, asr_grid)
-        ci = visage_interval(c.store, [full]) if summ["complete"] else None
+        ci = visage_interval(c.store, [full], method=ci_method) if summ["complete"] else None
         rows.append((full[:12], asr_grid, summ, ci))
         families.setdefault(record.get("family") or full, []).append((full, summ))
     text = visage_table(rows, as_json)
@@ -57,7 +64,7 @@ def visage(keys, asr, csv_file, as_json):
         out = json.loads(text)
         for family, members in fams:
             vis = mean_std(s["visage"] for _, s in members)
-            ci = visage_interval(c.store, [k for k, _ in members])
+            ci = visage_interval(c.store, [k for k, _ in members], method=ci_method)
             out.append(
                 {
                     "source": f"family {family[:12]}",
@@ -71,7 +78,7 @@ def visage(keys, asr, csv_file, as_json):
         text = json.dumps(out, indent=2)
     else:
         for family, members in fams:
-            ci = visage_interval(c.store, [k for k, _ in members])
+            ci = visage_interval(c.store, [k for k, _ in members], method=ci_method)
             text += f"\nfamily {family[:12]} " + family_visage([s for _, s in members], ci)
     click.echo(text)
 
@@ -121,7 +128,8 @@ def show(key, point, as_json):
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def export(ctx, args):
-    """Export a scan's figure (PNG/SVG/PDF/HTML) or data (CSV/JSON): `landscape export --help`.
+    """Export a scan's figure (PNG/SVG/PDF/HTML) or data (CSV/JSON), or the paper's Figure 1 of a
+    scan or a study (`--figure1`, `--study NAME`): `landscape export --help`.
 
     The figures come from the dashboard's builders, run as a separate process so the engine never
     imports plotly.

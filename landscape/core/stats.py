@@ -10,6 +10,11 @@ error that the point values hide (32 prompts cannot tell 60% from 70%).
   prompts are asked at every point, so one resample of prompt indices is applied to every point of
   a scan, and jointly to every scan of a family (K directions), whose VISAGE is the mean over K.
   Seeded (``numpy.random.default_rng(seed)``) and reproducible; the seed comes back with the result.
+- ``bootstrap_visage(..., method="bca")``: the bias-corrected and accelerated interval (Efron 1987;
+  Efron & Tibshirani 1993, ch. 14): the percentile levels shifted by the bias z₀ = Φ⁻¹(share of
+  resamples below the estimate) and the acceleration â from the jackknife over prompts,
+  â = Σ(θ̄ − θ₍ᵢ₎)³ / (6 (Σ(θ̄ − θ₍ᵢ₎)²)^{3/2}); α' = Φ(z₀ + (z₀ + z_α)/(1 − â(z₀ + z_α))). VISAGE is
+  a bounded, skewed statistic (capped at 0 and 100), where the plain percentile interval is biased.
 - ``two_proportion_z``: the pooled two-proportion z-test, two-sided (normal tail by ``math.erfc``).
 - ``bootstrap_difference``: the difference of two mean ASRs resampled over prompts (the same
   indices for both sides: they answer the same prompts) and over seeds; its two-sided p-value is
@@ -19,7 +24,8 @@ error that the point values hide (32 prompts cannot tell 60% from 70%).
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from statistics import NormalDist
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -95,12 +101,35 @@ class VisageInterval(NamedTuple):
     b: int
     seed: int
     level: float = 0.95
+    method: str = "percentile"  # or "bca": bias-corrected and accelerated
+
+
+def _bca_levels(stats: np.ndarray, point: float, jack: np.ndarray, level: float) -> tuple[float, float]:
+    """The BCa percentile levels (in [0, 1]) for ``stats`` (b,) around ``point``, from the jackknife
+    values ``jack`` (n,). z₀ = 0 and â = 0 give back the percentile levels."""
+    b = stats.size
+    tie = np.isclose(stats, point, rtol=0, atol=1e-9)  # VISAGE takes few values: ties are common
+    below = (np.sum((stats < point) & ~tie) + 0.5 * np.sum(tie)) / b
+    norm = NormalDist()
+    z0 = norm.inv_cdf(min(max(below, 1 / (b + 1)), b / (b + 1)))
+    d = jack.mean() - jack
+    denom = 6 * np.sum(d**2) ** 1.5
+    a = float(np.sum(d**3) / denom) if denom > 0 else 0.0
+    out = []
+    for q in ((1 - level) / 2, (1 + level) / 2):
+        z = z0 + norm.inv_cdf(q)
+        out.append(norm.cdf(z0 + z / (1 - a * z)))
+    return out[0], out[1]
 
 
 def bootstrap_visage(
-    complied: list[np.ndarray], b: int = BOOTSTRAP_B, seed: int = BOOTSTRAP_SEED, level: float = 0.95
+    complied: list[np.ndarray],
+    b: int = BOOTSTRAP_B,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = 0.95,
+    method: Literal["percentile", "bca"] = "percentile",
 ) -> VisageInterval:
-    """Percentile bootstrap interval of the paper's VISAGE, resampling prompts.
+    """Bootstrap interval of the paper's VISAGE, resampling prompts (percentile, or BCa).
 
     ``complied``: one array per scan of a family, shaped ``(*grid, n_prompts)`` (True where the
     attack succeeded), every scan over the same n prompts in the same order. Each of ``b`` resamples
@@ -120,9 +149,19 @@ def bootstrap_visage(
         asr = 100 * m[:, idx].mean(axis=2).T  # (b, points)
         stats += _visage_rows(asr)
     stats /= len(mats)
-    tail = 100 * (1 - level) / 2
-    lo, hi = np.percentile(stats, [tail, 100 - tail])
-    return VisageInterval(point, float(lo), float(hi), b, seed, level)
+    if method == "bca":
+        # jackknife: each prompt left out once, the same prompt from every point of every scan
+        jack = np.zeros(n)
+        for m in mats:
+            asr = 100 * (m.sum(axis=1)[None, :] - m.T) / max(n - 1, 1)  # (n, points)
+            jack += _visage_rows(asr)
+        q_lo, q_hi = _bca_levels(stats, point, jack / len(mats), level)
+    elif method == "percentile":
+        q_lo, q_hi = (1 - level) / 2, (1 + level) / 2
+    else:
+        raise ValueError(f"unknown bootstrap method {method!r}; use percentile or bca")
+    lo, hi = np.percentile(stats, [100 * q_lo, 100 * q_hi])
+    return VisageInterval(point, float(lo), float(hi), b, seed, level, method)
 
 
 def bootstrap_difference(

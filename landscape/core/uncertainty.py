@@ -57,7 +57,7 @@ def scan_complied(store, key: str, record: dict | None = None) -> np.ndarray | N
 
 
 def visage_interval(
-    store, keys: list[str], b: int = BOOTSTRAP_B, seed: int = BOOTSTRAP_SEED
+    store, keys: list[str], b: int = BOOTSTRAP_B, seed: int = BOOTSTRAP_SEED, method: str = "percentile"
 ) -> VisageInterval | None:
     """The bootstrap interval of the paper's VISAGE of one scan, or of a family's mean over its K
     scans (prompts resampled jointly); None when a scan is incomplete, kept no verdicts, or the
@@ -65,7 +65,7 @@ def visage_interval(
     mats = [scan_complied(store, k) for k in keys]
     if not mats or any(m is None for m in mats) or len({m.shape[-1] for m in mats}) != 1:
         return None
-    return bootstrap_visage(mats, b=b, seed=seed)
+    return bootstrap_visage(mats, b=b, seed=seed, method=method)
 
 
 def visage_interval_text(ci: VisageInterval | None, nd: int = 2) -> str:

@@ -94,6 +94,10 @@ def summary_text(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _method(ci: VisageInterval) -> str:
+    return "BCa " if getattr(ci, "method", "percentile") == "bca" else ""
+
+
 def family_visage(summaries: list[dict], ci: VisageInterval | None = None) -> str:
     """VISAGE mean ± std over K directions (the reference only over scans where it is defined), and
     the bootstrap interval over prompts of their mean when ``ci`` is given."""
@@ -110,7 +114,8 @@ def family_visage(summaries: list[dict], ci: VisageInterval | None = None) -> st
         line += ", reference —" + (f" ({', '.join(notes)})" if notes else "")
     if ci is not None:
         line += (
-            f"; 95% bootstrap interval over prompts {visage_interval_text(ci)} (B = {ci.b}, seed {ci.seed})"
+            f"; 95% {_method(ci)}bootstrap interval over prompts {visage_interval_text(ci)} "
+            f"(B = {ci.b}, seed {ci.seed})"
         )
     return line
 
@@ -155,7 +160,12 @@ def visage_table(rows, as_json: bool) -> str:
     ]
     for r in out:
         paper = _fmt(r["visage"], 2) if r["visage"] is not None else "— (incomplete)"
-        ci = "—" if r["visage_ci"] is None else interval_text((r["visage_ci"]["lo"], r["visage_ci"]["hi"]), 2)
+        c = r["visage_ci"]
+        ci = (
+            "—"
+            if c is None
+            else interval_text((c["lo"], c["hi"]), 2) + (" BCa" if c.get("method") == "bca" else "")
+        )
         lines.append(f"{r['source']:<16} {r['dims']:>4} {paper:>15} {ci:>18}  {reference_text(r)}")
     return "\n".join(lines)
 

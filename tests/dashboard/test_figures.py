@@ -7,13 +7,13 @@ import pytest
 
 from dashboard.figures import (
     Curve,
-    apply_paper_preset,
     build_contour_figure,
     build_curve_figure,
     build_difference_figure,
     build_surface_figure,
     plotly_z,
 )
+from dashboard.paper import apply_paper_preset
 
 ALPHAS = np.array([-1.0, 0.0, 1.0])
 BETAS = np.array([-0.5, 0.0, 0.5, 1.0])

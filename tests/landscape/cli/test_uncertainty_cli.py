@@ -55,6 +55,12 @@ def test_visage_of_a_family_resamples_prompts_jointly(family):
         assert r["visage_ci"]["hi"] == pytest.approx(bootstrap_visage([m]).hi)
     text = run_cli("visage", *(k[:8] for k in keys), store=root).stdout
     assert f"95% bootstrap interval over prompts [{joint.lo:.2f}, {joint.hi:.2f}]" in text.splitlines()[-1]
+    bca = json.loads(run_cli("visage", *(k[:8] for k in keys), "--ci", "bca", "--json", store=root).stdout)[3]
+    ref = bootstrap_visage(mats, method="bca")
+    assert bca["visage_ci"]["method"] == "bca" and bca["visage_ci"]["lo"] == pytest.approx(ref.lo)
+    assert fam["visage_ci"]["method"] == "percentile"
+    text = run_cli("visage", *(k[:8] for k in keys), "--ci", "bca", store=root).stdout
+    assert f"95% BCa bootstrap interval over prompts [{ref.lo:.2f}, {ref.hi:.2f}]" in text.splitlines()[-1]
 
 
 def test_list_shows_the_bootstrap_interval(family):

@@ -112,3 +112,39 @@ def test_bootstrap_difference_detects_a_real_gap_and_not_a_null_one():
     assert bootstrap_difference(high, high, b=500, seed=1).p == 1.0
     single = bootstrap_difference(high, low[:1], b=200, seed=1)  # one seed on one side
     assert single.p < 0.01
+
+
+def _bca_by_hand(fam, b, seed, level=0.95):
+    """BCa written out from Efron & Tibshirani (1993) eq. 14.14–14.15 with loops (the reference)."""
+    from statistics import NormalDist
+
+    n = fam[0].shape[-1]
+
+    def vis(cols):  # VISAGE of the family on prompt columns ``cols``
+        return np.mean([visage_paper(100 * c[:, cols].mean(axis=1)) for c in fam])
+
+    theta = vis(np.arange(n))
+    idx = np.random.default_rng(seed).integers(0, n, size=(b, n))
+    stats = np.array([vis(row) for row in idx])
+    jack = np.array([vis(np.delete(np.arange(n), i)) for i in range(n)])
+    nd = NormalDist()
+    tie = np.abs(stats - theta) <= 1e-9
+    z0 = nd.inv_cdf((np.sum((stats < theta) & ~tie) + 0.5 * np.sum(tie)) / b)
+    d = jack.mean() - jack
+    a = np.sum(d**3) / (6 * np.sum(d**2) ** 1.5)
+    qs = [
+        nd.cdf(z0 + (z0 + nd.inv_cdf(q)) / (1 - a * (z0 + nd.inv_cdf(q))))
+        for q in ((1 - level) / 2, (1 + level) / 2)
+    ]
+    return np.percentile(stats, [100 * q for q in qs])
+
+
+def test_bca_interval_matches_the_textbook_and_is_labelled():
+    fam = realistic_family(k=2, n=24, seed=3)
+    bca = bootstrap_visage(fam, b=300, seed=5, method="bca")
+    pct = bootstrap_visage(fam, b=300, seed=5)
+    assert (bca.method, pct.method) == ("bca", "percentile")
+    assert [bca.lo, bca.hi] == pytest.approx(list(_bca_by_hand(fam, 300, 5)))
+    assert bca.visage == pct.visage and (bca.lo, bca.hi) != (pct.lo, pct.hi)  # the correction moved it
+    with pytest.raises(ValueError, match="unknown bootstrap method"):
+        bootstrap_visage(fam, b=10, method="normal")
