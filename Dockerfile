@@ -3,6 +3,9 @@
 #   docker build -t safety-landscape --build-arg BASE=nvidia/cuda:12.8.1-runtime-ubuntu24.04 \
 #                --build-arg TORCH_SPEC="torch==2.13.0+cu128" .           (CUDA; see README "GPU")
 #   docker run -p 8501:8501 -v landscape-store:/data/store -v /srv/models:/models:ro safety-landscape
+# Build inputs a site may need (a local wheel folder or index, a proxy's CA): pass pip options with
+#   --build-arg PIP_EXTRA_ARGS="--find-links http://127.0.0.1:8000/"   (and `docker build --network host`)
+# docker/local-base.sh and docker/smoke.py do exactly that on a machine without Docker Hub.
 ARG BASE=python:3.11-slim-bookworm
 FROM ${BASE}
 
@@ -46,7 +49,8 @@ EXPOSE 8501
 
 # Streamlit reads STREAMLIT_SERVER_* from the environment; behind a proxy set
 # STREAMLIT_SERVER_BASE_URL_PATH=landscape and the health endpoint moves under it.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["sh", "-c", "curl -fsS \"http://localhost:8501${STREAMLIT_SERVER_BASE_URL_PATH:+/${STREAMLIT_SERVER_BASE_URL_PATH}}/_stcore/health\" || exit 1"]
+# The port follows STREAMLIT_SERVER_PORT (host networking may need another one than 8501).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["sh", "-c", "curl -fsS \"http://localhost:${STREAMLIT_SERVER_PORT:-8501}${STREAMLIT_SERVER_BASE_URL_PATH:+/${STREAMLIT_SERVER_BASE_URL_PATH}}/_stcore/health\" || exit 1"]
 
 CMD ["streamlit", "run", "/app/dashboard/app.py"]
