@@ -46,7 +46,7 @@ def hostile_store(filled_store, tmp_path, monkeypatch):
             spec["model"]["source"] = str(outside / "model")
             spec["prompts"]["source"] = str(outside / "prompts.txt")
             for d in spec.get("directions") or []:
-                d["path"] = str(outside / "direction.safetensors")
+                d.update(kind="file", norm="none", path=str(outside / "direction.safetensors"))
             rec["log"] = rec["path"] = str(outside / "log")
             store.put_scan_record(key, rec)
         job = "c" * 64
@@ -98,8 +98,7 @@ def test_an_uploaded_study_naming_files_outside_the_roots_is_refused(tmp_path, t
     monkeypatch.setenv("SAFETY_LANDSCAPE_STORE", str(tmp_path / "store"))
     monkeypatch.setenv("SAFETY_LANDSCAPE_MODEL_ROOTS", str(tiny_model.parent))
     monkeypatch.delenv("SAFETY_LANDSCAPE_READ_ONLY", raising=False)
-    outside = tmp_path / "outside.jsonl"
-    outside.write_text('{"prompt": "p", "response": "r"}\n')
+    outside = ROOT / "requirements.txt"  # the model root is pytest's whole basetemp: tmp_path is in it
     base = f'base: {{source: "{tiny_model}"'
     for study in (
         f"{base}, adapter: /etc}}\nalign: false\nruns: [{{name: a}}]\n",
@@ -108,7 +107,7 @@ def test_an_uploaded_study_naming_files_outside_the_roots_is_refused(tmp_path, t
         at = open_page("run_study")
         at.radio(key="study_source").set_value("upload").run()
         at.file_uploader(key="study_upload").set_value(("s.yaml", study.encode(), "text/yaml")).run()
-        assert any("outside the allowed model roots" in e.value for e in at.error), study
+        assert any("outside the allowed model roots" in e.value for e in at.error), [e.value for e in at.error]
         at.button(key="study_start").click().run()
         assert "study_job" not in at.session_state
     with Store(tmp_path / "store") as store:
