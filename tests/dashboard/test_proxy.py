@@ -81,6 +81,7 @@ def _wait_for(url: str) -> None:
     for _ in range(100):
         try:
             urllib.request.urlopen(url, timeout=2)
+            return
         except urllib.error.HTTPError:
             return  # 401: nginx is answering
         except OSError:
