@@ -83,7 +83,6 @@ def run(args) -> dict:
         LANDSCAPE_IMAGE=image,
         MODEL_ROOT=str(make_model_root(work)),
         RAY_PORT=str(free_port()),
-        RAY_CLIENT_PORT=str(free_port()),
         DASHBOARD_PORT=str(free_port()),
     )
     files = ["-f", str(ROOT / "docker/compose.yaml"), "-f", str(ROOT / "docker/compose.local.yaml")]
