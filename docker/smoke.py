@@ -132,8 +132,9 @@ def make_model_root(directory: Path) -> Path:
     tok.save_pretrained(tok_dir)
     root = directory / "models"
     make_tiny_model(root / "tiny", tok_dir)
+    # World-writable on the host, so only the read-only mount keeps the container from writing it.
     for path in [directory, root, *root.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
+        path.chmod(0o777 if path.is_dir() else 0o666)
     return root
 
 
@@ -180,6 +181,10 @@ def check_user_and_mounts(server: Server) -> None:
     uid = server.exec("id", "-u").stdout.strip()
     if uid != "10001":
         raise SmokeError(f"the server runs as uid {uid}, not the image's non-root user 10001")
+    mounts = server.exec("cat", "/proc/mounts").stdout.splitlines()
+    models = next((m.split() for m in mounts if m.split()[1:2] == ["/models"]), None)
+    if models is None or "ro" not in models[3].split(","):
+        raise SmokeError(f"/models is not mounted read-only: {models}")
     if server.exec("touch", "/models/tiny/written", check=False).returncode == 0:
         raise SmokeError("the container can write to the model root")
     server.exec("sh", "-c", "touch /data/store/.probe && rm /data/store/.probe")

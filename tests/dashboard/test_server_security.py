@@ -107,7 +107,9 @@ def test_an_uploaded_study_naming_files_outside_the_roots_is_refused(tmp_path, t
         at = open_page("run_study")
         at.radio(key="study_source").set_value("upload").run()
         at.file_uploader(key="study_upload").set_value(("s.yaml", study.encode(), "text/yaml")).run()
-        assert any("outside the allowed model roots" in e.value for e in at.error), [e.value for e in at.error]
+        assert any("outside the allowed model roots" in e.value for e in at.error), [
+            e.value for e in at.error
+        ]
         at.button(key="study_start").click().run()
         assert "study_job" not in at.session_state
     with Store(tmp_path / "store") as store:
@@ -136,3 +138,12 @@ def test_the_shipped_server_config_keeps_xsrf_on_and_caps_uploads():
     assert xsrf == "True" and int(max_mb) <= 1
     for shipped in ("Dockerfile", "docker/compose.yaml", "docker/compose.local.yaml"):  # nothing turns it off
         assert "XSRF" not in (ROOT / shipped).read_text().upper(), shipped
+
+
+def test_the_proxy_user_header_setting_must_be_a_header_name():
+    from dashboard.settings import SettingsError, load_settings
+
+    ok = load_settings({"SAFETY_LANDSCAPE_USER_HEADER": "X-Forwarded-User", "SAFETY_LANDSCAPE_STORE": "/s"})
+    assert ok.user_header == "X-Forwarded-User" and load_settings({}).user_header == ""
+    with pytest.raises(SettingsError, match="user_header must be an HTTP header name"):
+        load_settings({"SAFETY_LANDSCAPE_USER_HEADER": "X-User: alice"})
