@@ -6,6 +6,7 @@
 # Build inputs a site may need (a local wheel folder or index, a proxy's CA): pass pip options with
 #   --build-arg PIP_EXTRA_ARGS="--find-links http://127.0.0.1:8000/"   (and `docker build --network host`)
 # docker/local-base.sh and docker/smoke.py do exactly that on a machine without Docker Hub.
+# Dashboard + Ray head + workers from this one image: docker/compose.yaml. Tested: make docker-smoke.
 ARG BASE=python:3.11-slim-bookworm
 FROM ${BASE}
 
