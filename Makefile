@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: install install-dev system-deps demo test test-fast lint bench serve clean-venv
+.PHONY: install install-dev system-deps demo test test-fast lint bench serve clean-venv docker-smoke compose-smoke
 
 # Debian's Chromium (kaleido's figure export and the browser test) and fonts for exported figures.
 CHROMIUM ?= /usr/bin/chromium
@@ -22,9 +22,11 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(PIP) install -r requirements-dev.txt
 	touch $@
 
+# nginx: the basic-auth proxy example of the README's "As a team server", tested in front of the app.
 system-deps:
-	@[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-dejavu-core fonts-liberation >/dev/null; }
+	@[ -x $(CHROMIUM) ] && [ -x /usr/sbin/nginx ] || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-dejavu-core fonts-liberation \
+	    nginx-light >/dev/null; }
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
@@ -51,3 +53,22 @@ serve: install system-deps  ## the dashboard on http://localhost:8501
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The team-server image built from the Dockerfile and used through a browser (README "As a team
+# server"). DOCKER_LOCAL=1: this project's machines, with no Docker engine running and no Docker Hub:
+# docker/local-base.sh starts dockerd and makes a stand-in base image; $$PIP_FIND_LINKS (the CPU torch
+# wheel) is served to the build. DOCKER_LOCAL=0: a server with its own engine and the official base.
+DOCKER_LOCAL ?= 1
+SMOKE_IMAGE ?= safety-landscape:smoke
+ifeq ($(DOCKER_LOCAL),1)
+DOCKER_PREP = base=$$(bash docker/local-base.sh) &&
+DOCKER_BUILD_ARGS = --base "$$base" $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS))
+endif
+
+docker-smoke: install-dev system-deps  ## build the image, run it, use every page in Chromium, tear down
+	$(DOCKER_PREP) $(PY) docker/smoke.py --tag $(SMOKE_IMAGE) $(DOCKER_BUILD_ARGS)
+
+# docker/compose.yaml with one CPU Ray worker (after docker-smoke built the image).
+# RAY_SCAN=1 adds the scan-on-the-cluster step (needs `landscape scan --ray-address`).
+compose-smoke: install-dev
+	$(DOCKER_PREP) $(PY) docker/compose_smoke.py --image $(SMOKE_IMAGE) $(if $(filter 1,$(RAY_SCAN)),--ray-scan)

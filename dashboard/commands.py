@@ -188,3 +188,39 @@ def one_line(exc: Exception) -> str:
             pass
     text = getattr(exc, "format_message", lambda: str(exc))()
     return (text.splitlines() or [type(exc).__name__])[0]
+
+
+def spec_paths(spec) -> list[str]:
+    """Every file or directory a spec (a study, a scan, any nested spec) names for a job to read:
+    model sources and adapters, attack data, direction files, prompt files and judge models. An
+    uploaded study is launched only when each of these passes ``Settings.model_allowed``."""
+    from pydantic import BaseModel
+
+    from landscape.core.specs import DirectionSpec, JudgeSpec, ModelSpec, PromptSpec
+    from landscape.training.attacks import AttackSpec
+
+    found: list[str | None] = []
+
+    def walk(value) -> None:
+        if isinstance(value, BaseModel):
+            if isinstance(value, ModelSpec):
+                found.extend((value.source, value.adapter))
+            elif isinstance(value, AttackSpec):
+                found.append(value.data)
+            elif isinstance(value, DirectionSpec):
+                found.append(value.path)
+            elif isinstance(value, PromptSpec) and not value.source.startswith("builtin:"):
+                found.append(value.source)
+            elif isinstance(value, JudgeSpec):
+                found.append(value.model)
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+
+    walk(spec)
+    return [p for p in found if p]

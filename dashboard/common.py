@@ -86,13 +86,13 @@ def metric_row(key: str, rec: dict) -> None:
 def my_jobs(store, kind: str) -> None:
     """This user's jobs of ``kind`` (everyone's when login is off): status, log tail, Cancel."""
     from dashboard import jobs
-    from dashboard.auth import current_user, login_configured
+    from dashboard.auth import current_user, users_identified
 
     user = current_user()
     mine = [
         j
         for j in jobs.all_jobs(store)
-        if j.kind == kind and (not login_configured() or (user is not None and j.user == user))
+        if j.kind == kind and (not users_identified() or (user is not None and j.user == user))
     ]
     st.subheader("My jobs")
     if not mine:

@@ -7,7 +7,8 @@
 | SAFETY_LANDSCAPE_READ_ONLY | 1: browse only, no job launching | 0 |
 | SAFETY_LANDSCAPE_MAX_JOBS | concurrent scan jobs | 1 |
 | SAFETY_LANDSCAPE_BASE_URL_PATH | URL prefix behind a reverse proxy; defaults to STREAMLIT_SERVER_BASE_URL_PATH, which Streamlit itself serves under | "" |
-| SAFETY_LANDSCAPE_LAUNCHERS | comma-separated e-mails allowed to launch jobs when login is configured | (any signed-in user) |
+| SAFETY_LANDSCAPE_LAUNCHERS | comma-separated e-mails (or proxy user names) allowed to launch jobs when users are identified | (any signed-in user) |
+| SAFETY_LANDSCAPE_USER_HEADER | behind an authenticating reverse proxy: the request header naming the user (e.g. X-Forwarded-User); trust it only when the proxy is the sole way in and sets it itself | "" (no proxy identity) |
 | SAFETY_LANDSCAPE_SETTINGS | a TOML file with the same keys in lower case (store, model_roots, ...) | |
 
 Environment variables win over the file. No Streamlit here: pages and tests share it.
@@ -16,6 +17,7 @@ Environment variables win over the file. No Streamlit here: pages and tests shar
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +38,7 @@ class Settings:
     max_jobs: int = 1
     base_url_path: str = ""
     launchers: tuple[str, ...] = field(default_factory=tuple)
+    user_header: str = ""
 
     def model_allowed(self, source: str) -> str | None:
         """None when the server may load ``source``; otherwise why not (one line)."""
@@ -85,7 +88,7 @@ def load_settings(env: dict | None = None) -> Settings:
             raise SettingsError(f"cannot read settings file {path}: {exc}") from None
     if "STREAMLIT_SERVER_BASE_URL_PATH" in env:  # what Streamlit itself serves under
         data["base_url_path"] = env["STREAMLIT_SERVER_BASE_URL_PATH"]
-    for key in ("store", "model_roots", "read_only", "max_jobs", "base_url_path", "launchers"):
+    for key in ("store", "model_roots", "read_only", "max_jobs", "base_url_path", "launchers", "user_header"):
         var = f"SAFETY_LANDSCAPE_{key.upper()}"
         if var in env:
             data[key] = env[var]
@@ -102,6 +105,9 @@ def load_settings(env: dict | None = None) -> Settings:
     if max_jobs < 1:
         raise SettingsError("max_jobs must be at least 1")
     base = str(data.get("base_url_path", "")).strip("/")
+    header = str(data.get("user_header", "")).strip()
+    if header and not re.fullmatch(r"[A-Za-z0-9-]{1,64}", header):
+        raise SettingsError(f"user_header must be an HTTP header name, not {header[:70]!r}")
     return Settings(
         store=Path(data.get("store", "~/.cache/safety-landscape")).expanduser(),
         model_roots=tuple(Path(r).expanduser().resolve() for r in roots),
@@ -109,4 +115,5 @@ def load_settings(env: dict | None = None) -> Settings:
         max_jobs=max_jobs,
         base_url_path=base,
         launchers=tuple(launchers),
+        user_header=header,
     )

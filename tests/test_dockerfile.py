@@ -49,3 +49,29 @@ def test_image_matches_the_readme_and_the_makefile():
     for env in ("SAFETY_LANDSCAPE_MODEL_ROOTS", "SAFETY_LANDSCAPE_READ_ONLY", "SAFETY_LANDSCAPE_MAX_JOBS"):
         assert env in README
     assert 'CMD ["streamlit", "run", "/app/dashboard/app.py"]' in DOCKERFILE
+
+
+def test_compose_file_shares_the_model_root_read_only_and_wires_ray():
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
+    local = yaml.safe_load((ROOT / "docker" / "compose.local.yaml").read_text())
+    services = compose["services"]
+    assert {"dashboard", "ray-head", "ray-worker", "ray-gpu-worker"} <= set(services)
+    for name in ("dashboard", "ray-worker", "ray-gpu-worker"):
+        assert "${MODEL_ROOT:-./models}:/models:ro" in services[name]["volumes"], name
+    assert "store:/data/store" in services["dashboard"]["volumes"]
+    env = services["dashboard"]["environment"]
+    assert env["SAFETY_LANDSCAPE_RAY_ADDRESS"].startswith("ray-head:")
+    assert "SAFETY_LANDSCAPE_RAY_WORKERS" in env
+    bridge = yaml.safe_load((ROOT / "docker" / "compose.bridge.yaml").read_text())["services"]
+    assert all(p.startswith("127.0.0.1:") for p in bridge["dashboard"]["ports"])  # proxy in front
+    assert not any("ports" in s for s in services.values())  # host networking could not drop them
+    assert "--num-cpus=0" in " ".join(services["ray-head"]["command"])
+    gpu = services["ray-gpu-worker"]
+    assert (
+        gpu["profiles"] == ["gpu"]
+        and gpu["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+    )
+    assert all(s["network_mode"] == "host" for s in local["services"].values())
+    assert set(local["services"]) == set(services)

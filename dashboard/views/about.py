@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import data
-from dashboard.auth import login_configured
+from dashboard.auth import login_configured, users_identified
 from landscape import __version__
 from landscape.core.provenance import git_commit
 
@@ -11,7 +11,7 @@ st.title("About this server")
 settings = data.settings()
 if settings.read_only:
     launch = "nobody (read-only: scans are launched from the command line)"
-elif login_configured():
+elif users_identified():
     launch = ", ".join(settings.launchers) or "any signed-in user"
 else:
     launch = "anyone who can reach the server (no login configured)"
@@ -22,7 +22,14 @@ rows = [
     ("who may launch", launch),
     ("concurrent jobs", str(settings.max_jobs)),
     ("base URL path", "/" + settings.base_url_path),
-    ("login", "OIDC (st.login)" if login_configured() else "off"),
+    (
+        "login",
+        "OIDC (st.login)"
+        if login_configured()
+        else f"reverse proxy (header {settings.user_header})"
+        if settings.user_header
+        else "off",
+    ),
     ("version", __version__),
     ("commit", git_commit()),
 ]

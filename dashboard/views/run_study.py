@@ -39,8 +39,8 @@ try:
                 spec = parse_study(raw.decode("utf-8", errors="replace"), default_dtype=dtype)
 except Exception as exc:  # SpecError or pydantic's ValidationError: one line, nothing launched
     problem = commands.one_line(exc)
-if spec is not None:
-    problem = settings.model_allowed(spec.base.source)
+if spec is not None:  # every path the study names (adapters, attack data, ...), not just its base
+    problem = next(filter(None, map(settings.model_allowed, commands.spec_paths(spec))), None)
     st.caption(
         f"{spec.name}: {len(spec.runs)} runs ({', '.join(r.name for r in spec.runs)}), "
         f"base {spec.base.source}, {'aligned first' if spec.align else 'no alignment'}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -25,13 +26,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(filled_store, tmp_path_factory):
-    store, keys = filled_store
+@contextlib.contextmanager
+def streamlit_server(env: dict[str, str], cwd: Path):
+    """The real server, started as `make serve` does (the console script, from another directory, so
+    nothing rides on the test's working directory being importable); yields its URL."""
     port = _free_port()
-    env = dict(os.environ, SAFETY_LANDSCAPE_STORE=str(store), SAFETY_LANDSCAPE_READ_ONLY="1")
-    # Started as `make serve` does (the console script, from another directory), so nothing rides
-    # on the test's working directory being importable.
     proc = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "streamlit"),
@@ -42,26 +41,35 @@ def server(filled_store, tmp_path_factory):
             "--server.address=127.0.0.1",
             "--browser.gatherUsageStats=false",
         ],
-        cwd=tmp_path_factory.mktemp("elsewhere"),
-        env=env,
+        cwd=cwd,
+        env=dict(os.environ, **env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not become healthy")
-    yield url, keys
-    proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("streamlit did not become healthy")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture
+def server(filled_store, tmp_path_factory):
+    store, keys = filled_store
+    env = {"SAFETY_LANDSCAPE_STORE": str(store), "SAFETY_LANDSCAPE_READ_ONLY": "1"}
+    with streamlit_server(env, tmp_path_factory.mktemp("elsewhere")) as url:
+        yield url, keys
 
 
 def test_basin_page_renders_in_chromium(server, tmp_path):
