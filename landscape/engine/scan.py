@@ -183,7 +183,7 @@ class Session:
         for k, (d, group) in enumerate(zip(spec.directions, acts_on, strict=True)):
             if d.kind == "random":
                 weights = {n: snapshot.weights[n] for n in group}
-                dirs.append(RandomDirection(weights, d.seed, d.norm))
+                dirs.append(RandomDirection(weights, d.seed, d.norm, device))
             elif d.kind == "file":
                 dirs.append(files[k])
             else:
@@ -191,7 +191,7 @@ class Session:
         if len(dirs) == 2 and spec.orthogonalize:
             dirs[1] = Orthogonalized(dirs[1], dirs[0])
             info["cosine_before"] = dirs[1].cosine_before
-            info["cosine_after"] = Orthogonalized(dirs[1], dirs[0]).cosine_before
+            info["cosine_after"] = dirs[1].cosine_after
         if self.runtime.keep_directions:
             dirs = [Materialized(d) for d in dirs]
         return snapshot, dirs, info

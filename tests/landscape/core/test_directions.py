@@ -186,6 +186,16 @@ def test_orthogonalized_one_pass_sums_are_dots(lm, kind, tmp_path):
     against_on_base = {n: lazy1.tensor(n) for n in lazy2.names if n in set(lazy1.names)}
     assert lazy.coef == dot(lazy2, lazy1) / dot(against_on_base, against_on_base)
     assert lazy.cosine_before == pytest.approx(cosine(lazy2, lazy1), rel=1e-12)
+    # cosine_after from the same sums = the second pass scans used to make (to rounding)
+    two_pass = Orthogonalized(lazy, lazy1).cosine_before
+    assert abs(lazy.cosine_after - two_pass) < 1e-7 and abs(lazy.cosine_before) > 1e-3
+
+
+def test_cosine_after_from_the_first_pass_equals_a_second_pass(lm):
+    w = _weights(lm)
+    lazy = Orthogonalized(RandomDirection(w, 2, "filter"), RandomDirection(w, 1, "filter"))
+    two_pass = Orthogonalized(lazy, RandomDirection(w, 1, "filter")).cosine_before
+    assert abs(lazy.cosine_after - two_pass) < 1e-7
 
 
 def test_scan_records_whole_model_cosines_for_interpolation_and_random(tiny_model, tiny_model_b, store):
