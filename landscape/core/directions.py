@@ -99,15 +99,17 @@ def gaussian_like(
     key = tensor_key(seed, name)
     for start in range(0, pairs, width):
         m = min(width, pairs - start)
-        zc, tc, radius, angle = z[:m], tmp[:m], out[start : start + m], theta[:m]
-        torch.add(steps[:m], _int64(key + start * _GAMMA), out=zc)
+        # narrow, not t[a:b]: the same view, and no Python-indexing device guard (test_device.py)
+        zc, tc, angle = z.narrow(0, 0, m), tmp.narrow(0, 0, m), theta.narrow(0, 0, m)
+        radius = out.narrow(0, start, m)
+        torch.add(steps.narrow(0, 0, m), _int64(key + start * _GAMMA), out=zc)
         _mix_(zc, tc)
         angle.copy_(zc.to(torch.int32)).mul_(2 * math.pi / 2**32)  # low 32 bits: [−π, π)
         radius.copy_(zc.bitwise_right_shift_(40)).add_(2**23 + 1).mul_(2.0**-24)  # top 24: (0, 1]
         radius.log_().mul_(-2.0).sqrt_()
-        torch.mul(radius, torch.sin(angle), out=out[pairs + start : pairs + start + m])
+        torch.mul(radius, torch.sin(angle), out=out.narrow(0, pairs + start, m))
         radius.mul_(angle.cos_())
-    return out[:n].view(shape)
+    return out.narrow(0, 0, n).view(shape)
 
 
 def normalization_scale(d: torch.Tensor, w: torch.Tensor, norm: str) -> torch.Tensor | None:

@@ -78,12 +78,14 @@ def test_gram_schmidt_orthogonalises_over_the_whole_model(lm):
     assert abs(dot(Materialized(lazy)._d, d1)) < 1e-3
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_perturb_then_restore_is_bit_exact(tiny_model, dtype):
+@pytest.mark.parametrize(
+    ("dtype", "where"), [("float32", "device"), ("bfloat16", "device"), ("bfloat16", "host")]
+)
+def test_perturb_then_restore_is_bit_exact(tiny_model, dtype, where):
     lm = load_model(ModelSpec(source=str(tiny_model), dtype=dtype))
     params = perturbable_parameters(lm.model)
     before = {n: p.detach().clone() for n, p in lm.model.named_parameters()}
-    snap = Snapshot(params)
+    snap = Snapshot(params, where)
     dirs = [RandomDirection(snap.weights, 1, "layer"), RandomDirection(snap.weights, 2, "layer")]
     for coeffs in ([0.3, -0.7], [1e-3, 2.5], [0.1, 0.1]):
         with perturbed(snap, dirs, coeffs):
