@@ -169,20 +169,22 @@ def decode_times(args) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp, Store(tmp) as store:
         session = Session(store, Runtime(device=args.device, progress=False), log=lambda m: None)
-        for name, n_prompts, tokens in (("1d", 32, 32), ("2d", 12, 24)):
+        for name, n_prompts, tokens_max in (("1d", 32, 32), ("2d", 12, 24)):
             spec = ScanSpec(
                 model=ModelSpec(dtype=args.dtype),
                 directions=(DirectionSpec(seed=0),),
                 alphas=AxisSpec(num=3),
                 prompts=PromptSpec(source="builtin:harmful", limit=n_prompts),
-                generation=GenerationSpec(max_new_tokens=tokens),
+                generation=GenerationSpec(max_new_tokens=tokens_max),
             )
             prompts = load_prompts(spec.prompts)
             session.evaluate_at(spec, prompts[:2], Snapshot({}), [], [])  # warm-up
             res = session.evaluate_at(spec, prompts, Snapshot({}), [], [])
-            out[f"{name}_decode_s"] = res.metrics["elapsed_s"]
+            out[f"{name}_decode_s"] = sec = res.metrics["elapsed_s"]
+            out[f"{name}_tokens"] = tokens = res.metrics["tokens"]
             print(
-                f"  embedded decode, demo {name} point ({n_prompts} prompts × {tokens} tokens): {res.metrics['elapsed_s']:.2f} s"
+                f"  embedded decode, demo {name} point ({n_prompts} prompts × ≤{tokens_max} tokens, one batch): "
+                f"{sec:.2f} s, {tokens} new tokens, {tokens / sec:.1f} tokens/s"
             )
     return out
 

@@ -13,6 +13,7 @@ per point (asynchronous, ordered on the current stream before the kernels that r
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from typing import Literal
@@ -56,18 +57,24 @@ def perturbed(snapshot: Snapshot, directions: Sequence[LazyDirection], coeffs: S
     if len(directions) != len(coeffs):
         raise ValueError("one coefficient per direction")
     try:
+        if not all(abs(c) <= torch.finfo(torch.float32).max for c in coeffs):  # NaN fails too
+            raise NonFiniteError(f"coefficients {tuple(coeffs)} give non-finite weights (beyond float32)")
         with torch.no_grad():
             for name, p in snapshot.params.items():
                 terms = [(c, d) for c, d in zip(coeffs, directions, strict=True) if c and name in d.names]
                 if not terms:
                     continue
-                new = snapshot.weights[name].to(p.device, non_blocking=True).float()
-                for c, d in terms:
-                    new = new + c * d.tensor(name)
-                if not torch.isfinite(new).all():
+                w0 = snapshot.weights[name].to(p.device, non_blocking=True)
+                (c, d), rest = terms[0], terms[1:]
+                new = torch.add(w0, d.tensor(name), alpha=c)  # a fresh float32 tensor: θ₀ + c·d
+                for c, d in rest:
+                    new.add_(d.tensor(name), alpha=c)
+                # A float64 sum, not an isfinite mask (one pass, no temporary): NaN and ±inf
+                # propagate into it, and finite float32 values cannot overflow it.
+                if not math.isfinite(new.sum(dtype=torch.float64).item()):
                     raise NonFiniteError(f"coefficients {tuple(coeffs)} give non-finite weights in {name}")
                 p.copy_(new)  # cast back to the model dtype
-                if not torch.isfinite(p).all():
+                if p.dtype != new.dtype and not math.isfinite(p.sum(dtype=torch.float64).item()):
                     raise NonFiniteError(f"coefficients {tuple(coeffs)} overflow {p.dtype} in {name}")
         yield
     finally:

@@ -104,7 +104,10 @@ def test_restore_happens_on_error_and_on_non_finite(lm):
         with perturbed(snap, d, [0.5]):
             raise RuntimeError("boom")
     with pytest.raises(NonFiniteError):
-        with perturbed(snap, d, [1e39]):
+        with perturbed(snap, d, [1e39]):  # beyond float32 itself
+            pass
+    with pytest.raises(NonFiniteError, match="non-finite weights in"):
+        with perturbed(snap, [RandomDirection(snap.weights, 1, "none")], [3e38]):  # 3e38·N(0,1) overflows
             pass
     assert all(torch.equal(p, before[n]) for n, p in params.items())
 
