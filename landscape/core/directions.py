@@ -17,49 +17,131 @@ normalise, orthogonalise and compare them tensor by tensor:
 
 Scans use ``LazyDirection`` objects that produce one tensor at a time from these same functions,
 so a point never needs a whole direction in memory (``Materialized`` holds one when asked to).
-Every tensor a direction produces lives on the device of the weight it moves. Noise is drawn by a
-seeded CPU generator (the same numbers on any machine) and moved there before it is normalised.
+Every tensor a direction produces lives on the device of the weight it moves, and random noise is
+made there: ``gaussian_like`` is a counter-based generator (splitmix64 over (seed, name, index) in
+int64 tensor ops, then Box–Muller), so the same spec gives the same direction on a CPU and a GPU up
+to float rounding, at any size, without a host-side generator or a copy per point. Its version
+(``RANDOM_GENERATOR`` in core/specs.py) is part of a random direction's identity.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Iterable, Mapping
 
 import torch
 
+from landscape.core.specs import RANDOM_GENERATOR
+
 Direction = dict[str, torch.Tensor]
 
 
-def tensor_seed(seed: int, name: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "little") >> 1
+# splitmix64 (Steele, Lea & Flood 2014): a Weyl step and a finaliser, as signed int64 constants.
+_GAMMA = 0x9E3779B97F4A7C15 - (1 << 64)
+_MIX = ((30, 0xBF58476D1CE4E5B9 - (1 << 64)), (27, 0x94D049BB133111EB - (1 << 64)), (31, None))
+# Pairs of normals per chunk: CPU chunks stay in cache; GPU chunks are big enough that kernel
+# launches do not dominate (temporaries: 20 bytes a pair, so 80 MB on a GPU, 1.3 MB on a CPU).
+CHUNK_PAIRS = {"cpu": 1 << 16}
+GPU_CHUNK_PAIRS = 1 << 22
 
 
-def gaussian_like(name: str, shape: torch.Size, seed: int) -> torch.Tensor:
-    """N(0, 1) noise for one parameter, float32 on CPU, reproducible on any device."""
-    g = torch.Generator().manual_seed(tensor_seed(seed, name))
-    return torch.randn(shape, generator=g, dtype=torch.float32)
+def _int64(x: int) -> int:
+    """``x`` modulo 2⁶⁴ as a signed 64-bit integer (what an int64 tensor holds)."""
+    x &= (1 << 64) - 1
+    return x - (1 << 64) if x >> 63 else x
+
+
+def tensor_key(seed: int, name: str) -> int:
+    """The 64-bit key of one parameter's noise: sha256 of (generator version, seed, name)."""
+    digest = hashlib.sha256(f"{RANDOM_GENERATOR}:{seed}:{name}".encode()).digest()
+    return _int64(int.from_bytes(digest[:8], "little"))
+
+
+def _mix_(z: torch.Tensor, tmp: torch.Tensor) -> torch.Tensor:
+    """splitmix64's finaliser in place on int64 ``z`` (wrapping products; ``>>`` made logical by
+    masking the sign-extended bits), the same integers on every device."""
+    for shift, mult in _MIX:
+        torch.bitwise_right_shift(z, shift, out=tmp)
+        z.bitwise_xor_(tmp.bitwise_and_((1 << (64 - shift)) - 1))
+        if mult is not None:
+            z.mul_(mult)
+    return z
+
+
+def gaussian_like(
+    name: str,
+    shape: torch.Size | tuple[int, ...],
+    seed: int,
+    device: torch.device | str = "cpu",
+    chunk_pairs: int | None = None,
+) -> torch.Tensor:
+    """N(0, 1) float32 noise for one parameter, made on ``device`` by a counter-based generator.
+
+    Pair ``p`` of the ``P = ⌈n/2⌉`` pairs hashes the counter ``key + (p+1)·γ`` (splitmix64, key from
+    ``tensor_key``) into 64 bits; read as signed integers, its top 24 bits ``v`` give
+    ``u = (v + 2²³ + 1)/2²⁴ ∈ (0, 1]`` and its low 32 bits ``l`` an angle ``θ = 2π·l/2³²``; Box–Muller
+    then gives element ``p`` = ``√(−2 ln u)·cos θ`` and element ``P + p`` =
+    ``√(−2 ln u)·sin θ``. Every integer step is exact int64 arithmetic, so CPU and CUDA give the
+    same bits before the float32 ``log``/``cos``/``sin`` (equal up to their last-place rounding);
+    chunking (``chunk_pairs``) only bounds memory and never changes a number. The largest normal
+    is √(2·24·ln 2) ≈ 5.77.
+    """
+    device = torch.device(device)
+    n = math.prod(shape)
+    pairs = (n + 1) // 2
+    out = torch.empty(2 * pairs, dtype=torch.float32, device=device)  # (2P,): cos half, sin half
+    chunk = chunk_pairs or CHUNK_PAIRS.get(device.type, GPU_CHUNK_PAIRS)
+    width = max(1, min(pairs, chunk))
+    steps = torch.arange(1, width + 1, dtype=torch.int64, device=device).mul_(_GAMMA)  # (width,)
+    z, tmp = torch.empty_like(steps), torch.empty_like(steps)
+    theta = torch.empty(width, dtype=torch.float32, device=device)
+    key = tensor_key(seed, name)
+    for start in range(0, pairs, width):
+        m = min(width, pairs - start)
+        # narrow, not t[a:b]: the same view, and no Python-indexing device guard (test_device.py)
+        zc, tc, angle = z.narrow(0, 0, m), tmp.narrow(0, 0, m), theta.narrow(0, 0, m)
+        radius = out.narrow(0, start, m)
+        torch.add(steps.narrow(0, 0, m), _int64(key + start * _GAMMA), out=zc)
+        _mix_(zc, tc)
+        angle.copy_(zc.to(torch.int32)).mul_(2 * math.pi / 2**32)  # low 32 bits: [−π, π)
+        radius.copy_(zc.bitwise_right_shift_(40)).add_(2**23 + 1).mul_(2.0**-24)  # top 24: (0, 1]
+        radius.log_().mul_(-2.0).sqrt_()
+        torch.mul(radius, torch.sin(angle), out=out.narrow(0, pairs + start, m))
+        radius.mul_(angle.cos_())
+    return out.narrow(0, 0, n).view(shape)
+
+
+def normalization_scale(d: torch.Tensor, w: torch.Tensor, norm: str) -> torch.Tensor | None:
+    """The factor that scales direction tensor ``d`` to the norm of weight ``w`` (see the module
+    docstring), on ``d``'s device: a scalar (``layer``, 1-D tensors), one per output row
+    (``filter``), or None (``none``). Norms are taken in float32 where each tensor lives (no
+    float32 copy of a bf16 weight); only the small result crosses devices, once per tensor."""
+    if norm == "none":
+        return None
+    if norm == "layer" or d.ndim < 2:
+        dims, keep = None, False
+    elif norm == "filter":
+        dims, keep = tuple(range(1, d.ndim)), True  # (out, *in): each output row its own scale
+    else:
+        raise ValueError(f"unknown normalisation {norm!r}")
+    w_norm = torch.linalg.vector_norm(w, dim=dims, keepdim=keep, dtype=torch.float32).to(d.device)
+    return w_norm / torch.linalg.vector_norm(d, dim=dims, keepdim=keep).clamp_min(1e-12)
 
 
 def normalize_tensor(d: torch.Tensor, w: torch.Tensor, norm: str) -> torch.Tensor:
     """Scale one direction tensor ``d`` to the norm of its weight ``w`` (see module docstring);
-    the result is on ``w``'s device."""
-    d, w = d.to(w.device), w.float()
-    if norm == "none":
-        return d
-    if norm == "layer" or d.ndim < 2:
-        return d * (w.norm() / d.norm().clamp_min(1e-12))
-    if norm == "filter":
-        # (out, *in): each output row scaled to that row's norm.
-        dims = tuple(range(1, d.ndim))
-        return d * (w.norm(dim=dims, keepdim=True) / d.norm(dim=dims, keepdim=True).clamp_min(1e-12))
-    raise ValueError(f"unknown normalisation {norm!r}")
+    the result is on ``d``'s device (the model's)."""
+    scale = normalization_scale(d, w, norm)
+    return d if scale is None else d * scale
 
 
 def random_direction(weights: Mapping[str, torch.Tensor], seed: int, norm: str) -> Direction:
-    """A normalised Gaussian direction over ``weights`` (materialised; see ``RandomDirection``)."""
+    """A normalised Gaussian direction over ``weights`` (materialised, on each weight's device;
+    see ``RandomDirection``)."""
     return {
-        name: normalize_tensor(gaussian_like(name, w.shape, seed), w, norm) for name, w in weights.items()
+        name: normalize_tensor(gaussian_like(name, w.shape, seed, w.device), w, norm)
+        for name, w in weights.items()
     }
 
 
@@ -126,11 +208,22 @@ class LazyDirection:
 
 
 class RandomDirection(LazyDirection):
-    """``random_direction`` regenerated per tensor; ``weights`` are θ₀ (for the norms)."""
+    """``random_direction`` regenerated per tensor on ``device`` (default: each weight's);
+    ``weights`` are θ₀ (for the norms; they may live elsewhere, e.g. a snapshot in host memory).
+    Each tensor's normalisation factor is computed once and kept (a scalar or one per row): it
+    depends only on the noise and θ₀, so later points only regenerate and scale."""
 
-    def __init__(self, weights: Mapping[str, torch.Tensor], seed: int, norm: str):
+    def __init__(
+        self,
+        weights: Mapping[str, torch.Tensor],
+        seed: int,
+        norm: str,
+        device: torch.device | str | None = None,
+    ):
         self.weights, self.seed, self.norm = weights, seed, norm
+        self.device = None if device is None else torch.device(device)
         self.names = tuple(weights)
+        self._scales: dict[str, torch.Tensor | None] = {}
         self._last: tuple[str, torch.Tensor] | None = None
 
     def tensor(self, name: str) -> torch.Tensor:
@@ -138,7 +231,12 @@ class RandomDirection(LazyDirection):
         if self._last is not None and self._last[0] == name:
             return self._last[1]
         w = self.weights[name]
-        t = normalize_tensor(gaussian_like(name, w.shape, self.seed), w, self.norm)
+        t = gaussian_like(name, w.shape, self.seed, self.device or w.device)
+        if name not in self._scales:
+            self._scales[name] = normalization_scale(t, w, self.norm)
+        scale = self._scales[name]
+        if scale is not None:
+            t.mul_(scale)
         self._last = (name, t)
         return t
 
@@ -163,7 +261,8 @@ class Orthogonalized(LazyDirection):
     tensors ``base`` has, and is orthogonal to ``against`` over the whole model.
 
     One pass over the tensors (each read or regenerated once) gives the coefficient and the
-    whole-model cosine of ``base`` and ``against`` before orthogonalising. Its sums are ``dot``'s
+    whole-model cosines of ``against`` with ``base`` before orthogonalising and with the result
+    after it. Its sums are ``dot``'s
     (``dot(base, against)``, ``dot(base, base)``, ``dot(against|_B, against|_B)``,
     ``dot(against, against)``; tests/landscape/core/test_directions.py pins them equal), fused because
     four ``dot`` calls would regenerate or re-read each direction two or three times (a random
@@ -190,6 +289,11 @@ class Orthogonalized(LazyDirection):
                 against_sq += tensor_dot(a, a)
         self.coef = ab / max(shared_sq, 1e-300)
         self.cosine_before = ab / max((against_sq * base_sq) ** 0.5, 1e-300)
+        # cos(base⊥, against) from the same sums: ⟨b⊥,a⟩ = ⟨a,b⟩ − c·⟨a|_B,a|_B⟩ and
+        # ‖b⊥‖² = ⟨b,b⟩ − 2c·⟨a,b⟩ + c²·⟨a|_B,a|_B⟩ (b⊥ has only B's tensors). This is 0 up to
+        # float64 rounding of the sums; the float32 rounding of b⊥'s own tensors (≲1e-7) is not in it.
+        after_sq = max(base_sq - 2 * self.coef * ab + self.coef**2 * shared_sq, 0.0)
+        self.cosine_after = (ab - self.coef * shared_sq) / max((against_sq * after_sq) ** 0.5, 1e-300)
 
     def tensor(self, name: str) -> torch.Tensor:
         t = self.base.tensor(name)
@@ -200,11 +304,17 @@ class Orthogonalized(LazyDirection):
 
 class Materialized(LazyDirection):
     """A lazy direction held in memory (faster per point, one more copy of the weights), where
-    its tensors are produced (the weights' device) unless ``device`` says otherwise."""
+    its tensors are produced (the weights' device) unless ``device`` says otherwise, in float32
+    unless ``dtype`` says otherwise (a bf16 copy halves the memory and rounds the direction)."""
 
-    def __init__(self, direction: LazyDirection, device: torch.device | str | None = None):
+    def __init__(
+        self,
+        direction: LazyDirection,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ):
         self.names = direction.names
-        self._d = {n: t if device is None else t.to(device) for n, t in direction.items()}
+        self._d = {n: t.to(device=device, dtype=dtype) for n, t in direction.items()}
 
     def tensor(self, name: str) -> torch.Tensor:
         return self._d[name]

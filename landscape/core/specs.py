@@ -39,6 +39,10 @@ def spec_hash(kind: str, identity: dict) -> str:
 
 
 BUILTIN_MODEL = "smollm2-135m-instruct"
+# The random-direction generator (landscape.core.directions.gaussian_like). Part of every random
+# direction's identity: a new generator draws new directions, which must not reuse old results.
+# (Keys from before it was recorded used torch's CPU generator, seeded per tensor.)
+RANDOM_GENERATOR = "ctr-v1"
 ALIGNED_MODEL = "aligned"
 
 
@@ -274,6 +278,8 @@ class ScanSpec(Spec):
         data = self.model_dump(mode="json")
         data["model"] = {"fingerprint": model_fp, "dtype": self.model.dtype}
         for d, fp in zip(data["directions"], target_fps, strict=True):
+            if d["kind"] == "random":
+                d["generator"] = RANDOM_GENERATOR
             if d["target"] is not None:
                 d["target"] = {"fingerprint": fp}
             if d.pop("path") is not None:

@@ -147,6 +147,8 @@ class Session:
 
     def directions(self, spec: ScanSpec):
         """Snapshot and lazy directions for ``spec`` (orthogonalised, cosines recorded)."""
+        import torch
+
         from landscape.core.directions import Materialized, Orthogonalized, RandomDirection, StoredDirection
         from landscape.core.models import ModelError, perturbable_parameters
         from landscape.core.perturb import Snapshot
@@ -175,15 +177,19 @@ class Session:
             else:
                 acts_on.append(named)
         params = {n: p for group in acts_on for n, p in group.items()}
-        snap_key = tuple(sorted(params))
+        plan = self._memory_plan(spec, lm.model, params)
+        if spec.directions:
+            self.log(plan.line())
+        snap_key = (tuple(sorted(params)), plan.snapshot)
         if snap_key not in self._snapshots:
-            self._snapshots = {snap_key: Snapshot(params)}
+            self._snapshots = {}  # drop the old snapshot before taking the new one
+            self._snapshots = {snap_key: Snapshot(params, plan.snapshot)}
         snapshot = self._snapshots[snap_key]
         dirs, info = [], {}
         for k, (d, group) in enumerate(zip(spec.directions, acts_on, strict=True)):
             if d.kind == "random":
                 weights = {n: snapshot.weights[n] for n in group}
-                dirs.append(RandomDirection(weights, d.seed, d.norm))
+                dirs.append(RandomDirection(weights, d.seed, d.norm, device))
             elif d.kind == "file":
                 dirs.append(files[k])
             else:
@@ -191,10 +197,42 @@ class Session:
         if len(dirs) == 2 and spec.orthogonalize:
             dirs[1] = Orthogonalized(dirs[1], dirs[0])
             info["cosine_before"] = dirs[1].cosine_before
-            info["cosine_after"] = Orthogonalized(dirs[1], dirs[0]).cosine_before
-        if self.runtime.keep_directions:
-            dirs = [Materialized(d) for d in dirs]
+            info["cosine_after"] = dirs[1].cosine_after
+        if plan.directions != "regenerated":
+            dtype = torch.float32 if plan.directions == "float32" else lm.model.dtype
+            dirs = [Materialized(d, dtype=dtype) for d in dirs]
         return snapshot, dirs, info
+
+    def _memory_plan(self, spec: ScanSpec, model, params):
+        """The memory plan (``landscape.core.memory``) for perturbing ``params``, from the memory
+        free now plus what this session's current snapshot of the same parameters holds."""
+        import torch
+
+        from landscape.core.memory import free_memory, plan_memory, scan_budget
+
+        device = next(iter(params.values())).device if params else torch.device(self.runtime.device)
+        free_device, free_host = free_memory(device)
+        for (names, where), snap in self._snapshots.items():
+            if names == tuple(sorted(params)):
+                held = sum(t.numel() * t.element_size() for t in snap.weights.values())
+                if device.type != "cuda":  # one memory
+                    free_device, free_host = free_device + held, free_host + held
+                elif where == "device":
+                    free_device += held
+                else:
+                    free_host += held
+        batch = min(self.runtime.batch_size, spec.prompts.limit or self.runtime.batch_size)
+        keep = "float32" if self.runtime.keep_directions else None
+        budget = scan_budget(
+            model,
+            params,
+            len(spec.directions),
+            batch,
+            spec.generation.max_new_tokens,
+            keep,
+            (free_device, free_host),
+        )
+        return plan_memory(budget)
 
     def evaluate_at(self, spec: ScanSpec, prompts: list[str], snapshot, dirs, coeffs):
         """Evaluate θ₀ + Σ cₖ·dₖ. Its metrics carry two times: ``elapsed_s``, decoding and judging

@@ -228,3 +228,46 @@ def test_a_cached_decoding_step_runs_on_cuda(cuda_session):
     mask = torch.cat([mask, mask.new_ones(len(tokens), 1)], dim=-1)
     logits = _step(lm.model, ids, mask, cache)
     assert _on_cuda(logits) and logits.shape == (len(tokens), lm.model.config.vocab_size)
+
+
+class _Crossings(TorchDispatchMode):
+    """Records every copy of a tensor from one device to another: (from, to, elements)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[tuple[str, str, int]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.ops.aten._to_copy.default and kwargs.get("device") is not None:
+            if torch.device(kwargs["device"]) != args[0].device:
+                self.seen.append((args[0].device.type, torch.device(kwargs["device"]).type, args[0].numel()))
+        elif func is torch.ops.aten.copy_.default and args[0].device != args[1].device:
+            self.seen.append((args[1].device.type, args[0].device.type, args[1].numel()))
+        return func(*args, **kwargs)
+
+
+@pytest.mark.parametrize("where", ["device", "host"])
+def test_points_move_no_direction_between_devices(cuda_session, where):
+    """After the first point (which computes each tensor's normalisation factor once), a point
+    makes its noise on the GPU and copies nothing across devices, except, for a snapshot in host
+    memory, θ₀'s tensors on their way in (perturb) and back (restore)."""
+    from landscape.core.directions import Orthogonalized, RandomDirection
+    from landscape.core.models import perturbable_parameters
+    from landscape.core.perturb import Snapshot, perturbed
+
+    _, lm, _ = cuda_session
+    params = perturbable_parameters(lm.model)
+    snapshot = Snapshot(params, where)
+    assert all(_on_cuda(w) == (where == "device") for w in snapshot.weights.values())
+    d1 = RandomDirection(snapshot.weights, 1, "filter", CUDA)
+    dirs = [d1, Orthogonalized(RandomDirection(snapshot.weights, 2, "filter", CUDA), d1)]
+    with perturbed(snapshot, dirs, [0.5, -0.25]):
+        pass
+    with _Crossings() as crossings, perturbed(snapshot, dirs, [0.25, 0.5]):
+        assert all(_on_cuda(p) for p in params.values())
+    if where == "device":
+        assert crossings.seen == []
+    else:
+        assert {(a, b) for a, b, _ in crossings.seen} == {("cpu", "cuda")}
+        assert sum(n for *_, n in crossings.seen) == 2 * sum(p.numel() for p in params.values())

@@ -78,12 +78,14 @@ def test_gram_schmidt_orthogonalises_over_the_whole_model(lm):
     assert abs(dot(Materialized(lazy)._d, d1)) < 1e-3
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_perturb_then_restore_is_bit_exact(tiny_model, dtype):
+@pytest.mark.parametrize(
+    ("dtype", "where"), [("float32", "device"), ("bfloat16", "device"), ("bfloat16", "host")]
+)
+def test_perturb_then_restore_is_bit_exact(tiny_model, dtype, where):
     lm = load_model(ModelSpec(source=str(tiny_model), dtype=dtype))
     params = perturbable_parameters(lm.model)
     before = {n: p.detach().clone() for n, p in lm.model.named_parameters()}
-    snap = Snapshot(params)
+    snap = Snapshot(params, where)
     dirs = [RandomDirection(snap.weights, 1, "layer"), RandomDirection(snap.weights, 2, "layer")]
     for coeffs in ([0.3, -0.7], [1e-3, 2.5], [0.1, 0.1]):
         with perturbed(snap, dirs, coeffs):
@@ -102,7 +104,10 @@ def test_restore_happens_on_error_and_on_non_finite(lm):
         with perturbed(snap, d, [0.5]):
             raise RuntimeError("boom")
     with pytest.raises(NonFiniteError):
-        with perturbed(snap, d, [1e39]):
+        with perturbed(snap, d, [1e39]):  # beyond float32 itself
+            pass
+    with pytest.raises(NonFiniteError, match="non-finite weights in"):
+        with perturbed(snap, [RandomDirection(snap.weights, 1, "none")], [3e38]):  # 3e38·N(0,1) overflows
             pass
     assert all(torch.equal(p, before[n]) for n, p in params.items())
 
@@ -186,6 +191,16 @@ def test_orthogonalized_one_pass_sums_are_dots(lm, kind, tmp_path):
     against_on_base = {n: lazy1.tensor(n) for n in lazy2.names if n in set(lazy1.names)}
     assert lazy.coef == dot(lazy2, lazy1) / dot(against_on_base, against_on_base)
     assert lazy.cosine_before == pytest.approx(cosine(lazy2, lazy1), rel=1e-12)
+    # cosine_after from the same sums = the second pass scans used to make (to rounding)
+    two_pass = Orthogonalized(lazy, lazy1).cosine_before
+    assert abs(lazy.cosine_after - two_pass) < 1e-7 and abs(lazy.cosine_before) > 1e-3
+
+
+def test_cosine_after_from_the_first_pass_equals_a_second_pass(lm):
+    w = _weights(lm)
+    lazy = Orthogonalized(RandomDirection(w, 2, "filter"), RandomDirection(w, 1, "filter"))
+    two_pass = Orthogonalized(lazy, RandomDirection(w, 1, "filter")).cosine_before
+    assert abs(lazy.cosine_after - two_pass) < 1e-7
 
 
 def test_scan_records_whole_model_cosines_for_interpolation_and_random(tiny_model, tiny_model_b, store):

@@ -1,0 +1,189 @@
+"""The memory plan of a scan: where θ₀'s snapshot lives and whether directions are held.
+
+A scan needs, beside the loaded model: one snapshot θ₀ of the parameters it perturbs (restored by
+copy after every point, ``landscape.core.perturb``), the directions, a per-point workspace, and
+room to decode. ``plan_memory`` is a pure function of those sizes and of the free memory (measured
+by ``free_memory`` at the edge), so a test can drive it with a 7B-shaped budget on any machine:
+
+- snapshot on the model's device (fastest restore), else in pinned host memory (CUDA only: the
+  restore is a host→device copy per tensor per point);
+- directions regenerated per point on the device (``gaussian_like``: no memory), or held when the
+  user asks (``--keep-directions``: float32, 4 bytes an element each, or the compute dtype). Holding
+  is never chosen silently: regenerating is cheap (bench/bench_directions.py) and a compute-dtype
+  copy rounds the direction;
+- when nothing fits: ``MemoryPlanError``, one line with a suggestion (a ``SpecError``, so the CLI
+  prints it without a traceback).
+
+Sizes are bytes; "GB" in messages is 10⁹ bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from landscape.core.specs import SpecError
+
+Keep = Literal["float32", "compute"] | None
+GENERATOR_CHUNK_BYTES = 20 * (1 << 22)  # gaussian_like's temporaries per GPU chunk (20 B a pair)
+HEADROOM = 0.05  # of free device memory, left for the allocator's fragmentation
+ASSUMED_PROMPT_TOKENS = 256  # prompt + chat template, for the decoding reserve (an estimate)
+
+
+class MemoryPlanError(SpecError):
+    """No snapshot placement and direction policy fits the free memory."""
+
+
+@dataclass(frozen=True)
+class MemoryBudget:
+    """What a scan needs and what is free (bytes, element counts)."""
+
+    param_bytes: int  # the perturbed parameters in the model's dtype (= the snapshot)
+    param_elements: int  # elements of each direction (the perturbed parameters')
+    largest_elements: int  # the biggest perturbed tensor (the per-point workspace scales with it)
+    compute_bytes: int  # bytes an element of the compute dtype (2: bfloat16, 4: float32)
+    n_directions: int
+    device: str  # the device's type: "cuda", or "cpu" (and any other: one memory with the host)
+    free_device: int  # on CPU the same memory as free_host
+    free_host: int
+    decode_bytes: int = 0  # reserve for decoding: KV cache and activations (``decode_reserve``)
+    keep: Keep = None  # the user's preference: hold directions in float32 / the compute dtype
+    pinned_ok: bool = False  # pinned host memory is possible (CUDA available)
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    snapshot: Literal["device", "host"]  # host: pinned memory, copied to the device per point
+    directions: Literal["regenerated", "float32", "compute"]  # held in float32 / compute dtype
+    device_bytes: int  # what the plan adds on the device (snapshot, held directions, workspace)
+    host_bytes: int  # what it adds in host memory (a host snapshot)
+    budget: MemoryBudget
+
+    def line(self) -> str:
+        """The one line printed before a scan."""
+        b = self.budget
+        where = "the device" if b.device == "cuda" else "host memory"
+        snap = "on the device" if self.snapshot == "device" else "in pinned host memory"
+        dirs = (
+            "regenerated per point on the device"
+            if self.directions == "regenerated"
+            else f"held in {'float32' if self.directions == 'float32' else 'the compute dtype'}"
+        )
+        host = (
+            f", {_gb(self.host_bytes)} of {_gb(b.free_host)} free in host memory"
+            if b.device == "cuda"
+            else ""
+        )
+        return (
+            f"memory plan: θ₀ snapshot {snap} ({_gb(b.param_bytes)}), {b.n_directions} direction(s) {dirs}; "
+            f"needs {_gb(self.device_bytes + b.decode_bytes)} of {_gb(b.free_device)} free on {where}"
+            f" (decoding reserve {_gb(b.decode_bytes)}){host}"
+        )
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
+
+
+def held_bytes(b: MemoryBudget, directions: str) -> int:
+    per = {"regenerated": 0, "float32": 4, "compute": b.compute_bytes}[directions]
+    return per * b.param_elements * b.n_directions
+
+
+def workspace_bytes(b: MemoryBudget, snapshot: str) -> int:
+    """Per-point temporaries on the device: the float32 sum θ₀ + Σ cₖ·dₖ of the largest tensor, one
+    regenerated tensor per direction plus one for Gram–Schmidt, the generator's chunk, and for a host
+    snapshot the device copy of that tensor."""
+    tensors = 4 * b.largest_elements * (b.n_directions + 2)
+    gen = GENERATOR_CHUNK_BYTES if b.device == "cuda" and b.n_directions else 0
+    staged = b.largest_elements * (b.param_bytes // max(b.param_elements, 1)) if snapshot == "host" else 0
+    return tensors + gen + staged
+
+
+def plan_memory(b: MemoryBudget) -> MemoryPlan:
+    """The first plan that fits: snapshot on the device, else pinned on the host (CUDA); directions
+    as the user asked (regenerated unless ``keep``). Raises ``MemoryPlanError`` when none fits."""
+    directions = b.keep or "regenerated"
+    held = held_bytes(b, directions)
+    usable = b.free_device * (1 - HEADROOM) - b.decode_bytes
+    places = ["device"] + (["host"] if b.device == "cuda" and b.pinned_ok else [])
+    for snapshot in places:
+        on_device = held + workspace_bytes(b, snapshot) + (b.param_bytes if snapshot == "device" else 0)
+        on_host = b.param_bytes if snapshot == "host" else 0
+        if b.device == "cpu":
+            fits = on_device <= usable  # one memory: free_device is free_host
+        else:
+            fits = on_device <= usable and on_host <= b.free_host * (1 - HEADROOM)
+        if fits:
+            return MemoryPlan(snapshot, directions, on_device, on_host, b)
+    need = held + workspace_bytes(b, places[-1]) + (b.param_bytes if places[-1] == "device" else 0)
+    what = f"{b.n_directions} direction(s) held in {directions} ({_gb(held)})" if held else "the θ₀ snapshot"
+    if b.keep:
+        hint = "drop --keep-directions: regenerated directions need no memory"
+    elif b.device == "cuda" and not b.pinned_ok:
+        hint = "free device memory, or use a GPU with more memory"
+    else:
+        hint = "use bfloat16, fewer prompts per batch (--batch-size), or a device with more free memory"
+    raise MemoryPlanError(
+        f"not enough memory for this scan: {what} and the per-point workspace need {_gb(need)} "
+        f"beside a decoding reserve of {_gb(b.decode_bytes)}, and {_gb(b.free_device)} is free on "
+        f"{'the device' if b.device == 'cuda' else 'this machine'}; {hint}"
+    )
+
+
+def decode_reserve(
+    layers: int, kv_heads: int, head_dim: int, vocab: int, batch: int, tokens: int, compute_bytes: int
+) -> int:
+    """KV cache (keys and values of every layer for ``batch`` rows of ``tokens``) plus the float32
+    logits of one step: the decoder's memory beyond the weights, an estimate."""
+    return 2 * layers * kv_heads * head_dim * batch * tokens * compute_bytes + 4 * batch * vocab * 2
+
+
+def free_memory(device) -> tuple[int, int]:
+    """(free on ``device``, free host memory) in bytes, measured now. On a machine without CUDA a
+    'cuda' device (the fake-CUDA tests) reports host memory."""
+    import psutil
+    import torch
+
+    host = psutil.virtual_memory().available
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.mem_get_info(device)[0], host
+    return host, host
+
+
+def scan_budget(
+    model, params, n_directions: int, batch: int, max_new_tokens: int, keep: Keep, free
+) -> MemoryBudget:
+    """The budget of a scan of a loaded ``model`` perturbing ``params`` ({name: parameter}),
+    ``free`` = (free device, free host) bytes (``free_memory``, with an existing snapshot's bytes
+    added back by the caller)."""
+    import torch
+
+    tensors = list(params.values()) or list(model.parameters())[:1]
+    device = tensors[0].device
+    cfg = model.config
+    heads = getattr(cfg, "num_attention_heads", 1)
+    head_dim = getattr(cfg, "head_dim", None) or getattr(cfg, "hidden_size", heads) // heads
+    compute_bytes = tensors[0].element_size()
+    return MemoryBudget(
+        param_bytes=sum(t.numel() * t.element_size() for t in params.values()),
+        param_elements=sum(t.numel() for t in params.values()),
+        largest_elements=max((t.numel() for t in params.values()), default=0),
+        compute_bytes=compute_bytes,
+        n_directions=n_directions,
+        device=device.type,
+        free_device=int(free[0]),
+        free_host=int(free[1]),
+        decode_bytes=decode_reserve(
+            getattr(cfg, "num_hidden_layers", 1),
+            getattr(cfg, "num_key_value_heads", None) or heads,
+            head_dim,
+            getattr(cfg, "vocab_size", 0),
+            batch,
+            ASSUMED_PROMPT_TOKENS + max_new_tokens,
+            compute_bytes,
+        ),
+        keep=keep,
+        pinned_ok=device.type == "cuda" and torch.cuda.is_available(),
+    )
