@@ -147,18 +147,23 @@ def test_sigkilled_ray_driver_resumes_without_recomputing(cluster, tmp_path, tin
     store_dir = tmp_path / "s"
     args = cli(store_dir, tiny_model, prompts_file, "--points", "12", "--max-new-tokens", "24",
                "--no-early-stop", "--workers", "2", "--ray-address", cluster)  # fmt: skip
-    spec = spec_for(tiny_model, prompts_file, n=12, tokens=24, early_stop=False)
     with Store(store_dir) as store:
-        key = prepare_scan(spec, store).key
         proc = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 300
-        while store.progress(key) < 2 and time.time() < deadline and proc.poll() is None:
+        while time.time() < deadline and proc.poll() is None:
+            scans = store.list_scans()
+            if scans and store.progress(scans[0]["key"]) >= 2:
+                break
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        before = store.scan_grid(key).done
+        key = store.list_scans()[0]["key"]
+        before = store.progress(key)
         assert 2 <= before < 12, proc.stderr.read().decode()[-2000:]
-        res = scan_grid(spec, store, RAY2, log=lambda _m: None)  # the dead pid's lease is taken at once
+        spec = ScanSpec.model_validate(store.scan_record(key)["spec"])
+        logs: list[str] = []
+        res = scan_grid(spec, store, RAY2, log=logs.append)
+        assert not any("is being computed by" in m for m in logs), logs  # dead pid: taken at once
         assert res.computed == 12 - before and res.grid.done == 12
         assert store.progress(key) == 12
 
