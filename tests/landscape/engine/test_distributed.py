@@ -191,3 +191,17 @@ def test_without_workers_ray_is_never_imported(tmp_path, tiny_model, prompts_fil
     )
     out = subprocess.run([sys.executable, "-c", code], env=env(), capture_output=True, text=True, timeout=600)
     assert out.stdout.split()[-2:] == ["0", "False"], out.stderr[-1500:]
+
+
+def test_ray_flags_without_workers_are_one_line_errors(
+    tmp_path, tiny_model, prompts_file, capsys, monkeypatch
+):
+    from landscape.cli import run
+
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")  # the environment's default alone is no error
+    base = cli(tmp_path / "s", tiny_model, prompts_file, "--points", "1")[3:]
+    for flags in (["--ray-address", "auto"], ["--gpus-per-worker", "0.5"]):
+        assert run(["-q", *base, *flags]) == 2
+        err = capsys.readouterr().err
+        assert err.strip() == "error: --ray-address and --gpus-per-worker need --workers N"
+    assert run(["-q", *base, "--json"]) == 0
