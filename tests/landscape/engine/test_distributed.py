@@ -169,6 +169,34 @@ def test_sigkilled_ray_driver_resumes_without_recomputing(cluster, tmp_path, tin
 
 
 @pytest.mark.slow
+def test_ctrl_c_stops_the_actors_and_releases_the_lease(cluster, tmp_path, tiny_model, prompts_file):
+    store_dir = tmp_path / "s"
+    args = cli(store_dir, tiny_model, prompts_file, "--points", "12", "--max-new-tokens", "24",
+               "--no-early-stop", "--workers", "2", "--ray-address", cluster)  # fmt: skip
+    with Store(store_dir) as store:
+        proc = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            scans = store.list_scans()
+            if scans and store.progress(scans[0]["key"]) >= 1:
+                break
+            time.sleep(0.02)
+        ours = {
+            a["name"]
+            for a in ray.util.list_named_actors(all_namespaces=True)
+            if a["name"].startswith("scan-")
+        }
+        assert ours, "the driver's actors should be running"
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=120)[1]
+        assert proc.returncode == 130 and "interrupted: finished points are in the store" in err, err[-1500:]
+        key = store.list_scans()[0]["key"]
+        assert store.lease(key) is None  # released on the way out, not left to expire
+        alive = {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)}
+        assert not ours & alive
+
+
+@pytest.mark.slow
 def test_two_drivers_never_compute_a_point_twice(tmp_path, tiny_model, prompts_file):
     store_dir = tmp_path / "s"
     args = cli(store_dir, tiny_model, prompts_file, "--points", "6", "--json")
