@@ -7,7 +7,8 @@ with 1 and with 2 actors. Printed per configuration: the wall time of the whole 
 and, for Ray, actor start-up included), the steady throughput (points per second between the first
 and the last point stored) and both as ratios to the single-process run. Ray actors run one torch
 thread each (Ray sets OMP_NUM_THREADS=1); the single-process run uses ``--threads`` (default: every
-core, as a plain ``landscape scan`` would).
+core, as a plain ``landscape scan`` would), and is repeated with one thread, so the gain of Ray's
+thread pinning on a busy machine is not mistaken for a gain of distribution.
 
 On a 2-core machine two actors cannot beat one process that already uses both cores for its matrix
 products: the figure says what distribution costs here, not what it gains on a GPU node.
@@ -89,6 +90,10 @@ def main() -> None:
 
         load_model(spec.model, "cpu", store)  # a GGUF's one-off conversion stays outside every timing
         out["single"] = _run(store, spec, Runtime(progress=False))
+        if args.threads != 1:  # what a Ray actor gets: one thread (contention on a busy machine)
+            torch.set_num_threads(1)
+            out["single_1thread"] = _run(store, spec, Runtime(progress=False))
+            torch.set_num_threads(args.threads)
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="ERROR", log_to_driver=False)
         try:
             for n in (1, 2):
@@ -103,7 +108,9 @@ def main() -> None:
     print(
         f"{'config':<16}{'wall s':>9}{'× single':>10}{'steady pt/s':>13}{'× single':>10}{'mean point s':>14}"
     )
-    for name in ("single", "ray1", "ray2"):
+    for name in ("single", "single_1thread", "ray1", "ray2"):
+        if name not in out:
+            continue
         r = out[name]
         steady = r["steady_points_per_s"]
         ratio = (
@@ -114,6 +121,9 @@ def main() -> None:
             f"{steady or float('nan'):>13.3f}{ratio:>10.2f}{r['mean_point_s']:>14.2f}"
         )
     print("× single: speed relative to the single-process run (above 1 is faster)")
+    print(
+        f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other processes share them)"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
 
