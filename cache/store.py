@@ -8,6 +8,8 @@ Layout under one root directory:
 - ``points/``: a diskcache with one metrics record per finished grid point (``<key>:<i>:<j>``) and
   its responses (``<key>:<i>:<j>:responses``). Responses are written first, metrics last, so a
   reader that sees a point's metrics also sees its responses.
+- ``lease:<key>`` in ``meta/``: who computes scan ``<key>`` now (``Lease``), so two drivers never
+  compute the same point: taken and renewed in one SQLite transaction each.
 - ``artifacts/<kind>/<key>/``: files too large for a record (safetensors). Writers fill a temporary
   directory and rename it into place, so a half-written artifact is never visible.
 
@@ -25,8 +27,10 @@ import json
 import math
 import os
 import shutil
+import socket
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +118,54 @@ class ScanGrid:
         return int(np.isfinite(self.values["asr_pct"]).sum()) if "asr_pct" in self.values else 0
 
 
+@dataclass(frozen=True)
+class Lease:
+    """Who computes a scan: ``holder`` is ``host:pid:uuid``; it is free after ``expires_at``
+    (unix time), which the holder's heartbeat keeps pushing forward while it computes."""
+
+    key: str
+    holder: str
+    expires_at: float
+    acquired: float
+
+    @property
+    def host(self) -> str:
+        return self.holder.rsplit(":", 2)[0]
+
+    @property
+    def pid(self) -> int | None:
+        parts = self.holder.rsplit(":", 2)
+        return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+
+    def expired(self, now: float | None = None) -> bool:
+        return (time.time() if now is None else now) >= self.expires_at
+
+    def holder_dead(self) -> bool:
+        """True when the holder is a process of this host that no longer runs (a SIGKILLed driver:
+        take over at once instead of waiting for the lease to expire)."""
+        if self.host != socket.gethostname() or self.pid is None:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, another user's
+            return False
+        return _is_zombie(self.pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def new_holder() -> str:
+    """A lease holder id unique to this process and call: ``host:pid:uuid``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
 class Store:
     """The on-disk store. Safe to open from several processes at once (SQLite WAL underneath)."""
 
@@ -181,6 +233,49 @@ class Store:
             progress["done"] = progress.get("done", 0) + 1
             progress["updated"] = time.time()
             self.put_json(f"progress:{key}", progress)
+
+    # -- leases: one computation per scan key ------------------------------------------------
+
+    def lease(self, key: str) -> Lease | None:
+        """The lease on scan ``key`` as recorded (possibly expired), or None."""
+        try:
+            rec = self.get_json(f"lease:{key}")
+        except CorruptEntryError:
+            return None
+        return None if not rec else Lease(key, rec["holder"], rec["expires_at"], rec.get("acquired", 0.0))
+
+    def acquire_lease(self, key: str, holder: str, ttl_s: float) -> Lease:
+        """Take the lease on scan ``key`` for ``holder`` when it is free, expired, already
+        ``holder``'s, or held by a dead process of this host; otherwise leave it. Returns the lease
+        as it stands afterwards: ``lease.holder == holder`` means taken. Atomic (one transaction)."""
+        with self.meta.transact():
+            current = self.lease(key)
+            now = time.time()
+            if current is None or current.holder == holder or current.expired(now) or current.holder_dead():
+                acquired = current.acquired if current is not None and current.holder == holder else now
+                self.put_json(
+                    f"lease:{key}", {"holder": holder, "expires_at": now + ttl_s, "acquired": acquired}
+                )
+                return Lease(key, holder, now + ttl_s, acquired)
+            return current
+
+    def renew_lease(self, key: str, holder: str, ttl_s: float) -> bool:
+        """Push ``holder``'s lease on ``key`` forward; False when it is no longer ``holder``'s
+        (it expired and another driver took it over)."""
+        with self.meta.transact():
+            current = self.lease(key)
+            if current is None or current.holder != holder:
+                return False
+            rec = {"holder": holder, "expires_at": time.time() + ttl_s, "acquired": current.acquired}
+            self.put_json(f"lease:{key}", rec)
+            return True
+
+    def release_lease(self, key: str, holder: str) -> None:
+        """Drop ``holder``'s lease on ``key`` (another holder's lease is left alone)."""
+        with self.meta.transact():
+            current = self.lease(key)
+            if current is not None and current.holder == holder:
+                self.delete(f"lease:{key}")
 
     def point(self, key: str, i: int, j: int = 0) -> dict | None:
         """One point's metrics, or None when not computed."""

@@ -9,6 +9,9 @@
 | SAFETY_LANDSCAPE_BASE_URL_PATH | URL prefix behind a reverse proxy; defaults to STREAMLIT_SERVER_BASE_URL_PATH, which Streamlit itself serves under | "" |
 | SAFETY_LANDSCAPE_LAUNCHERS | comma-separated e-mails (or proxy user names) allowed to launch jobs when users are identified | (any signed-in user) |
 | SAFETY_LANDSCAPE_USER_HEADER | behind an authenticating reverse proxy: the request header naming the user (e.g. X-Forwarded-User); trust it only when the proxy is the sole way in and sets it itself | "" (no proxy identity) |
+| SAFETY_LANDSCAPE_RAY_ADDRESS | scan jobs run their points on this Ray cluster (`auto` or HOST:PORT) | (none: in the job's process) |
+| SAFETY_LANDSCAPE_RAY_WORKERS | Ray actors per scan job (with a Ray address; without one, a local Ray) | (none) |
+| SAFETY_LANDSCAPE_RAY_GPUS_PER_WORKER | GPUs each actor reserves (0.25: four replicas per GPU) | 0 |
 | SAFETY_LANDSCAPE_SETTINGS | a TOML file with the same keys in lower case (store, model_roots, ...) | |
 
 Environment variables win over the file. No Streamlit here: pages and tests share it.
@@ -39,6 +42,21 @@ class Settings:
     base_url_path: str = ""
     launchers: tuple[str, ...] = field(default_factory=tuple)
     user_header: str = ""
+    ray_address: str | None = None
+    ray_workers: int | None = None
+    ray_gpus_per_worker: float = 0.0
+
+    def ray_args(self) -> list[str]:
+        """The ``landscape scan`` flags that send a scan job's points to the configured Ray cluster
+        (none when no workers are configured: the job computes in its own process)."""
+        if not self.ray_workers:
+            return []
+        out = ["--workers", str(self.ray_workers)]
+        if self.ray_address:
+            out += ["--ray-address", self.ray_address]
+        if self.ray_gpus_per_worker:
+            out += ["--gpus-per-worker", f"{self.ray_gpus_per_worker:g}"]
+        return out
 
     def model_allowed(self, source: str) -> str | None:
         """None when the server may load ``source``; otherwise why not (one line)."""
@@ -88,7 +106,8 @@ def load_settings(env: dict | None = None) -> Settings:
             raise SettingsError(f"cannot read settings file {path}: {exc}") from None
     if "STREAMLIT_SERVER_BASE_URL_PATH" in env:  # what Streamlit itself serves under
         data["base_url_path"] = env["STREAMLIT_SERVER_BASE_URL_PATH"]
-    for key in ("store", "model_roots", "read_only", "max_jobs", "base_url_path", "launchers", "user_header"):
+    keys = ("store", "model_roots", "read_only", "max_jobs", "base_url_path", "launchers", "user_header")
+    for key in keys + ("ray_address", "ray_workers", "ray_gpus_per_worker"):
         var = f"SAFETY_LANDSCAPE_{key.upper()}"
         if var in env:
             data[key] = env[var]
@@ -108,6 +127,7 @@ def load_settings(env: dict | None = None) -> Settings:
     header = str(data.get("user_header", "")).strip()
     if header and not re.fullmatch(r"[A-Za-z0-9-]{1,64}", header):
         raise SettingsError(f"user_header must be an HTTP header name, not {header[:70]!r}")
+    workers, gpus = _ray(data)
     return Settings(
         store=Path(data.get("store", "~/.cache/safety-landscape")).expanduser(),
         model_roots=tuple(Path(r).expanduser().resolve() for r in roots),
@@ -116,4 +136,24 @@ def load_settings(env: dict | None = None) -> Settings:
         base_url_path=base,
         launchers=tuple(launchers),
         user_header=header,
+        ray_address=str(data["ray_address"]).strip() or None if data.get("ray_address") else None,
+        ray_workers=workers,
+        ray_gpus_per_worker=gpus,
     )
+
+
+def _ray(data: dict) -> tuple[int | None, float]:
+    """``ray_workers`` (a whole number ≥ 1, or unset) and ``ray_gpus_per_worker`` (0 to 8)."""
+    raw = data.get("ray_workers")
+    try:
+        workers = None if raw in (None, "") else int(raw)
+        gpus = float(data.get("ray_gpus_per_worker") or 0)
+    except ValueError:
+        raise SettingsError("ray_workers must be a whole number and ray_gpus_per_worker a number") from None
+    if workers is not None and workers < 1:
+        raise SettingsError("ray_workers must be at least 1")
+    if not 0 <= gpus <= 8:
+        raise SettingsError("ray_gpus_per_worker must be between 0 and 8")
+    if data.get("ray_address") and workers is None:
+        raise SettingsError("ray_address needs ray_workers (how many actors a scan job uses)")
+    return workers, gpus

@@ -23,6 +23,13 @@ rows = [
     ("concurrent jobs", str(settings.max_jobs)),
     ("base URL path", "/" + settings.base_url_path),
     (
+        "scan jobs run on",
+        f"Ray, {settings.ray_workers} workers at {settings.ray_address or 'a local Ray'}"
+        + (f", {settings.ray_gpus_per_worker:g} GPU each" if settings.ray_gpus_per_worker else "")
+        if settings.ray_workers
+        else "the job's own process (no Ray configured)",
+    ),
+    (
         "login",
         "OIDC (st.login)"
         if login_configured()

@@ -91,7 +91,7 @@ problems = [settings.model_allowed(m) for m in (source, target, judge_model) if 
 problem = next((p for p in problems if p), None)
 if judge_model == "(none found)":
     problem = "no judge model directory under the model roots"
-args = commands.scan_args(choice)
+args = commands.scan_args(choice) + settings.ray_args()  # the server's Ray cluster, when configured
 st.code("landscape " + " ".join(args), language="bash")
 parsed = None
 if problem is None:

@@ -78,7 +78,10 @@ def run(argv=None) -> int:
             return code
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.Abort:
+    except click.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            click.echo("interrupted: finished points are in the store; rerun to resume", err=True)
+            return 130
         click.echo("error: aborted", err=True)
         return 1
     except click.ClickException as exc:

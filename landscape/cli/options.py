@@ -24,12 +24,14 @@ class Ctx:
             self._store = Store(self.store_dir)
         return self._store
 
-    def runtime(self, keep_directions: bool = False) -> Runtime:
+    def runtime(self, keep_directions: bool = False, **workers) -> Runtime:
+        """``workers``: the Ray flags (``workers``, ``ray_address``, ``gpus_per_worker``)."""
         return Runtime(
             device=self.device,
             batch_size=self.batch_size,
             keep_directions=keep_directions,
             progress=not self.quiet,
+            **workers,
         )
 
     def log(self, msg: str) -> None:
@@ -173,6 +175,25 @@ SCAN_OPTIONS = [
         help="K random directions (seeds seed..seed+K-1).",
     ),
     click.option("--keep-directions", is_flag=True, help="Hold directions in memory (faster, more RAM)."),
+    click.option(
+        "--workers",
+        default=None,
+        type=click.IntRange(1, 1024),
+        help="Evaluate points on N Ray actors (each loads the model once); without it, in this process.",
+    ),
+    click.option(
+        "--ray-address",
+        envvar="RAY_ADDRESS",
+        default=None,
+        help="With --workers: the Ray cluster (auto or HOST:PORT; env RAY_ADDRESS) [a local Ray].",
+    ),
+    click.option(
+        "--gpus-per-worker",
+        default=0.0,
+        show_default=True,
+        type=click.FloatRange(0, 8),
+        help="With --workers: GPUs each actor reserves (0.25: four replicas per GPU; 0: CPU actors).",
+    ),
     click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
 ]
 

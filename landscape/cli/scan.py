@@ -12,6 +12,20 @@ from landscape.cli.options import Ctx, given_flags, scan_options
 from landscape.study.report import family_visage, interval_line, landscape_text, summary_text
 
 
+def _runtime(ctx: click.Context, o: dict):
+    """The runtime of a scan command. The Ray flags need --workers (RAY_ADDRESS alone is ignored)."""
+    c: Ctx = ctx.obj
+    src = ctx.get_parameter_source("ray_address")
+    if o["workers"] is None and (o["gpus_per_worker"] or (o["ray_address"] and src.name == "COMMANDLINE")):
+        raise click.UsageError("--ray-address and --gpus-per-worker need --workers N")
+    workers = {
+        "workers": o["workers"],
+        "ray_address": o["ray_address"],
+        "gpus_per_worker": o["gpus_per_worker"],
+    }
+    return c.runtime(o["keep_directions"], **workers)
+
+
 def _spec(ctx: click.Context, kind: str, o: dict):
     c: Ctx = ctx.obj
     return build_scan_spec(kind, o, given_flags(ctx, o), c.device)
@@ -63,7 +77,7 @@ def scan(ctx, kind, **o):
     if o["full_responses"]:
         c.log("full responses: early stopping is off (generation.early_stop = false, part of the scan key)")
     auto = AutoRangeSpec(probe_prompts=o["probe_prompts"]) if o["auto_range"] else None
-    runtime = c.runtime(o["keep_directions"])
+    runtime = _runtime(ctx, o)
     results = scan_family(spec, o["n_directions"], c.store, runtime, auto, c.log)
     _print_results(results, c.store, o["as_json"])
 
@@ -76,7 +90,7 @@ def estimate(ctx, kind, **o):
 
     c: Ctx = ctx.obj
     spec = _spec(ctx, kind, o)
-    est = estimate_scan(spec, c.store, c.runtime(o["keep_directions"]), c.log)
+    est = estimate_scan(spec, c.store, _runtime(ctx, o), c.log)
     if o["as_json"]:
         click.echo(json.dumps(est, indent=2))
         return

@@ -34,3 +34,43 @@ def git_commit() -> str:
 
 def provenance() -> dict:
     return {"version": __version__, "commit": git_commit(), "created": time.time()}
+
+
+@functools.cache
+def _software() -> dict:
+    import platform
+
+    import torch
+    import transformers
+
+    return {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+    }
+
+
+def point_provenance(device: str, worker: str, node: str | None = None) -> dict:
+    """Where and with what one grid point was computed (points of one scan may come from several
+    machines): library versions, the device's name, host, worker id and (under Ray) node id."""
+    import os
+    import platform
+    import socket
+
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        name = torch.cuda.get_device_name(torch.device(device))
+    else:
+        name = platform.processor() or platform.machine() or "cpu"
+    return {
+        **_software(),
+        "device": device,
+        "device_name": name,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "worker": worker,
+        "node": node,
+        "commit": git_commit(),
+    }

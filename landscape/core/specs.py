@@ -391,3 +391,15 @@ class Runtime(BaseModel):
         False, description="Hold directions in memory instead of regenerating them per point."
     )
     progress: bool = Field(True, description="Show progress bars.")
+    workers: int | None = Field(
+        None, ge=1, le=1024, description="Ray actors that evaluate a scan's points (None: in this process)."
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster to join ('auto', 'HOST:PORT'); None: a local Ray started here."
+    )
+    gpus_per_worker: float = Field(
+        0.0, ge=0, le=8, description="GPUs each Ray actor reserves (0.25: four replicas per GPU)."
+    )
+    lease_ttl_s: float = Field(
+        60.0, gt=0, le=3600, description="A scan's lease expires this long after its holder's last heartbeat."
+    )

@@ -253,6 +253,73 @@ def _clean(metrics: dict) -> dict:
     return {k: finite_or_none(v) if isinstance(v, float) else v for k, v in metrics.items()}
 
 
+@dataclass(frozen=True)
+class PointOutcome:
+    """One evaluated grid point as a worker hands it back: the record to store and its responses."""
+
+    i: int
+    j: int
+    metrics: dict
+    responses: list[dict]
+
+
+class ScanWorker:
+    """Evaluates points of one prepared scan with its own loaded model and snapshot θ₀: in this
+    process (``scan_grid`` without workers) or inside a Ray actor (``engine.distributed``).
+
+    ``setup`` loads the model and refuses one whose fingerprint is not the driver's: a machine
+    with a stale or different copy at the same path must not put its points under this key."""
+
+    def __init__(self, prep: PreparedScan, session: Session, worker_id: str, node: str | None = None):
+        self.prep, self.session, self.worker_id, self.node = prep, session, worker_id, node
+        self._state = None
+
+    @staticmethod
+    def factory(store_root: str, runtime: Runtime, prep: PreparedScan):
+        """A picklable ``(worker_id, node) -> ScanWorker`` for remote processes: each opens the
+        store at ``store_root`` when that path exists on its machine (models named ``aligned``,
+        GGUF conversions), else a private scratch store; it never writes points."""
+        import functools
+
+        return functools.partial(_remote_worker, store_root, runtime, prep)
+
+    def setup(self) -> dict:
+        from landscape.core.models import ModelError
+
+        lm = self.session.model(self.prep.spec)
+        if lm.fingerprint != self.prep.model_fp:
+            import socket
+
+            raise ModelError(
+                f"worker {self.worker_id} on {socket.gethostname()}: model {self.prep.spec.model.source} "
+                f"has fingerprint {lm.fingerprint[:12]} there, the driver's is {self.prep.model_fp[:12]}; "
+                "refusing a stale or different copy (give every node the same files)"
+            )
+        snapshot, dirs, info = self.session.directions(self.prep.spec)
+        self._state = (snapshot, dirs)
+        return info
+
+    def evaluate(self, p: GridPoint) -> PointOutcome:
+        from landscape.core.provenance import point_provenance
+
+        if self._state is None:
+            self.setup()
+        snapshot, dirs = self._state
+        coeffs = [p.alpha, p.beta][: len(dirs)]
+        result = self.session.evaluate_at(self.prep.spec, self.prep.prompts, snapshot, dirs, coeffs)
+        where = point_provenance(self.session.runtime.device, self.worker_id, self.node)
+        metrics = dict(result.metrics, alpha=p.alpha, beta=p.beta, finished=time.time(), provenance=where)
+        return PointOutcome(p.i, p.j, _clean(metrics), result.responses)
+
+
+def _remote_worker(store_root: str, runtime: Runtime, prep: PreparedScan, worker_id: str, node=None):
+    import tempfile
+    from pathlib import Path
+
+    root = Path(store_root) if Path(store_root).is_dir() else Path(tempfile.mkdtemp(prefix="landscape-"))
+    return ScanWorker(prep, Session(Store(root), runtime, lambda _msg: None), worker_id, node)
+
+
 def scan_grid(
     spec: ScanSpec,
     store: Store,
@@ -264,26 +331,47 @@ def scan_grid(
 ) -> ScanResult:
     """Compute every missing point of ``spec`` and return the whole grid with its summary.
 
-    ``max_points`` stops after that many new points (used by ``estimate`` to calibrate).
+    ``max_points`` stops after that many new points (used by ``estimate`` to calibrate). The scan's
+    lease is held while computing (``engine.lease``): a second driver waits, then computes only
+    what is still missing. ``runtime.workers`` spreads the points over that many Ray actors
+    (``engine.distributed``); the store is written here, by the driver, either way.
     """
+    from landscape.engine.lease import scan_lease
+
     runtime = runtime or Runtime()
     prep = prepare_scan(spec, store)
     record = store.scan_record(prep.key)
     if record is None:
         record = _new_record(prep)
         store.put_scan_record(prep.key, record)
-    todo = missing_points(store, prep, log)
     computed = 0
-    if todo:
-        if max_points is None:
-            log(cost_line(prep, len(todo)))
-        session = session or Session(store, runtime, log)
-        snapshot, dirs, info = session.directions(spec)
-        if info:
-            record.update(info)
-            store.put_scan_record(prep.key, record)
-        computed = _run_points(session, prep, todo[:max_points], snapshot, dirs, runtime)
+    if missing_points(store, prep, log):
+        with scan_lease(store, prep.key, len(prep.points), runtime.lease_ttl_s, log) as lease:
+            todo = missing_points(store, prep, log)[:max_points]  # what the last holder left
+            if todo:
+                if max_points is None:
+                    log(cost_line(prep, len(todo)))
+                computed = _compute(store, prep, todo, runtime, log, session, lease)
     return finish_scan(store, prep, computed)
+
+
+def _compute(store, prep, todo, runtime, log, session, lease) -> int:
+    def note(info: dict) -> None:  # orthogonalisation cosines, recorded once
+        if info:
+            store.put_scan_record(prep.key, dict(store.scan_record(prep.key) or _new_record(prep), **info))
+
+    def save(p: GridPoint, outcome: PointOutcome) -> None:
+        store.put_point(prep.key, p.i, p.j, outcome.metrics, outcome.responses)
+
+    if runtime.workers:
+        from landscape.engine.distributed import run_on_ray
+
+        device = "cuda" if runtime.gpus_per_worker else "cpu"  # Ray gives each actor its GPU share
+        factory = ScanWorker.factory(str(store.root), runtime.model_copy(update={"device": device}), prep)
+        return run_on_ray(factory, todo, runtime, note, save, log, lease.check)
+    worker = ScanWorker(prep, session or Session(store, runtime, log), "local")
+    note(worker.setup())
+    return _run_points(worker, prep, todo, runtime, save, lease.check)
 
 
 def tokens_per_point(prep: PreparedScan) -> int:
@@ -305,17 +393,15 @@ def cost_line(prep: PreparedScan, todo: int) -> str:
     )
 
 
-def _run_points(session, prep, todo, snapshot, dirs, runtime) -> int:
+def _run_points(worker, prep, todo, runtime, save, check) -> int:
     from tqdm.auto import tqdm
 
-    store, spec = session.store, prep.spec
-    bar = tqdm(todo, desc=f"scan {prep.key[:10]} ({spec.kind})", unit="pt", disable=not runtime.progress)
+    bar = tqdm(todo, desc=f"scan {prep.key[:10]} ({prep.spec.kind})", unit="pt", disable=not runtime.progress)
     for p in bar:
-        coeffs = [p.alpha, p.beta][: len(dirs)]
-        result = session.evaluate_at(spec, prep.prompts, snapshot, dirs, coeffs)
-        metrics = _clean(dict(result.metrics, alpha=p.alpha, beta=p.beta, finished=time.time()))
-        store.put_point(prep.key, p.i, p.j, metrics, result.responses)
-        bar.set_postfix(asr=f"{metrics['asr_pct']:.0f}%", s=f"{metrics['point_s']:.1f}")
+        check()
+        outcome = worker.evaluate(p)
+        save(p, outcome)
+        bar.set_postfix(asr=f"{outcome.metrics['asr_pct']:.0f}%", s=f"{outcome.metrics['point_s']:.1f}")
     bar.close()
     return len(todo)
 

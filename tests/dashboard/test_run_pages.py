@@ -169,3 +169,30 @@ def test_the_app_runs_with_the_toolbar_in_viewer_mode():
         "COPY .streamlit/config.toml ./.streamlit/config.toml" in dockerfile and "WORKDIR /app" in dockerfile
     )
     assert "secrets.toml" not in dockerfile.replace("secrets.toml never", "")
+
+
+def test_scan_jobs_run_on_the_configured_ray_cluster(fresh_env, tiny_model, monkeypatch):
+    monkeypatch.setenv("SAFETY_LANDSCAPE_RAY_ADDRESS", "10.0.0.1:6379")
+    monkeypatch.setenv("SAFETY_LANDSCAPE_RAY_WORKERS", "4")
+    monkeypatch.setenv("SAFETY_LANDSCAPE_RAY_GPUS_PER_WORKER", "0.25")
+    at = open_page("run_scan")
+    at.text_input(key="run_model_path").set_value(str(tiny_model))
+    at.number_input(key="run_points").set_value(3)
+    at.run()
+    at.button(key="run_start").click().run()
+    assert not at.error, [e.value for e in at.error]
+    argv = _launched_argv(fresh_env, at.session_state["run_job"])
+    assert argv[-6:] == ["--workers", "4", "--ray-address", "10.0.0.1:6379", "--gpus-per-worker", "0.25"]
+    assert at.code[0].value == "landscape " + " ".join(argv)
+    about = open_page("about").dataframe[0].value.set_index("setting")["value"]
+    assert about["scan jobs run on"] == "Ray, 4 workers at 10.0.0.1:6379, 0.25 GPU each"
+
+
+def test_ray_settings_are_validated():
+    from dashboard.settings import SettingsError, load_settings
+
+    assert load_settings({}).ray_args() == []
+    assert load_settings({"SAFETY_LANDSCAPE_RAY_WORKERS": "2"}).ray_args() == ["--workers", "2"]
+    for bad in ({"SAFETY_LANDSCAPE_RAY_ADDRESS": "auto"}, {"SAFETY_LANDSCAPE_RAY_WORKERS": "0"}):
+        with pytest.raises(SettingsError):
+            load_settings(bad)

@@ -1,0 +1,77 @@
+"""Scan leases: one holder at a time, expiry, takeover from a dead process, atomic under contention."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+from cache import Store, new_holder
+
+from ..conftest import ROOT
+
+
+def test_a_held_lease_is_refused_to_another_holder_and_kept_by_its_own(store):
+    a, b = new_holder(), new_holder()
+    assert store.acquire_lease("k", a, ttl_s=30).holder == a
+    got = store.acquire_lease("k", b, ttl_s=30)
+    assert got.holder == a and not got.expired()
+    assert store.acquire_lease("k", a, ttl_s=30).holder == a  # re-entrant for its holder
+    assert store.renew_lease("k", a, ttl_s=30) and not store.renew_lease("k", b, ttl_s=30)
+    store.release_lease("k", b)  # not b's: left alone
+    assert store.lease("k").holder == a
+    store.release_lease("k", a)
+    assert store.lease("k") is None and store.acquire_lease("k", b, ttl_s=30).holder == b
+
+
+def test_an_expired_lease_is_taken_over_and_its_old_holder_cannot_renew_it(store):
+    a, b = new_holder(), new_holder()
+    store.acquire_lease("k", a, ttl_s=0.2)
+    assert store.acquire_lease("k", b, ttl_s=30).holder == a
+    time.sleep(0.3)
+    assert store.lease("k").expired()
+    assert store.acquire_lease("k", b, ttl_s=30).holder == b
+    assert not store.renew_lease("k", a, ttl_s=30)  # a learns that it lost the scan
+
+
+def test_a_dead_holder_on_this_host_is_taken_over_at_once(store):
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(proc.stdout)  # that process has exited
+    host = new_holder().rsplit(":", 2)[0]
+    store.put_json("lease:k", {"holder": f"{host}:{dead_pid}:x", "expires_at": time.time() + 3600})
+    assert store.lease("k").holder_dead()
+    me = new_holder()
+    assert store.acquire_lease("k", me, ttl_s=30).holder == me
+    # a live holder on another host is never judged dead by its pid
+    store.put_json("lease:k", {"holder": f"other-host:{dead_pid}:x", "expires_at": time.time() + 3600})
+    assert not store.lease("k").holder_dead()
+    assert store.acquire_lease("k", me, ttl_s=30).holder == f"other-host:{dead_pid}:x"
+
+
+def test_concurrent_processes_never_both_take_a_lease(tmp_path):
+    """Four processes race for the same lease 30 times: exactly one wins each round."""
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from cache import Store, new_holder
+        s = Store({str(tmp_path / "s")!r})
+        me = new_holder()
+        start = float(sys.argv[1])
+        while time.time() < start:
+            time.sleep(0.001)
+        won = [r for r in range(30) if s.acquire_lease(f"k{{r}}", me, ttl_s=600).holder == me]
+        print(" ".join(map(str, won)))
+        """
+    )
+    Store(tmp_path / "s").close()
+    start = time.time() + 2.0
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(start)], stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    wins = [int(r) for p in procs for r in p.communicate(timeout=120)[0].split()]
+    assert sorted(wins) == list(range(30))
