@@ -125,7 +125,7 @@ def run(args) -> dict:
             == 0
         ):
             raise SmokeError("the dashboard container can write the model root")
-        if args.ray_scan:
+        if not args.no_ray_scan:
             figures["ray_scan_s"] = ray_scan_step(dash, env["RAY_PORT"])
     finally:
         dc("down", "-v", "--remove-orphans", check=False)
@@ -145,7 +145,13 @@ def ray_scan_step(dash: str, ray_port: str) -> float:
             model="/models/tiny", points=3, limit=2, max_new_tokens=4, alpha_range=(-0.2, 0.2)
         )
     )
-    args += ["--ray-address", f"127.0.0.1:{ray_port}", "--workers", "1"]
+    # The flags a job launched from the Run page gets: the dashboard container's own settings
+    # (SAFETY_LANDSCAPE_RAY_ADDRESS / _RAY_WORKERS from the compose file), read inside it.
+    code = "import json; from dashboard.settings import load_settings; print(json.dumps(load_settings().ray_args()))"
+    ray_args = json.loads(sh("docker", "exec", dash, "python3", "-c", code).splitlines()[-1])
+    if ray_args[:1] != ["--workers"] or f"127.0.0.1:{ray_port}" not in ray_args:
+        raise SmokeError(f"the dashboard's settings give no Ray cluster: {ray_args}")
+    args += ray_args
     t0 = time.monotonic()
     res = subprocess.run(
         ["docker", "exec", dash, "landscape", "-q", *args], capture_output=True, text=True, timeout=600
@@ -159,6 +165,13 @@ def ray_scan_step(dash: str, ray_port: str) -> float:
     out = sh("docker", "exec", dash, "python3", "-c", code)
     if json.loads(out.splitlines()[-1]) != ["complete"]:
         raise SmokeError(f"after the Ray scan the store holds {out}")
+    code = (  # each point says which worker computed it: a Ray actor (the head has no CPUs for one)
+        "import json; from cache import Store; s = Store('/data/store'); k = s.list_scans()[0]['key']; "
+        "print(json.dumps(sorted({s.point(k, i, 0)['provenance']['worker'][:5] for i in range(3)})))"
+    )
+    out = sh("docker", "exec", dash, "python3", "-c", code)
+    if json.loads(out.splitlines()[-1]) != ["scan-"]:
+        raise SmokeError(f"the Ray scan's points were not computed by Ray actors: {out}")
     return time.monotonic() - t0
 
 
@@ -166,7 +179,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--image", default="safety-landscape:smoke", help="the image docker/smoke.py built")
     p.add_argument(
-        "--ray-scan", action="store_true", help="also the RAY SCAN STEP (needs scan --ray-address)"
+        "--no-ray-scan", action="store_true", help="skip the RAY SCAN STEP (a scan's points on the cluster)"
     )
     args = p.parse_args(argv)
     try:
