@@ -6,7 +6,8 @@ Uses docker/compose.local.yaml (host networking: an engine started with --bridge
 network for Compose to make) with free loopback ports, a tiny model root mounted read-only and a
 fresh project name, then checks:
 
-- the Ray head answers ``ray status`` and lists two nodes (head + the worker), the worker's CPUs;
+- the Ray head answers ``ray status`` and lists three nodes (head, the worker, and the dashboard,
+  which joins with no CPUs because a Ray driver needs a node where it runs), the worker's CPUs;
 - the dashboard container turns healthy and cannot write the model root;
 - RAY SCAN STEP (``--ray-scan``, off until ``landscape scan --ray-address/--workers`` is merged):
   a tiny scan run from the dashboard container with the dashboard's own Ray settings finishes in the
@@ -108,11 +109,13 @@ def run(args) -> dict:
                 timeout=60,
             )
             status, nodes = res.stdout, ray_nodes(res.stdout)
-            if nodes >= 2:
+            if nodes >= 3:
                 break
             time.sleep(2)
-        if nodes != 2:
-            raise SmokeError(f"ray status shows {nodes} nodes, not head + 1 worker: {status[-400:]}")
+        if nodes != 3:
+            raise SmokeError(
+                f"ray status shows {nodes} nodes, not head + 1 worker + dashboard: {status[-400:]}"
+            )
         figures["ray_up_s"] = time.monotonic() - t0
         figures["ray_status"] = status
         while sh("docker", "inspect", "-f", "{{.State.Health.Status}}", dash) != "healthy":
@@ -188,7 +191,9 @@ def main(argv=None) -> int:
         print(f"compose-smoke: FAILED: {exc}", file=sys.stderr)
         return 1
     print(f.pop("ray_status").strip())
-    print(f"ray head + 1 CPU worker up (ray status: 2 active nodes) after {f['ray_up_s']:.1f} s")
+    print(
+        f"ray head + 1 CPU worker + the dashboard's node up (ray status: 3 active nodes) after {f['ray_up_s']:.1f} s"
+    )
     print(f"dashboard healthy after {f['dashboard_healthy_s']:.1f} s (from compose up)")
     if "ray_scan_s" in f:
         print(f"ray scan step: 3-point scan complete in the store after {f['ray_scan_s']:.1f} s")

@@ -40,5 +40,5 @@ def test_compose_smoke():
     res = _make("compose-smoke")
     print(res.stdout)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "2 active nodes" in res.stdout
+    assert "3 active nodes" in res.stdout
     assert "ray scan step: 3-point scan complete in the store" in res.stdout

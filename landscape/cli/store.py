@@ -136,5 +136,5 @@ def export(ctx, args):
     """
     import subprocess
 
-    cmd = [sys.executable, "-m", "dashboard.export", "--store", ctx.obj.store_dir, *args]
+    cmd = [sys.executable, "-m", "dashboard.export_cli", "--store", ctx.obj.store_dir, *args]
     raise click.exceptions.Exit(subprocess.run(cmd).returncode)

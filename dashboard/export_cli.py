@@ -1,0 +1,96 @@
+"""The command line behind ``landscape export`` (run as ``python -m dashboard.export_cli``):
+
+    python -m dashboard.export_cli SCAN --kind surface|contour|curve --format pdf [--preset single-column]
+        [--label curve="aligned model"] [--title]
+    python -m dashboard.export_cli SCAN --figure1 ...      (or --study NAME --figure1)
+
+Kept apart from ``dashboard.export`` so that Figure 1 (which builds on the exporter) and the exporter
+never import each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from cache import Store, StoreError
+from dashboard.export import FORMATS, KINDS, ExportError, caption_for, export_scan
+from dashboard.figure1 import export_figure1
+from dashboard.paper import PAPER_PRESETS
+
+
+def parse_labels(items: list[str]) -> dict[str, str]:
+    labels = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise ExportError(f"--label takes NAME=TEXT, got {item!r}")
+        labels[name.strip()] = text
+    return labels
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="landscape export", description="Export a stored scan's figure or data.")
+    p.add_argument("scan", nargs="?", help="scan key (a unique prefix is enough)")
+    p.add_argument(
+        "--kind", choices=KINDS, default=None, help="figure (default: curve for 1D, surface for 2D)"
+    )
+    p.add_argument("--format", choices=FORMATS, default="pdf")
+    p.add_argument("--preset", choices=list(PAPER_PRESETS), default="double-column")
+    p.add_argument("--threshold", type=float, default=50.0, help="contour basin edge (ASR %%)")
+    p.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="NAME=TEXT",
+        help="replace a text: curve, alpha, beta, asr, title (a study: also a model's name); repeatable",
+    )
+    p.add_argument("--title", action="store_true", help="keep the in-figure title (print presets drop it)")
+    p.add_argument(
+        "--figure1",
+        action="store_true",
+        help="the paper's Figure 1: surface, contour with basin edge and θ₀, 1D curve, VISAGE under each",
+    )
+    p.add_argument(
+        "--study", default=None, help="with --figure1: a study (name or key prefix) instead of a scan"
+    )
+    p.add_argument("--out", type=Path, default=None, help="output file [SCAN-KIND.FORMAT]")
+    p.add_argument("--store", default=os.environ.get("SAFETY_LANDSCAPE_STORE", "~/.cache/safety-landscape"))
+    args = p.parse_args(argv)
+    try:
+        labels = parse_labels(args.label)
+        with Store(args.store) as store:
+            if args.figure1 or args.study:
+                out, caption = export_figure1(
+                    store, args.scan, args.study, args.format, args.out, args.preset, args.threshold, labels
+                )
+            else:
+                if args.scan is None:
+                    raise ExportError("give a scan key (or --study NAME --figure1)")
+                key = store.resolve_scan_key(args.scan)
+                kind = args.kind or ("curve" if store.scan_record(key).get("betas") is None else "surface")
+                out = args.out or Path(f"{key[:12]}-{kind}.{args.format}")
+                export_scan(
+                    store,
+                    key,
+                    kind,
+                    args.format,
+                    out,
+                    args.preset,
+                    args.threshold,
+                    labels,
+                    args.title or None,
+                )
+                caption = caption_for(store, key, kind, args.threshold)
+    except (ExportError, ValueError, StoreError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(out)
+    print(f"caption: {caption}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
