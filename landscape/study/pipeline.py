@@ -224,15 +224,9 @@ def over_seeds(per_seed: list[dict], store: Store) -> dict:
 def build_models(
     spec: StudySpec, theta0: ModelSpec, store: Store, runtime: Runtime, progress: Progress, log, tag: str = ""
 ) -> list:
-    """Fine-tune every run through its defences' hooks; returns rows of (name, model, structure, info).
-
-    Each defence of a run is walked through the same three hooks in order (data → training → the
-    fine-tuned model), so a new defence needs no change here. What a hook recorded goes into
-    ``info["defense_details"][name]``; the study's notes ask the defence to say it in one line."""
-    from landscape.training.attacks import build_attack
+    """Fine-tune every run through its defences' hooks; returns rows of (name, model, structure, info)
+    and the runs' fine-tune results by name (``build_run`` does one run)."""
     from landscape.training.attacks.structural import STRUCTURES
-    from landscape.training.defenses import DEFENSES, DefenseContext
-    from landscape.training.finetune import checkpoint_model, finetune
 
     rows = [
         ("aligned" if spec.align else "base", theta0, STRUCTURES["benign"], {"attack": None, "defenses": []})
@@ -240,48 +234,64 @@ def build_models(
     finetunes = {}
     for run in spec.runs:
         progress.stage(f"finetune:{run.name}{tag}", "running")
-        data = build_attack(run.attack, store, runtime)
-        ctx = DefenseContext(theta0, data.structure.fmt, store, runtime, log)
-        hooks = [(d, DEFENSES[d.name]) for d in run.defenses]
-        details: dict[str, dict] = {d.name: {} for d in run.defenses}
-        examples = list(data.examples)
-        for d, impl in hooks:
-            before = len(examples)
-            examples = impl.on_data(d, replace(data, examples=examples))
-            if len(examples) != before:
-                details[d.name]["examples_added"] = len(examples) - before
-        frozen = None
-        for d, impl in hooks:
-            adapter = impl.on_training(d, ctx)
-            if adapter is not None:
-                if frozen is not None:
-                    raise SpecError(f"run {run.name}: two defences each freeze an adapter during training")
-                frozen, owner = adapter, d.name
-                details[d.name].update(adapter.details)
-        ft = finetune(theta0, examples, spec.finetune, store, runtime, security=frozen, log=log)
+        row, ft = build_run(spec, run, theta0, store, runtime, log)
         finetunes[run.name] = ft
-        if frozen is not None and ft.frozen_adapter_diagnostic:
-            details[owner]["frozen_adapter_diagnostic"] = ft.frozen_adapter_diagnostic
-        model = checkpoint_model(theta0, ft)
-        for d, impl in hooks:
-            out = impl.on_model(d, model, ctx)
-            if out is not None:
-                model = out.model
-                details[d.name].update(out.details, key=out.key)
-        info = {
-            "attack": run.attack.name,
-            "attack_spec": run.attack.model_dump(mode="json"),  # what the claims pair runs by
-            "defenses": [d.name for d in run.defenses],
-            "defense_details": details,
-            "finetune_key": ft.key,
-            "n_examples": ft.examples,
-            "kinds": ft.kinds,
-            "epoch_losses": ft.epoch_losses,
-            "train_s": ft.elapsed_s,
-        }
-        rows.append((run.name, model, data.structure, info))
+        rows.append(row)
         progress.stage(f"finetune:{run.name}{tag}", "done", key=ft.key[:12])
     return rows, finetunes
+
+
+def build_run(spec: StudySpec, run, theta0: ModelSpec, store: Store, runtime: Runtime, log) -> tuple:
+    """One run's model: its attack data through its defences' hooks, the fine-tune, the post-hoc
+    hooks; returns ((name, model, structure, info), fine-tune result).
+
+    Each defence of a run is walked through the same three hooks in order (data → training → the
+    fine-tuned model), so a new defence needs no change here. What a hook recorded goes into
+    ``info["defense_details"][name]``; the study's notes ask the defence to say it in one line.
+    Runs are independent of each other: ``study.parallel`` calls this in Ray tasks."""
+    from landscape.training.attacks import build_attack
+    from landscape.training.defenses import DEFENSES, DefenseContext
+    from landscape.training.finetune import checkpoint_model, finetune
+
+    data = build_attack(run.attack, store, runtime)
+    ctx = DefenseContext(theta0, data.structure.fmt, store, runtime, log)
+    hooks = [(d, DEFENSES[d.name]) for d in run.defenses]
+    details: dict[str, dict] = {d.name: {} for d in run.defenses}
+    examples = list(data.examples)
+    for d, impl in hooks:
+        before = len(examples)
+        examples = impl.on_data(d, replace(data, examples=examples))
+        if len(examples) != before:
+            details[d.name]["examples_added"] = len(examples) - before
+    frozen = None
+    for d, impl in hooks:
+        adapter = impl.on_training(d, ctx)
+        if adapter is not None:
+            if frozen is not None:
+                raise SpecError(f"run {run.name}: two defences each freeze an adapter during training")
+            frozen, owner = adapter, d.name
+            details[d.name].update(adapter.details)
+    ft = finetune(theta0, examples, spec.finetune, store, runtime, security=frozen, log=log)
+    if frozen is not None and ft.frozen_adapter_diagnostic:
+        details[owner]["frozen_adapter_diagnostic"] = ft.frozen_adapter_diagnostic
+    model = checkpoint_model(theta0, ft)
+    for d, impl in hooks:
+        out = impl.on_model(d, model, ctx)
+        if out is not None:
+            model = out.model
+            details[d.name].update(out.details, key=out.key)
+    info = {
+        "attack": run.attack.name,
+        "attack_spec": run.attack.model_dump(mode="json"),  # what the claims pair runs by
+        "defenses": [d.name for d in run.defenses],
+        "defense_details": details,
+        "finetune_key": ft.key,
+        "n_examples": ft.examples,
+        "kinds": ft.kinds,
+        "epoch_losses": ft.epoch_losses,
+        "train_s": ft.elapsed_s,
+    }
+    return (run.name, model, data.structure, info), ft
 
 
 def format_baselines(rows, theta0: ModelSpec, ev, store: Store, runtime, session, progress, log) -> list:
@@ -317,11 +327,18 @@ def format_baselines(rows, theta0: ModelSpec, ev, store: Store, runtime, session
     return out
 
 
+def aligned_base(spec: StudySpec, store: Store, runtime: Runtime, log) -> tuple[ModelSpec, str]:
+    """θ₀ of an ``align: true`` study, the aligned base model (cached under its own key), and that key."""
+    from landscape.training.align import align_model
+
+    rec = align_model(AlignSpec(base=spec.base), store, runtime, log)
+    return ModelSpec(source=rec.path, dtype=spec.base.dtype), rec.key
+
+
 def run_study(spec: StudySpec, store: Store, runtime: Runtime | None = None, log=print) -> dict:
     """Run (or resume, or replay) a study; returns its comparison record."""
     from landscape.engine.scan import Session
     from landscape.study.trajectory_plane import draw_trajectory
-    from landscape.training.align import align_model
 
     runtime = runtime or Runtime()
     key = study_key(spec, store)
@@ -329,9 +346,14 @@ def run_study(spec: StudySpec, store: Store, runtime: Runtime | None = None, log
     theta0 = spec.base
     if spec.align:
         progress.stage("align", "running")
-        rec = align_model(AlignSpec(base=spec.base), store, runtime, log)
-        theta0 = ModelSpec(source=rec.path, dtype=spec.base.dtype)
-        progress.stage("align", "done", key=rec.key[:12])
+        theta0, align_key = aligned_base(spec, store, runtime, log)
+        progress.stage("align", "done", key=align_key[:12])
+    if runtime.workers:  # the independent stages on Ray first; the pipeline below replays them
+        from landscape.study.parallel import prefetch
+
+        progress.stage("parallel", "running", workers=runtime.workers)
+        prefetch(spec, theta0, store, runtime, log)
+        progress.stage("parallel", "done")
     # One set of fine-tunes per seed (the first seed's feed the trajectories); θ₀ is measured once.
     seeds = spec.seeds or (0,)
     built = [
