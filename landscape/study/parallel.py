@@ -27,7 +27,7 @@ def _task_runtime(runtime: Runtime) -> Runtime:
 
 def build_task(spec: StudySpec, index: int, theta0: ModelSpec, root: str, runtime: Runtime) -> tuple:
     """Phase 1: run ``spec.runs[index]``'s model into the store at ``root``; (model, structure)."""
-    from landscape.study.pipeline import build_run
+    from landscape.study.stages import build_run
 
     with Store(root) as store:
         (_, model, structure, _), _ = build_run(spec, spec.runs[index], theta0, store, runtime, print)
@@ -37,7 +37,7 @@ def build_task(spec: StudySpec, index: int, theta0: ModelSpec, root: str, runtim
 def assess_task(model: ModelSpec, structure, spec: StudySpec, root: str, runtime: Runtime) -> None:
     """Phase 2: every evaluation of one model into the store at ``root``."""
     from landscape.engine.scan import Session
-    from landscape.study.pipeline import assess_model
+    from landscape.study.stages import assess_model
 
     with Store(root) as store:
         session = Session(store, runtime, print)
