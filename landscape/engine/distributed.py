@@ -16,6 +16,7 @@ error, kills the actors; a Ray started here is shut down again.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import uuid
@@ -69,6 +70,20 @@ def _connect(runtime: Runtime, log: Callable[[str], None]) -> bool:
         f"({res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs)"
     )
     return True
+
+
+@contextlib.contextmanager
+def ray_session(runtime: Runtime, log: Callable[[str], None]):
+    """Ray connected for the whole block (one start-up for every task and scan of a study); a Ray
+    started here is shut down at its end."""
+    import ray
+
+    started = _connect(runtime, log)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def _cause(exc: Exception) -> Exception:
