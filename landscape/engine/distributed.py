@@ -211,7 +211,7 @@ def run_tasks(calls: list[tuple[str, Callable, tuple]], runtime: Runtime, log: C
     worker dies is retried (``MAX_TRIES`` in all), then reported; a task's ``SpecError`` ends the run
     with its one line. What a finished task stored stays in the store either way."""
     import ray
-    from ray.exceptions import RayTaskError, WorkerCrashedError
+    from ray.exceptions import NodeDiedError, OutOfMemoryError, RayTaskError, WorkerCrashedError
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     started = _connect(runtime, log)
@@ -234,9 +234,9 @@ def run_tasks(calls: list[tuple[str, Callable, tuple]], runtime: Runtime, log: C
             k = busy.pop(ready[0])
             try:
                 results[k] = ray.get(ready[0])
-            except WorkerCrashedError:
+            except (WorkerCrashedError, OutOfMemoryError, NodeDiedError):
                 raise RayError(
-                    f"{calls[k][0]}: its worker died {MAX_TRIES} times; giving up "
+                    f"{calls[k][0]}: its Ray worker died (tried {MAX_TRIES} times); giving up "
                     "(out of memory? finished stages are in the store)"
                 ) from None
             except RayTaskError as exc:

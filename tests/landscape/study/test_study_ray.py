@@ -83,3 +83,21 @@ def test_bad_input_in_a_ray_task_is_one_line(cluster, tiny_model, tmp_path):
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "nope_proj" in lines[0], out.stderr
+
+
+def _dies_once(marker: str) -> int:
+    """Kills its worker process the first time (a stand-in for an OOM kill), then succeeds."""
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(1)
+    return os.getpid()
+
+
+def test_a_task_whose_worker_dies_is_retried_then_reported(cluster, tmp_path):
+    from landscape.engine.distributed import MAX_TRIES, RayError, run_tasks
+
+    rt = Runtime(progress=False, workers=2)
+    (pid,) = run_tasks([("once", _dies_once, (str(tmp_path / "m"),))], rt, log=lambda _: None)
+    assert pid != os.getpid()
+    with pytest.raises(RayError, match=f"its Ray worker died \\(tried {MAX_TRIES} times\\)"):
+        run_tasks([("always", os._exit, (1,))], rt, log=lambda _: None)
