@@ -93,6 +93,45 @@ def parse_label_map(text: str | None) -> dict[str, str] | None:
     return out
 
 
+RAY_OPTIONS = [  # scans and studies
+    click.option(
+        "--workers",
+        default=None,
+        type=click.IntRange(1, 1024),
+        help="N Ray workers: a scan's points on N actors (each loads the model once), a study's "
+        "fine-tunes and evaluations N tasks at a time; without it, in this process.",
+    ),
+    click.option(
+        "--ray-address",
+        envvar="RAY_ADDRESS",
+        default=None,
+        help="With --workers: the Ray cluster (auto or HOST:PORT; env RAY_ADDRESS) [a local Ray].",
+    ),
+    click.option(
+        "--gpus-per-worker",
+        default=0.0,
+        show_default=True,
+        type=click.FloatRange(0, 8),
+        help="With --workers: GPUs each actor reserves (0.25: four replicas per GPU; 0: CPU actors).",
+    ),
+]
+
+
+def ray_options(fn):
+    """``--workers``, ``--ray-address``, ``--gpus-per-worker``."""
+    for opt in reversed(RAY_OPTIONS):
+        fn = opt(fn)
+    return fn
+
+
+def ray_flags(ctx: click.Context, workers, ray_address, gpus_per_worker) -> dict:
+    """The Runtime fields of the Ray flags. They need --workers (RAY_ADDRESS alone is ignored)."""
+    src = ctx.get_parameter_source("ray_address")
+    if workers is None and (gpus_per_worker or (ray_address and src.name == "COMMANDLINE")):
+        raise click.UsageError("--ray-address and --gpus-per-worker need --workers N")
+    return {"workers": workers, "ray_address": ray_address, "gpus_per_worker": gpus_per_worker}
+
+
 SCAN_OPTIONS = [
     click.option(
         "--spec",
@@ -175,25 +214,7 @@ SCAN_OPTIONS = [
         help="K random directions (seeds seed..seed+K-1).",
     ),
     click.option("--keep-directions", is_flag=True, help="Hold directions in memory (faster, more RAM)."),
-    click.option(
-        "--workers",
-        default=None,
-        type=click.IntRange(1, 1024),
-        help="Evaluate points on N Ray actors (each loads the model once); without it, in this process.",
-    ),
-    click.option(
-        "--ray-address",
-        envvar="RAY_ADDRESS",
-        default=None,
-        help="With --workers: the Ray cluster (auto or HOST:PORT; env RAY_ADDRESS) [a local Ray].",
-    ),
-    click.option(
-        "--gpus-per-worker",
-        default=0.0,
-        show_default=True,
-        type=click.FloatRange(0, 8),
-        help="With --workers: GPUs each actor reserves (0.25: four replicas per GPU; 0: CPU actors).",
-    ),
+    *RAY_OPTIONS,
     click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
 ]
 

@@ -8,21 +8,14 @@ import json
 import click
 
 from landscape.cli.flags import build_scan_spec
-from landscape.cli.options import Ctx, given_flags, scan_options
+from landscape.cli.options import Ctx, given_flags, ray_flags, scan_options
 from landscape.study.report import family_visage, interval_line, landscape_text, summary_text
 
 
 def _runtime(ctx: click.Context, o: dict):
-    """The runtime of a scan command. The Ray flags need --workers (RAY_ADDRESS alone is ignored)."""
+    """The runtime of a scan command."""
     c: Ctx = ctx.obj
-    src = ctx.get_parameter_source("ray_address")
-    if o["workers"] is None and (o["gpus_per_worker"] or (o["ray_address"] and src.name == "COMMANDLINE")):
-        raise click.UsageError("--ray-address and --gpus-per-worker need --workers N")
-    workers = {
-        "workers": o["workers"],
-        "ray_address": o["ray_address"],
-        "gpus_per_worker": o["gpus_per_worker"],
-    }
+    workers = ray_flags(ctx, o["workers"], o["ray_address"], o["gpus_per_worker"])
     return c.runtime(o["keep_directions"], **workers)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from landscape.cli.options import Ctx
+from landscape.cli.options import Ctx, ray_flags, ray_options
 from landscape.study.pipeline import PRESETS as STUDY_PRESETS
 
 
@@ -66,9 +66,13 @@ def demo(ctx, n_prompts, points, directions, grid2d, prompts2d):
     show_default=True,
     help="Hold each random direction in memory during a scan (one model-sized copy).",
 )
+@ray_options
 @click.pass_context
-def study(ctx, file, preset, markdown, keep_directions):
-    """align → attacks → defences → evaluation → landscapes, resumable; prints the comparison."""
+def study(ctx, file, preset, markdown, keep_directions, workers, ray_address, gpus_per_worker):
+    """align → attacks → defences → evaluation → landscapes, resumable; prints the comparison.
+
+    With --workers N the fine-tunes, then the evaluations, run as N Ray tasks at a time on this
+    machine (one GPU each with --gpus-per-worker 1), before the usual pipeline replays them."""
     from landscape.study.pipeline import load_study, run_study
     from landscape.study.table import study_markdown
 
@@ -77,7 +81,8 @@ def study(ctx, file, preset, markdown, keep_directions):
         raise click.UsageError(f"give a study YAML file or --preset ({', '.join(STUDY_PRESETS)})")
     dtype = "bfloat16" if c.device.startswith("cuda") else "float32"
     spec = load_study(file, preset, default_dtype=dtype)
-    record = run_study(spec, c.store, c.runtime(keep_directions), c.log)
+    runtime = c.runtime(keep_directions, **ray_flags(ctx, workers, ray_address, gpus_per_worker))
+    record = run_study(spec, c.store, runtime, c.log)
     if not markdown:
         click.echo(
             f"study {record['key'][:12]} complete in {record['elapsed_s'] / 60:.1f} min (store: {c.store.root})"

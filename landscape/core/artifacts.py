@@ -7,7 +7,9 @@ directory, time the build, stamp provenance and commit atomically (``Store.commi
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,9 +34,10 @@ def cached_artifact(store: Store, kind: str, key: str, build: Callable[[Path], d
     """The artifact ``kind``/``key`` from ``store``, built first when absent.
 
     ``build(staging)`` writes the files into the (empty) staging directory and returns the record's
-    fields; the record also gets ``elapsed_s`` (the build's wall time) and provenance. A build that
-    raises leaves nothing behind. When another process commits the same key first, its artifact is
-    kept and returned (``Store.commit_artifact``: the first writer wins).
+    fields; the record also gets ``elapsed_s`` (the build's wall time), provenance and the building
+    process (``host``, ``pid``). A build that raises leaves nothing behind. When another process
+    commits the same key first, its artifact is kept and returned (``Store.commit_artifact``: the
+    first writer wins).
     """
     record = store.artifact(kind, key)
     if record is not None:
@@ -42,7 +45,13 @@ def cached_artifact(store: Store, kind: str, key: str, build: Callable[[Path], d
     staging = store.staging_dir(kind)
     try:
         t0 = time.perf_counter()
-        record = {**build(staging), "elapsed_s": time.perf_counter() - t0, **provenance()}
+        record = {
+            **build(staging),
+            "elapsed_s": time.perf_counter() - t0,
+            **provenance(),
+            "host": socket.gethostname(),  # where it was built: a study's Ray tasks build in workers
+            "pid": os.getpid(),
+        }
         path = store.commit_artifact(kind, key, staging, record)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -116,6 +116,19 @@ def interface_files(path: Path) -> list[Path]:
     return sorted({f for pattern in INTERFACE_PATTERNS for f in path.glob(pattern) if f.is_file()})
 
 
+def save_adapter(model, directory: Path, **kwargs) -> None:
+    """``model.save_pretrained`` of a peft model, with every ``adapter_config.json`` written
+    canonically: peft writes ``target_modules`` from a set, in an order that changes with the
+    process's string-hash seed, and that file is part of the adapter's content fingerprint, so the
+    same adapter trained in two processes would otherwise get two keys."""
+    model.save_pretrained(str(directory), **kwargs)
+    for file in Path(directory).rglob("adapter_config.json"):
+        config = json.loads(file.read_text())
+        if isinstance(config.get("target_modules"), list):
+            config["target_modules"] = sorted(config["target_modules"])
+        file.write_text(json.dumps(config, indent=2, sort_keys=True))
+
+
 def _check_adapter(path: Path) -> None:
     if not (path / "adapter_config.json").is_file():
         raise ModelError(f"{path} is not a peft adapter directory (no adapter_config.json)")

@@ -16,6 +16,7 @@ error, kills the actors; a Ray started here is shut down again.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import uuid
@@ -69,6 +70,20 @@ def _connect(runtime: Runtime, log: Callable[[str], None]) -> bool:
         f"({res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs)"
     )
     return True
+
+
+@contextlib.contextmanager
+def ray_session(runtime: Runtime, log: Callable[[str], None]):
+    """Ray connected for the whole block (one start-up for every task and scan of a study); a Ray
+    started here is shut down at its end."""
+    import ray
+
+    started = _connect(runtime, log)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def _cause(exc: Exception) -> Exception:
@@ -178,3 +193,58 @@ def run_on_ray(
         if started:
             ray.shutdown()
     return count
+
+
+def _call(fn: Callable, args: tuple):
+    """The body of one Ray task: ``fn(*args)`` on the worker's process."""
+    return fn(*args)
+
+
+def run_tasks(calls: list[tuple[str, Callable, tuple]], runtime: Runtime, log: Callable[[str], None]) -> list:
+    """``fn(*args)`` for every ``(label, fn, args)`` of ``calls`` as Ray tasks, at most
+    ``runtime.workers`` at a time, each with ``gpus_per_worker`` GPUs; returns the results in order.
+
+    Unlike scan actors, these tasks write the store themselves (through the same cached code as one
+    process), which SQLite/diskcache allows between processes of ONE machine only: every task is
+    pinned to the driver's node (``NodeAffinitySchedulingStrategy``, not soft), so a multi-GPU node
+    runs them in parallel and a multi-node cluster runs them on the driver's node alone. A task whose
+    worker dies is retried (``MAX_TRIES`` in all), then reported; a task's ``SpecError`` ends the run
+    with its one line. What a finished task stored stays in the store either way."""
+    import ray
+    from ray.exceptions import NodeDiedError, OutOfMemoryError, RayTaskError, WorkerCrashedError
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    started = _connect(runtime, log)
+    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+    task = ray.remote(_call).options(
+        num_cpus=1,
+        num_gpus=runtime.gpus_per_worker,
+        max_retries=MAX_TRIES - 1,
+        scheduling_strategy=here,
+    )
+    results: list = [None] * len(calls)
+    queue = deque(enumerate(calls))
+    busy: dict[object, int] = {}
+    try:
+        while queue or busy:
+            while queue and len(busy) < (runtime.workers or 1):
+                k, (_, fn, args) = queue.popleft()
+                busy[task.remote(fn, args)] = k
+            ready, _ = ray.wait(list(busy), num_returns=1)
+            k = busy.pop(ready[0])
+            try:
+                results[k] = ray.get(ready[0])
+            except (WorkerCrashedError, OutOfMemoryError, NodeDiedError):
+                raise RayError(
+                    f"{calls[k][0]}: its Ray worker died (tried {MAX_TRIES} times); giving up "
+                    "(out of memory? finished stages are in the store)"
+                ) from None
+            except RayTaskError as exc:
+                raise _cause(exc) from None
+            log(f"ray: {calls[k][0]} done ({len(calls) - len(queue) - len(busy)}/{len(calls)})")
+    finally:
+        for ref in busy:
+            ray.cancel(ref, force=True)
+        if started:
+            ray.shutdown()
+    return results

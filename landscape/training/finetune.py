@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cache import Store
 from landscape.core.artifacts import cached_artifact
-from landscape.core.models import ModelError, load_model, model_fingerprint, save_model
+from landscape.core.models import ModelError, load_model, model_fingerprint, save_adapter, save_model
 from landscape.core.specs import ModelSpec, Runtime, spec_hash
 from landscape.training.data import Example, examples_fingerprint, render_all
 from landscape.training.results import FinetuneResult, FrozenAdapter
@@ -252,7 +252,7 @@ def _train(base, examples, spec, store, runtime, security, data_fp, log, staging
     def save(epoch: int) -> None:
         name = f"epoch_{epoch}"
         if spec.method == "lora":
-            model.save_pretrained(str(staging / name), selected_adapters=[TASK_ADAPTER])
+            save_adapter(model, staging / name, selected_adapters=[TASK_ADAPTER])
         else:
             save_model(model, tokenizer, staging / name)
         dirs.append(name)

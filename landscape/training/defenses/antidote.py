@@ -19,7 +19,7 @@ from pydantic import Field, model_validator
 
 from cache import Store
 from landscape.core.artifacts import cached_artifact
-from landscape.core.models import ModelError, load_model, model_fingerprint, save_model
+from landscape.core.models import ModelError, load_model, model_fingerprint, save_adapter, save_model
 from landscape.core.specs import FormatSpec, ModelSpec, Runtime, Spec, SpecError, spec_hash
 from landscape.training.data import examples_fingerprint, harmful_examples, render_all
 from landscape.training.defenses.base import Defended, Defense, DefenseContext, register
@@ -199,7 +199,7 @@ def apply_antidote(
             f"pruned {stats['effective_fraction']:.1%} of {stats['scored']:,} weights"
         )
         if spec.apply_to == "lora":
-            net.save_pretrained(str(staging))
+            save_adapter(net, staging)
         else:
             save_model(net, lm.tokenizer, staging)
         return {"spec": spec.model_dump(mode="json"), **stats, "n_tokens": n_tokens}

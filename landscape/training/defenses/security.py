@@ -16,7 +16,7 @@ from pydantic import Field
 
 from cache import Store
 from landscape.core.artifacts import cached_artifact
-from landscape.core.models import load_model, model_fingerprint
+from landscape.core.models import load_model, model_fingerprint, save_adapter
 from landscape.core.prompts import builtin_benign, format_chat
 from landscape.core.specs import FormatSpec, ModelSpec, Runtime, Spec, spec_hash
 from landscape.training.data import examples_fingerprint, harmful_examples, render_all
@@ -96,7 +96,7 @@ def train_security_vector(
             desc="security vector",
             progress=runtime.progress,
         )
-        model.save_pretrained(str(staging))
+        save_adapter(model, staging)
         return {"spec": spec.model_dump(mode="json"), **losses}
 
     art = cached_artifact(store, "security", key, build)

@@ -12,7 +12,7 @@ from landscape.core.specs import ScanSpec, second_seed
 
 # scan options that are not ScanSpec fields: how to run, what to print, where the spec comes from
 NOT_FIELDS = {"kind", "spec_file", "auto_range", "probe_prompts", "capability", "n_directions"}
-NOT_FIELDS |= {"keep_directions", "as_json", "workers", "ray_address", "gpus_per_worker"}
+NOT_FIELDS |= {"keep_directions", "as_json", "workers", "ray_address", "gpus_per_worker"}  # runtime, not spec
 
 
 def spec_of(*args: str, device: str = "cpu") -> ScanSpec:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -84,3 +85,36 @@ def test_bad_model_sources_are_named(tmp_path, setup, message):
 def test_aligned_alias_without_alignment_is_a_clear_error(store):
     with pytest.raises(ModelError, match="landscape align"):
         model_fingerprint(ModelSpec(source="aligned"), store)
+
+
+ADAPTER_SCRIPT = """
+import hashlib, sys
+from pathlib import Path
+from peft import LoraConfig, get_peft_model
+from transformers import LlamaConfig, LlamaForCausalLM
+from landscape.core.models import save_adapter
+cfg = LlamaConfig(vocab_size=32, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                  num_attention_heads=2, num_key_value_heads=2)
+model = get_peft_model(LlamaForCausalLM(cfg), LoraConfig(r=2, target_modules=["q_proj", "v_proj", "k_proj", "o_proj"]))
+save_adapter(model, Path(sys.argv[1]))
+print(hashlib.sha256((Path(sys.argv[1]) / "adapter_config.json").read_bytes()).hexdigest())
+"""
+
+
+def test_a_saved_adapter_is_the_same_file_in_every_process(tmp_path):
+    """peft writes target_modules from a set (order by string-hash seed; seeds 1 and 2 differ for
+    these four): the adapter's fingerprint, and so every key downstream, must not depend on it."""
+    import subprocess
+    import sys
+
+    from ...conftest import ROOT
+
+    digests = set()
+    for seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+        out = subprocess.run(
+            [sys.executable, "-c", ADAPTER_SCRIPT, str(tmp_path / seed)],
+            capture_output=True, text=True, env=env, timeout=300, check=True,
+        )  # fmt: skip
+        digests.add(out.stdout.split()[-1])
+    assert len(digests) == 1

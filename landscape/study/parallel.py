@@ -1,0 +1,72 @@
+"""A study's independent stages as Ray tasks: every run's model, then every model's evaluation.
+
+With ``Runtime.workers`` set, ``run_study`` first calls ``prefetch``: phase 1 builds each run's
+model (per seed when the study has seeds: defence data hooks → training hooks → fine-tune → model
+hooks, ``pipeline.build_run``), one task per run; phase 2 assesses each model (harmful score, ASR,
+over-refusal, task accuracy, VISAGE: ``pipeline.assess_model``), one task per model. Each task opens
+the store itself and writes through the same cached code as one process, then the ordinary
+sequential pipeline replays everything from the store, so the study record is made by exactly the
+same code with or without Ray (format baselines and trajectories run there, their scans on Ray
+actors). The store is shared between processes of one machine only (SQLite), so the tasks are
+pinned to the driver's node (``engine.distributed.run_tasks``): a multi-GPU node yes, a multi-node
+study no. Ray itself is imported only there.
+"""
+
+from __future__ import annotations
+
+from cache import Store
+from landscape.core.specs import ModelSpec, Runtime
+from landscape.study.specs import StudySpec
+
+
+def _task_runtime(runtime: Runtime) -> Runtime:
+    """A task's runtime: in its own process (no nested Ray), on the GPU share Ray gave it."""
+    device = "cuda" if runtime.gpus_per_worker else "cpu"
+    return runtime.model_copy(update={"workers": None, "device": device, "progress": False})
+
+
+def build_task(spec: StudySpec, index: int, theta0: ModelSpec, root: str, runtime: Runtime) -> tuple:
+    """Phase 1: run ``spec.runs[index]``'s model into the store at ``root``; (model, structure)."""
+    from landscape.study.stages import build_run
+
+    with Store(root) as store:
+        (_, model, structure, _), _ = build_run(spec, spec.runs[index], theta0, store, runtime, print)
+    return model, structure
+
+
+def assess_task(model: ModelSpec, structure, spec: StudySpec, root: str, runtime: Runtime) -> None:
+    """Phase 2: every evaluation of one model into the store at ``root``."""
+    from landscape.engine.scan import Session
+    from landscape.study.stages import assess_model
+
+    with Store(root) as store:
+        session = Session(store, runtime, print)
+        assess_model(model, structure, spec.evaluation, store, runtime, session, print)
+
+
+def prefetch(spec: StudySpec, theta0: ModelSpec, store: Store, runtime: Runtime, log) -> None:
+    """Build every run's model, then assess every model, as Ray tasks (``runtime.workers`` at a
+    time); everything lands in ``store``, where the sequential pipeline finds it."""
+    from landscape.engine.distributed import run_tasks
+    from landscape.training.attacks.structural import STRUCTURES
+
+    root, rt = str(store.root), _task_runtime(runtime)
+    seeds = [(s, spec.for_seed(s), f"@seed{s}") for s in spec.seeds] if spec.seeds else [(0, spec, "")]
+    builds = [
+        (f"finetune:{run.name}{tag}", build_task, (seeded, k, theta0, root, rt))
+        for _, seeded, tag in seeds
+        for k, run in enumerate(seeded.runs)
+    ]
+    log(f"[study {spec.name}] {len(builds)} fine-tunes on {runtime.workers} Ray workers …")
+    built = run_tasks(builds, runtime, log)
+    models, seen = [(theta0, STRUCTURES["benign"])] + built, set()
+    assess = []
+    for model, structure in models:
+        ident = (model.model_dump_json(), structure.name)
+        if ident not in seen:
+            seen.add(ident)
+            assess.append(
+                (f"evaluate:{model.source}@{structure.name}", assess_task, (model, structure, spec, root, rt))
+            )
+    log(f"[study {spec.name}] {len(assess)} evaluations on {runtime.workers} Ray workers …")
+    run_tasks(assess, runtime, log)
