@@ -109,7 +109,6 @@ def run_on_ray(
     from ray.exceptions import RayActorError, RayTaskError
     from tqdm.auto import tqdm
 
-    started = _connect(runtime, log)
     actor_cls = ray.remote(num_cpus=1, num_gpus=runtime.gpus_per_worker, max_restarts=0)(_PointActor)
     actors: dict[str, object] = {}
     setups: dict[object, str] = {}  # setup call → worker id
@@ -131,67 +130,68 @@ def run_on_ray(
         actors.pop(wid, None)
         spawn()
 
-    bar = tqdm(
-        total=len(todo),
-        desc=f"{name} on {runtime.workers} Ray workers",
-        unit="pt",
-        disable=not runtime.progress,
-    )
-    try:
-        for _ in range(min(runtime.workers or 1, len(todo))):
-            spawn()
-        while queue or busy:
-            while idle and queue:
-                check()
-                wid, p = idle.popleft(), queue.popleft()
-                busy[actors[wid].evaluate.remote(p)] = (wid, p)
-            ready, _ = ray.wait(list(busy) + list(setups), num_returns=1)
-            ref = ready[0]
-            if ref in setups:
-                wid = setups.pop(ref)
+    with ray_session(runtime, log):
+        bar = tqdm(
+            total=len(todo),
+            desc=f"{name} on {runtime.workers} Ray workers",
+            unit="pt",
+            disable=not runtime.progress,
+        )
+        try:
+            for _ in range(min(runtime.workers or 1, len(todo))):
+                spawn()
+            while queue or busy:
+                while idle and queue:
+                    check()
+                    wid, p = idle.popleft(), queue.popleft()
+                    busy[actors[wid].evaluate.remote(p)] = (wid, p)
+                ready, _ = ray.wait(list(busy) + list(setups), num_returns=1)
+                ref = ready[0]
+                if ref in setups:
+                    wid = setups.pop(ref)
+                    try:
+                        info = ray.get(ref)
+                    except RayActorError:
+                        setup_deaths += 1
+                        if setup_deaths >= MAX_TRIES * (runtime.workers or 1):
+                            raise RayError(
+                                f"{setup_deaths} workers died while loading the model; giving up"
+                            ) from None
+                        lost(wid, "while loading the model")
+                        continue
+                    except RayTaskError as exc:
+                        raise _cause(exc) from None
+                    if not noted:
+                        note(info)
+                        noted = True
+                    idle.append(wid)
+                    continue
+                wid, p = busy.pop(ref)
                 try:
-                    info = ray.get(ref)
+                    outcome = ray.get(ref)
                 except RayActorError:
-                    setup_deaths += 1
-                    if setup_deaths >= MAX_TRIES * (runtime.workers or 1):
+                    tries[(p.i, p.j)] = tries.get((p.i, p.j), 0) + 1
+                    if tries[(p.i, p.j)] >= MAX_TRIES:
                         raise RayError(
-                            f"{setup_deaths} workers died while loading the model; giving up"
+                            f"point ({p.alpha:g}, {p.beta:g}) killed {MAX_TRIES} workers; giving up "
+                            "(out of memory? finished points are in the store)"
                         ) from None
-                    lost(wid, "while loading the model")
+                    queue.appendleft(p)
+                    lost(wid, f"at point ({p.alpha:g}, {p.beta:g}); re-running it")
                     continue
                 except RayTaskError as exc:
                     raise _cause(exc) from None
-                if not noted:
-                    note(info)
-                    noted = True
+                save(p, outcome)
+                count += 1
+                bar.update(1)
+                bar.set_postfix(
+                    asr=f"{outcome.metrics['asr_pct']:.0f}%", s=f"{outcome.metrics['point_s']:.1f}"
+                )
                 idle.append(wid)
-                continue
-            wid, p = busy.pop(ref)
-            try:
-                outcome = ray.get(ref)
-            except RayActorError:
-                tries[(p.i, p.j)] = tries.get((p.i, p.j), 0) + 1
-                if tries[(p.i, p.j)] >= MAX_TRIES:
-                    raise RayError(
-                        f"point ({p.alpha:g}, {p.beta:g}) killed {MAX_TRIES} workers; giving up "
-                        "(out of memory? finished points are in the store)"
-                    ) from None
-                queue.appendleft(p)
-                lost(wid, f"at point ({p.alpha:g}, {p.beta:g}); re-running it")
-                continue
-            except RayTaskError as exc:
-                raise _cause(exc) from None
-            save(p, outcome)
-            count += 1
-            bar.update(1)
-            bar.set_postfix(asr=f"{outcome.metrics['asr_pct']:.0f}%", s=f"{outcome.metrics['point_s']:.1f}")
-            idle.append(wid)
-    finally:
-        bar.close()
-        for handle in actors.values():
-            ray.kill(handle)
-        if started:
-            ray.shutdown()
+        finally:
+            bar.close()
+            for handle in actors.values():
+                ray.kill(handle)
     return count
 
 
@@ -214,37 +214,35 @@ def run_tasks(calls: list[tuple[str, Callable, tuple]], runtime: Runtime, log: C
     from ray.exceptions import NodeDiedError, OutOfMemoryError, RayTaskError, WorkerCrashedError
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    started = _connect(runtime, log)
-    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
-    task = ray.remote(_call).options(
-        num_cpus=1,
-        num_gpus=runtime.gpus_per_worker,
-        max_retries=MAX_TRIES - 1,
-        scheduling_strategy=here,
-    )
-    results: list = [None] * len(calls)
-    queue = deque(enumerate(calls))
-    busy: dict[object, int] = {}
-    try:
-        while queue or busy:
-            while queue and len(busy) < (runtime.workers or 1):
-                k, (_, fn, args) = queue.popleft()
-                busy[task.remote(fn, args)] = k
-            ready, _ = ray.wait(list(busy), num_returns=1)
-            k = busy.pop(ready[0])
-            try:
-                results[k] = ray.get(ready[0])
-            except (WorkerCrashedError, OutOfMemoryError, NodeDiedError):
-                raise RayError(
-                    f"{calls[k][0]}: its Ray worker died (tried {MAX_TRIES} times); giving up "
-                    "(out of memory? finished stages are in the store)"
-                ) from None
-            except RayTaskError as exc:
-                raise _cause(exc) from None
-            log(f"ray: {calls[k][0]} done ({len(calls) - len(queue) - len(busy)}/{len(calls)})")
-    finally:
-        for ref in busy:
-            ray.cancel(ref, force=True)
-        if started:
-            ray.shutdown()
+    with ray_session(runtime, log):
+        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+        task = ray.remote(_call).options(
+            num_cpus=1,
+            num_gpus=runtime.gpus_per_worker,
+            max_retries=MAX_TRIES - 1,
+            scheduling_strategy=here,
+        )
+        results: list = [None] * len(calls)
+        queue = deque(enumerate(calls))
+        busy: dict[object, int] = {}
+        try:
+            while queue or busy:
+                while queue and len(busy) < (runtime.workers or 1):
+                    k, (_, fn, args) = queue.popleft()
+                    busy[task.remote(fn, args)] = k
+                ready, _ = ray.wait(list(busy), num_returns=1)
+                k = busy.pop(ready[0])
+                try:
+                    results[k] = ray.get(ready[0])
+                except (WorkerCrashedError, OutOfMemoryError, NodeDiedError):
+                    raise RayError(
+                        f"{calls[k][0]}: its Ray worker died (tried {MAX_TRIES} times); giving up "
+                        "(out of memory? finished stages are in the store)"
+                    ) from None
+                except RayTaskError as exc:
+                    raise _cause(exc) from None
+                log(f"ray: {calls[k][0]} done ({len(calls) - len(queue) - len(busy)}/{len(calls)})")
+        finally:
+            for ref in busy:
+                ray.cancel(ref, force=True)
     return results
