@@ -40,6 +40,9 @@ class PreparedScan:
     model_fp: str
     alphas: np.ndarray
     betas: np.ndarray | None
+    # The other inputs the key covers, as the driver fingerprinted them (workers check theirs):
+    target_fps: tuple[str | None, ...] = ()  # per direction: its target model's or file's hash
+    judge_model: dict | None = None  # a model judge's identity (None for a text judge)
 
     @property
     def points(self) -> list[GridPoint]:
@@ -71,6 +74,8 @@ def prepare_scan(spec: ScanSpec, store: Store) -> PreparedScan:
         model_fp=model_fp,
         alphas=np.asarray(spec.alphas.values()),
         betas=None if spec.betas is None else np.asarray(spec.betas.values()),
+        target_fps=target_fps,
+        judge_model=judge_model,
     )
 
 
@@ -284,20 +289,43 @@ class ScanWorker:
         return functools.partial(_remote_worker, store_root, runtime, prep)
 
     def setup(self) -> dict:
-        from landscape.core.models import ModelError
-
+        self._check_inputs()  # hashes files only (memoised), before the model loads
         lm = self.session.model(self.prep.spec)
-        if lm.fingerprint != self.prep.model_fp:
-            import socket
-
-            raise ModelError(
-                f"worker {self.worker_id} on {socket.gethostname()}: model {self.prep.spec.model.source} "
-                f"has fingerprint {lm.fingerprint[:12]} there, the driver's is {self.prep.model_fp[:12]}; "
-                "refusing a stale or different copy (give every node the same files)"
-            )
+        self._refuse_if("model", self.prep.spec.model.source, lm.fingerprint, self.prep.model_fp)
         snapshot, dirs, info = self.session.directions(self.prep.spec)
         self._state = (snapshot, dirs)
         return info
+
+    def _check_inputs(self) -> None:
+        """Refuse when an interpolation target, a direction file or a model judge has another
+        fingerprint here than the driver's (each is read from this machine's own paths)."""
+        from landscape.core.models import direction_file_fingerprint, model_fingerprint
+
+        spec = self.prep.spec
+        for k, (d, fp) in enumerate(zip(spec.directions, self.prep.target_fps, strict=False)):
+            if d.target is not None:
+                here = model_fingerprint(d.target, self.session.store)
+                self._refuse_if(f"interpolation target of direction {k + 1}", d.target.source, here, fp)
+            elif d.path is not None:
+                self._refuse_if(f"file of direction {k + 1}", d.path, direction_file_fingerprint(d.path), fp)
+        if self.prep.judge_model is not None:  # the rest of its identity comes from the spec
+            here = judge_model_identity(spec.judge)["fingerprint"]
+            driver = self.prep.judge_model["fingerprint"]
+            self._refuse_if(f"{spec.judge.name} judge model", spec.judge.model, here, driver)
+
+    def _refuse_if(self, what: str, source, here: str, driver: str | None) -> None:
+        """One-line ModelError when ``here`` (this worker's fingerprint) is not the driver's."""
+        if here == driver:
+            return
+        import socket
+
+        from landscape.core.models import ModelError
+
+        raise ModelError(
+            f"worker {self.worker_id} on {socket.gethostname()}: {what} {source} "
+            f"has fingerprint {here[:12]} there, the driver's is {(driver or 'none')[:12]}; "
+            "refusing a stale or different copy (give every node the same files)"
+        )
 
     def evaluate(self, p: GridPoint) -> PointOutcome:
         from landscape.core.provenance import point_provenance

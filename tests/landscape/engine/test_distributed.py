@@ -152,6 +152,59 @@ def test_a_worker_with_another_model_file_is_refused(cluster, tmp_path, tiny_mod
         assert saved == [] and store.progress(prep.key) == 0
 
 
+def _stale(directory) -> None:
+    """Change a model directory's config after the driver fingerprinted it (a stale node's copy)."""
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps(dict(config, stale_copy=True)))
+
+
+@pytest.mark.parametrize("what", ["target", "file", "judge"])
+def test_a_worker_with_another_target_file_or_judge_is_refused(
+    what, cluster, tmp_path, tiny_model, tiny_model_b, forced_judges, prompts_file
+):
+    from safetensors.torch import save_file
+
+    from landscape.core.specs import JudgeSpec
+    from landscape.engine.distributed import run_on_ray
+
+    spec = spec_for(tiny_model, prompts_file, n=2)
+    if what == "target":
+        target = shutil.copytree(tiny_model_b, tmp_path / "target")
+        direction = DirectionSpec(kind="interpolation", target=ModelSpec(source=str(target)))
+        spec = spec.model_copy(update={"directions": (direction,)})
+        label, change = "interpolation target of direction 1", lambda: _stale(target)
+    elif what == "file":
+        import torch
+
+        path = tmp_path / "d.safetensors"
+        save_file({"model.norm.weight": torch.ones(32)}, str(path))
+        direction = DirectionSpec(kind="file", path=str(path), norm="none")
+        spec = spec.model_copy(update={"directions": (direction,)})
+        label = "file of direction 1"
+
+        def change():
+            save_file({"model.norm.weight": torch.full((32,), 2.0)}, str(path))
+    else:
+        judge = shutil.copytree(forced_judges["classifier_0"], tmp_path / "judge")
+        labels = {"LABEL_0": "safe", "LABEL_1": "harmful"}
+        spec = spec.model_copy(update={"judge": JudgeSpec(name="classifier", model=str(judge), label_map=labels)})
+        label, change = "classifier judge model", lambda: _stale(judge)
+    with Store(tmp_path / "s") as store:
+        prep = prepare_scan(spec, store)  # the driver fingerprints the inputs …
+        change()  # … then the copy a worker reads changes
+        saved = []
+        factory = ScanWorker.factory(str(store.root), RAY2, prep)
+        with pytest.raises(ModelError, match="refusing a stale or different copy") as err:
+            run_on_ray(
+                factory, prep.points, RAY2, lambda _i: None, lambda *a: saved.append(a), print, lambda: None
+            )
+        msg = str(err.value)
+        assert "\n" not in msg and label in msg and "on " in msg, msg
+        driver = prep.judge_model["fingerprint"] if what == "judge" else prep.target_fps[0]
+        assert f"the driver's is {driver[:12]}" in msg, msg
+        assert saved == [] and store.progress(prep.key) == 0
+
+
 @pytest.mark.slow
 def test_sigkilled_ray_driver_resumes_without_recomputing(cluster, tmp_path, tiny_model, prompts_file):
     store_dir = tmp_path / "s"
