@@ -104,7 +104,10 @@ def run_on_ray(
 ) -> int:
     """Evaluate every point of ``todo`` on ``runtime.workers`` actors; ``save(point, outcome)`` each
     result as it arrives, ``note(info)`` the first worker's setup info, ``check()`` before handing out
-    a point (a lost lease raises). Returns the number of points stored."""
+    a point (a lost lease raises). ``save`` may return further points, queued behind the rest (an
+    auto-range search hands out its next probe once its last one is measured). Returns the number of
+    points stored. Points are ``GridPoint``s: ``(i, j)`` names one for retries, ``(alpha, beta)``
+    are its coefficients."""
     import ray
     from ray.exceptions import RayActorError, RayTaskError
     from tqdm.auto import tqdm
@@ -138,7 +141,7 @@ def run_on_ray(
             disable=not runtime.progress,
         )
         try:
-            for _ in range(min(runtime.workers or 1, len(todo))):
+            for _ in range(min(runtime.workers or 1, len(todo))):  # at most one per first point
                 spawn()
             while queue or busy:
                 while idle and queue:
@@ -181,7 +184,9 @@ def run_on_ray(
                     continue
                 except RayTaskError as exc:
                     raise _cause(exc) from None
-                save(p, outcome)
+                more = save(p, outcome) or []
+                queue.extend(more)
+                bar.total += len(more)
                 count += 1
                 bar.update(1)
                 bar.set_postfix(

@@ -187,7 +187,9 @@ def test_a_worker_with_another_target_file_or_judge_is_refused(
     else:
         judge = shutil.copytree(forced_judges["classifier_0"], tmp_path / "judge")
         labels = {"LABEL_0": "safe", "LABEL_1": "harmful"}
-        spec = spec.model_copy(update={"judge": JudgeSpec(name="classifier", model=str(judge), label_map=labels)})
+        spec = spec.model_copy(
+            update={"judge": JudgeSpec(name="classifier", model=str(judge), label_map=labels)}
+        )
         label, change = "classifier judge model", lambda: _stale(judge)
     with Store(tmp_path / "s") as store:
         prep = prepare_scan(spec, store)  # the driver fingerprints the inputs …
@@ -203,6 +205,73 @@ def test_a_worker_with_another_target_file_or_judge_is_refused(
         driver = prep.judge_model["fingerprint"] if what == "judge" else prep.target_fps[0]
         assert f"the driver's is {driver[:12]}" in msg, msg
         assert saved == [] and store.progress(prep.key) == 0
+
+
+@pytest.fixture(scope="module")
+def refusing_model(tmp_path_factory, tokenizer_dir):
+    """A tiny random Llama that answers "Sorry" at θ₀ (every token embeds alike, so its last hidden
+    state h is one vector; the head's "Sorry" row is h, every other row −h) and stops refusing
+    further out, at different coefficients per prompt, direction and sign: a basin to find."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from landscape.core.models import save_model
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=1024,
+        tie_word_embeddings=False,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():
+        emb = model.model.embed_tokens.weight
+        emb[:] = emb[0].clone()
+        h = model.model(input_ids=torch.tensor([[1, 2, 3]])).last_hidden_state[0, -1]
+        model.lm_head.weight[:] = -h
+        model.lm_head.weight[tok.encode("Sorry", add_special_tokens=False)[0]] = h
+    directory = tmp_path_factory.mktemp("refusing")
+    save_model(model, tok, directory)
+    return directory
+
+
+def test_auto_range_on_workers_probes_and_finds_what_one_process_does(
+    cluster, tmp_path, refusing_model, prompts_file
+):
+    import torch
+
+    from landscape.engine.autorange import AutoRangeSpec, auto_range, probes_key
+
+    spec = spec_for(refusing_model, prompts_file, two=True)
+    cfg = AutoRangeSpec(bisect_steps=2)
+    threads = torch.get_num_threads()
+    with Store(tmp_path / "one") as one, Store(tmp_path / "ray") as many, Store(tmp_path / "resume") as half:
+        key = probes_key(prepare_scan(spec, one).key, cfg)
+        torch.set_num_threads(1)  # the actors' thread count: same numerics (see the grid test above)
+        try:
+            local = auto_range(spec, one, RT, cfg, log=lambda _m: None)
+        finally:
+            torch.set_num_threads(threads)
+        probes = one.get_json(key)
+        assert len(set(local.edges)) == 2 and {0.0, 100.0} < set(probes.values())  # a real basin
+        remote = auto_range(spec, many, RAY2, cfg, log=lambda _m: None)
+        assert remote.edges == local.edges and remote.spec == local.spec
+        assert many.get_json(key) == probes and remote.probes == local.probes == len(probes)
+        # A driver killed mid-search left some probes: the rerun measures only the rest.
+        kept = dict(list(probes.items())[::2])
+        half.put_json(key, kept)
+        resumed = auto_range(spec, half, RAY2, cfg, log=lambda _m: None)
+        assert resumed.edges == local.edges and half.get_json(key) == probes
+        assert resumed.probes == len(probes) - len(kept)
 
 
 @pytest.mark.slow
