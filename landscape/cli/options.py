@@ -98,7 +98,8 @@ RAY_OPTIONS = [  # scans and studies
         "--workers",
         default=None,
         type=click.IntRange(1, 1024),
-        help="N Ray workers: a scan's points on N actors (each loads the model once), a study's "
+        help="N Ray workers: a scan's points (and its auto-range probes) on N actors (each loads the "
+        "model once), a study's "
         "fine-tunes and evaluations N tasks at a time; without it, in this process.",
     ),
     click.option(

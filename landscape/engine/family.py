@@ -2,10 +2,13 @@
 
 The paper reports VISAGE as mean and spread over several random directions, so the CLI's
 ``--directions K`` and the demo both scan a family. With ``auto`` each member first gets its own
-auto range; all members share one ``Session`` (the model is loaded once).
+auto range; all members share one ``Session`` (the model is loaded once), and with workers one Ray
+connection.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 from cache import Store
 from landscape.core.specs import Runtime, ScanSpec
@@ -38,11 +41,22 @@ def scan_family(
     """Scan the ``k`` members of ``spec``'s family (auto-ranging each when ``auto`` is given)."""
     session = session or Session(store, runtime, log)
     results = []
-    for i, member in enumerate(family_specs(spec, k)):
-        if auto is not None:
-            log(f"auto range for direction set {i + 1}/{k}")
-            ar = auto_range(member, store, runtime, auto, log=log, session=session)
-            log("  basin edges: " + ", ".join(f"-{n:.3f}/+{p:.3f}" for n, p in ar.edges))
-            member = ar.spec
-        results.append(scan_grid(member, store, runtime, log=log, session=session))
+    with _ray_once(runtime, log):
+        for i, member in enumerate(family_specs(spec, k)):
+            if auto is not None:
+                log(f"auto range for direction set {i + 1}/{k}")
+                ar = auto_range(member, store, runtime, auto, log=log, session=session)
+                log("  basin edges: " + ", ".join(f"-{n:.3f}/+{p:.3f}" for n, p in ar.edges))
+                member = ar.spec
+            results.append(scan_grid(member, store, runtime, log=log, session=session))
     return results
+
+
+def _ray_once(runtime: Runtime, log: Log):
+    """With workers, one Ray connection (or local start) for every probe search and scan of the
+    family; each still starts its own actors. Without, nothing (Ray is not imported)."""
+    if not runtime.workers:
+        return contextlib.nullcontext()
+    from landscape.engine.distributed import ray_session
+
+    return ray_session(runtime, log)
