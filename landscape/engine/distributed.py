@@ -6,7 +6,8 @@ snapshot θ₀ and refuses a model whose fingerprint is not the driver's. The dr
 in the order given (centre-out) to whichever actor is free (a ``ray.wait`` loop), and stores every
 result the moment it arrives through ``save``: SQLite has one writer, and diskcache over a network
 file system is not safe, so actors never write points. Fractional ``gpus_per_worker`` packs several
-replicas of a small model on one GPU.
+replicas of a small model on one GPU. Auto range uses the same loop for its probes: every
+(direction, sign) search has one probe in flight, and ``save`` hands back that search's next one.
 
 Faults: an actor that dies mid-point (killed, OOM, node lost) is replaced and its point re-run; a
 point that kills three actors is reported. An error that is the spec's fault (``SpecError``: a
