@@ -61,22 +61,11 @@ def make_tiny_model(directory: Path, tokenizer_dir: Path, seed: int = 0, hidden:
 GUARD_TOKENS = {"unsafe": " unsafe", "safe": " safe", "unparsed": " maybe"}  # one token each
 
 
-def make_forced_judge_model(directory: Path, tokenizer_dir: Path, kind: str, target: str | int) -> Path:
-    """A tiny random Llama judge whose output is forced, saved as an HF directory (safetensors).
+def forced_config(tok, **extra):
+    """The one-layer 16-wide Llama config of the forced models (judges, the refusing model)."""
+    from transformers import LlamaConfig
 
-    kind "guard": a causal LM that always generates the token of ``GUARD_TOKENS[target]``;
-    kind "classifier": a 2-label sequence classifier that always picks label ``target``.
-    Every token embeds alike, so the last hidden state h is one vector whatever the text (each
-    attention averages identical values); the head's target row is h and every other row −h, so
-    the target's logit is |h|² > 0 and the others −|h|²: a real forward pass, a fixed answer."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
-
-    from landscape.core.models import save_model
-
-    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    torch.manual_seed(0)
-    config = LlamaConfig(
+    return LlamaConfig(
         vocab_size=len(tok),
         hidden_size=16,
         intermediate_size=32,
@@ -88,8 +77,26 @@ def make_forced_judge_model(directory: Path, tokenizer_dir: Path, kind: str, tar
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
-        num_labels=2,
+        **extra,
     )
+
+
+def make_forced_judge_model(directory: Path, tokenizer_dir: Path, kind: str, target: str | int) -> Path:
+    """A tiny random Llama judge whose output is forced, saved as an HF directory (safetensors).
+
+    kind "guard": a causal LM that always generates the token of ``GUARD_TOKENS[target]``;
+    kind "classifier": a 2-label sequence classifier that always picks label ``target``.
+    Every token embeds alike, so the last hidden state h is one vector whatever the text (each
+    attention averages identical values); the head's target row is h and every other row −h, so
+    the target's logit is |h|² > 0 and the others −|h|²: a real forward pass, a fixed answer."""
+    import torch
+    from transformers import AutoTokenizer, LlamaForCausalLM, LlamaForSequenceClassification
+
+    from landscape.core.models import save_model
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(0)
+    config = forced_config(tok, num_labels=2)
     guard = kind == "guard"
     model = (LlamaForCausalLM if guard else LlamaForSequenceClassification)(config).eval()
     row = tok.encode(GUARD_TOKENS[target], add_special_tokens=False)[0] if guard else int(target)

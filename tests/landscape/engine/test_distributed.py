@@ -32,7 +32,7 @@ from landscape.core.specs import (
 )
 from landscape.engine.scan import ScanWorker, prepare_scan, scan_grid
 
-from ...conftest import ROOT
+from ...conftest import ROOT, forced_config
 
 ray = pytest.importorskip("ray")
 RT = Runtime(progress=False)
@@ -213,25 +213,13 @@ def refusing_model(tmp_path_factory, tokenizer_dir):
     state h is one vector; the head's "Sorry" row is h, every other row −h) and stops refusing
     further out, at different coefficients per prompt, direction and sign: a basin to find."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer, LlamaForCausalLM
 
     from landscape.core.models import save_model
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=1024,
-        tie_word_embeddings=False,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
+    config = forced_config(tok)
     model = LlamaForCausalLM(config).eval()
     with torch.no_grad():
         emb = model.model.embed_tokens.weight
