@@ -3,7 +3,10 @@
 With ``Runtime.workers`` set, ``run_study`` first calls ``prefetch``: phase 1 builds each run's
 model (per seed when the study has seeds: defence data hooks → training hooks → fine-tune → model
 hooks, ``pipeline.build_run``), one task per run; phase 2 assesses each model (harmful score, ASR,
-over-refusal, task accuracy, VISAGE: ``pipeline.assess_model``), one task per model. Each task opens
+over-refusal, task accuracy, VISAGE: ``pipeline.assess_model``), one task per model, beside one
+task per distinct non-default run format measuring θ₀ in that format (the format baselines:
+``pipeline.format_baselines``' one-point scans, which would otherwise start Ray actors for a single
+point each). Each task opens
 the store itself and writes through the same cached code as one process, then the ordinary
 sequential pipeline replays everything from the store, so the study record is made by exactly the
 same code with or without Ray (format baselines and trajectories run there, their scans on Ray
@@ -15,7 +18,7 @@ study no. Ray itself is imported only there.
 from __future__ import annotations
 
 from cache import Store
-from landscape.core.specs import ModelSpec, Runtime
+from landscape.core.specs import FormatSpec, ModelSpec, Runtime
 from landscape.study.specs import StudySpec
 
 
@@ -44,6 +47,16 @@ def assess_task(model: ModelSpec, structure, spec: StudySpec, root: str, runtime
         assess_model(model, structure, spec.evaluation, store, runtime, session, print)
 
 
+def baseline_task(theta0: ModelSpec, structure, spec: StudySpec, root: str, runtime: Runtime) -> None:
+    """Phase 2: θ₀'s harmful score in ``structure``'s format (a format baseline) into the store."""
+    from landscape.engine.scan import scan_grid
+
+    ev = spec.evaluation
+    with Store(root) as store:
+        point = ev.point_spec(theta0, ev.harmful_limit, capability=False, fmt=structure.fmt)
+        scan_grid(point, store, runtime, log=print)
+
+
 def prefetch(spec: StudySpec, theta0: ModelSpec, store: Store, runtime: Runtime, log) -> None:
     """Build every run's model, then assess every model, as Ray tasks (``runtime.workers`` at a
     time); everything lands in ``store``, where the sequential pipeline finds it."""
@@ -68,5 +81,12 @@ def prefetch(spec: StudySpec, theta0: ModelSpec, store: Store, runtime: Runtime,
             assess.append(
                 (f"evaluate:{model.source}@{structure.name}", assess_task, (model, structure, spec, root, rt))
             )
+    formats = {}  # the format baselines: θ₀ in each distinct non-default format of a run
+    for _, structure in built:
+        if structure.fmt != FormatSpec():
+            formats.setdefault(structure.fmt.model_dump_json(), structure)
+    for structure in formats.values():
+        label = f"evaluate:{theta0.source}@{structure.name} (format baseline)"
+        assess.append((label, baseline_task, (theta0, structure, spec, root, rt)))
     log(f"[study {spec.name}] {len(assess)} evaluations on {runtime.workers} Ray workers …")
     run_tasks(assess, runtime, log)

@@ -58,17 +58,21 @@ def test_ray_study_gives_the_sequential_record(studies):
 
 
 def test_ray_study_builds_and_evaluates_in_ray_workers(studies):
-    """Every fine-tune and every evaluation point of the Ray study was made by another process: the
-    driver's sequential pass only replayed them (the sequential study made its own in this one)."""
+    """Every fine-tune, every evaluation point and the format baseline of the Ray study were made by
+    another process: the driver's sequential pass only replayed them (the sequential study made its
+    own in this one)."""
     me = os.getpid()
     for name, (root, record) in studies.items():
         with Store(root) as s:
             finetunes = [s.get_json(k) for k in s.keys("artifact:finetunes:")]
-            points = [
-                s.point(key, 0, 0)["provenance"]["pid"] for m in record["models"] for key in m["eval_keys"]
-            ]
+            keys = [key for m in record["models"] for key in m["eval_keys"]]
+            keys += [b["key"] for b in record["format_baselines"]]
+            where = [s.point(key, 0, 0)["provenance"] for key in keys]
+        points = [w["pid"] for w in where]
         pids = {f["pid"] for f in finetunes} | set(points)
-        assert len(finetunes) == 2 and len(points) == 4
+        assert len(finetunes) == 2 and len(points) == 5  # 4 evaluations, aoa's format baseline
+        # made inside a task's own in-process scan, not by scan actors started for one point each
+        assert {w["worker"] for w in where} == {"local"}
         if name == "ray":
             assert me not in pids, pids
         else:
