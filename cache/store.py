@@ -11,7 +11,8 @@ Layout under one root directory:
 - ``lease:<key>`` in ``meta/``: who computes scan ``<key>`` now (``Lease``), so two drivers never
   compute the same point: taken and renewed in one SQLite transaction each.
 - ``artifacts/<kind>/<key>/``: files too large for a record (safetensors). Writers fill a temporary
-  directory and rename it into place, so a half-written artifact is never visible.
+  directory (``.staging-<pid>-<host>-…``) and rename it into place, so a half-written artifact is
+  never visible; the next build sweeps the staging directories of dead processes of its host.
 
 diskcache pickles any value that is not ``bytes``/``str``/number, and unpickles on read: loading a
 crafted cache would run code. ``NoPickleDisk`` refuses both directions, so this store only ever holds
@@ -143,15 +144,21 @@ class Lease:
     def holder_dead(self) -> bool:
         """True when the holder is a process of this host that no longer runs (a SIGKILLed driver:
         take over at once instead of waiting for the lease to expire)."""
-        if self.host != socket.gethostname() or self.pid is None:
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:  # alive, another user's
-            return False
-        return _is_zombie(self.pid)
+        return _process_dead(self.host, self.pid)
+
+
+def _process_dead(host: str, pid: int | None) -> bool:
+    """True only when ``pid`` is a process of this host that no longer runs (or a zombie). Another
+    host's process, or an unknown pid, counts as alive: nothing here can tell."""
+    if host != socket.gethostname() or pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return _is_zombie(pid)
 
 
 def _is_zombie(pid: int) -> bool:
@@ -159,6 +166,23 @@ def _is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except (OSError, IndexError):
         return False
+
+
+def _owned_prefix(prefix: str) -> str:
+    """``prefix`` + ``<pid>-<host>-``: a temporary directory name that says who made it."""
+    return f"{prefix}{os.getpid()}-{socket.gethostname()}-"
+
+
+def _owner(name: str) -> tuple[str, int] | None:
+    """(host, pid) from a name made with ``_owned_prefix`` + mkdtemp's suffix (no ``-`` in it), or
+    None for any other name."""
+    for prefix in (".staging-", ".orphan-"):
+        if name.startswith(prefix):
+            pid, sep, rest = name[len(prefix) :].partition("-")
+            host, sep2, _suffix = rest.rpartition("-")
+            if pid.isdigit() and sep and sep2 and host:
+                return host, int(pid)
+    return None
 
 
 def new_holder() -> str:
@@ -389,9 +413,29 @@ class Store:
         return record
 
     def staging_dir(self, kind: str) -> Path:
+        """A new empty directory to build an artifact of ``kind`` in. Its name carries the building
+        process (``.staging-<pid>-<host>-<random>``), so a later build can tell an orphan left by a
+        SIGKILLed builder from a live build; orphans are swept first (``sweep_staging``)."""
+        self.sweep_staging()
         base = self.root / "artifacts" / kind
         base.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=".staging-", dir=base))
+        return Path(tempfile.mkdtemp(prefix=_owned_prefix(".staging-"), dir=base))
+
+    def sweep_staging(self) -> list[Path]:
+        """Remove the staging (and half-removed ``.orphan-``) directories of every artifact kind
+        whose owner was a process of this host that no longer runs; return them.
+
+        A directory of a live process, of another host (a shared filesystem: its liveness cannot be
+        checked from here) or without an owner in its name (made before owners were recorded) is
+        left alone, so a running build never loses its files.
+        """
+        removed = []
+        for path in sorted((self.root / "artifacts").glob("*/.*-*-*-*")):
+            owner = _owner(path.name)
+            if owner is not None and _process_dead(*owner):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        return removed
 
     def commit_artifact(self, kind: str, key: str, staging: Path, record: dict) -> Path:
         """Move a filled staging directory into place and record it (atomic rename).
@@ -402,7 +446,7 @@ class Store:
         """
         final = self.artifact_dir(kind, key)
         if final.exists() and self.get_json(f"artifact:{kind}:{key}") is None:
-            orphan = Path(tempfile.mkdtemp(prefix=".orphan-", dir=final.parent))
+            orphan = Path(tempfile.mkdtemp(prefix=_owned_prefix(".orphan-"), dir=final.parent))
             os.replace(final, orphan / key)
             shutil.rmtree(orphan, ignore_errors=True)
         try:

@@ -36,6 +36,19 @@ class ExportError(ValueError):
     pass
 
 
+# Flags for a headless Chromium driven by Playwright (the browser tests and docker/smoke.py): no
+# sandbox (root in a container), no GPU, and none of its own network traffic (updates, sync, QUIC).
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
 def chromium_path() -> str | None:
     for candidate in (
         os.environ.get("BROWSER_PATH"),

@@ -11,7 +11,9 @@ string) in its own session so it can be cancelled as a group. Two kinds:
 
 A job record ``job:<key>`` says its kind, who started it and when; submitting work that is already
 running attaches to that job instead of starting another. Finished jobs keep their record, so
-"My jobs" can show how they ended (their log).
+"My jobs" can show how they ended (their log), but not forever: starting a job first prunes the
+finished ones beyond the newest ``keep_finished`` (record and job files; ``prune_jobs``). A running
+job is never pruned; the scans it computed are results in the store and never touched.
 
 A store may come from anyone, so nothing in it is trusted for a path or a process: the spec, log
 and pid files are named by the (validated, hexadecimal) key under the store's own ``jobs/``
@@ -37,6 +39,7 @@ import yaml
 
 from cache import Store
 from dashboard.commands import point_args, scan_spec
+from dashboard.settings import JOB_HISTORY
 from landscape.core.specs import ScanSpec
 from landscape.engine.scan import prepare_scan
 from landscape.study.pipeline import study_key
@@ -45,6 +48,7 @@ from landscape.study.specs import StudySpec
 _KEY = re.compile(r"[0-9a-f]{64}")
 _LOG_TAIL_BYTES = 1 << 16
 KINDS = ("scan", "study")
+_JOB_FILES = ("log", "pid", "yaml")  # not ``point.yaml``: named by its source scan, shared by its points
 
 
 class JobError(RuntimeError):
@@ -191,11 +195,32 @@ def job_for(store: Store, key: str) -> Job | None:
     return next((j for j in running_jobs(store) if j.key == key), None)
 
 
-def _launch(store: Store, key: str, kind: str, args: list[str], max_jobs: int, record: dict) -> Job:
+def prune_jobs(store: Store, keep_finished: int = JOB_HISTORY) -> list[str]:
+    """Forget every finished job but the newest ``keep_finished``: its record and its files in
+    ``jobs/`` (spec, log, pid; never through a link). Returns the keys dropped. Running jobs are
+    always kept and do not count against ``keep_finished``. "Running" is verified on this host, so a
+    job of another host sharing the store reads as finished: it is still kept while among the
+    newest ``keep_finished``, and losing its record never stops its computation."""
+    finished = [j for j in all_jobs(store) if not j.running]  # newest first
+    dropped = []
+    for job in finished[max(keep_finished, 0) :]:
+        store.delete(f"job:{job.key}")
+        for suffix in _JOB_FILES:
+            path = job_file(store, job.key, suffix)
+            if path.is_symlink() or _inside_store(store, path):
+                path.unlink(missing_ok=True)  # a link itself is removed, never its target
+        dropped.append(job.key)
+    return dropped
+
+
+def _launch(
+    store: Store, key: str, kind: str, args: list[str], max_jobs: int, record: dict, keep_finished: int
+) -> Job:
     existing = job_for(store, key)
     if existing is not None:
         existing.attached = True
         return existing
+    prune_jobs(store, keep_finished)
     if len(running_jobs(store)) >= max_jobs:
         raise JobError(f"{max_jobs} job(s) already running: wait for one to finish or cancel it")
     folder = jobs_dir(store)
@@ -223,12 +248,16 @@ def _launch(store: Store, key: str, kind: str, args: list[str], max_jobs: int, r
     return _job(key, record, proc.pid, True)
 
 
-def submit_scan(args: list[str], store: Store, max_jobs: int, user: str | None = None) -> Job:
-    """Start ``landscape scan ARGS`` (``args`` begin with ``scan KIND``), or attach to its job."""
+def submit_scan(
+    args: list[str], store: Store, max_jobs: int, user: str | None = None, keep_finished: int = JOB_HISTORY
+) -> Job:
+    """Start ``landscape scan ARGS`` (``args`` begin with ``scan KIND``), or attach to its job
+    (starting one first prunes the finished jobs beyond the newest ``keep_finished``)."""
     parsed = scan_spec(args)
     scans = [prepare_scan(s, store).key for s in parsed.members]
     label = f"scan {args[1]} · {parsed.spec.model.source}"
-    return _launch(store, scans[0], "scan", args, max_jobs, {"user": user, "label": label, "scans": scans})
+    record = {"user": user, "label": label, "scans": scans}
+    return _launch(store, scans[0], "scan", args, max_jobs, record, keep_finished)
 
 
 def submit_point(
@@ -239,6 +268,7 @@ def submit_point(
     max_new_tokens: int,
     max_jobs: int,
     user: str | None = None,
+    keep_finished: int = JOB_HISTORY,
 ) -> tuple[Job, list[str]]:
     """Start a one-point scan of scan ``source``'s spec at ``point`` = (α, β) with full responses
     (no early stop) and ``max_new_tokens``; returns the job and its arguments. The spec goes to
@@ -256,16 +286,18 @@ def submit_point(
         except OSError as exc:
             raise JobError(f"cannot write the point spec of {source[:12]}: {exc.strerror}") from None
     args = point_args(str(path), spec, point[0], point[1], max_new_tokens)
-    return submit_scan(args, store, max_jobs, user), args
+    return submit_scan(args, store, max_jobs, user, keep_finished), args
 
 
-def submit_study(spec: StudySpec, store: Store, max_jobs: int, user: str | None = None) -> Job:
+def submit_study(
+    spec: StudySpec, store: Store, max_jobs: int, user: str | None = None, keep_finished: int = JOB_HISTORY
+) -> Job:
     """Start ``landscape study jobs/<key>.yaml`` for a validated study, or attach to its job."""
     key = study_key(spec, store)
     text = yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
     args = ["study", str(job_file(store, key, "yaml"))]
     record = {"user": user, "label": f"study {spec.name}", "scans": [], "spec_text": text}
-    return _launch(store, key, "study", args, max_jobs, record)
+    return _launch(store, key, "study", args, max_jobs, record, keep_finished)
 
 
 def cancel(store: Store, key: str) -> bool:

@@ -6,6 +6,7 @@
 | SAFETY_LANDSCAPE_MODEL_ROOTS | directories models may be loaded from (os.pathsep-separated); the built-in names are always allowed | (none: built-ins only) |
 | SAFETY_LANDSCAPE_READ_ONLY | 1: browse only, no job launching | 0 |
 | SAFETY_LANDSCAPE_MAX_JOBS | concurrent scan jobs | 1 |
+| SAFETY_LANDSCAPE_JOB_HISTORY | finished jobs whose record and log are kept (older ones are pruned when a job starts; running jobs are always kept) | 200 |
 | SAFETY_LANDSCAPE_BASE_URL_PATH | URL prefix behind a reverse proxy; defaults to STREAMLIT_SERVER_BASE_URL_PATH, which Streamlit itself serves under | "" |
 | SAFETY_LANDSCAPE_LAUNCHERS | comma-separated e-mails (or proxy user names) allowed to launch jobs when users are identified | (any signed-in user) |
 | SAFETY_LANDSCAPE_USER_HEADER | behind an authenticating reverse proxy: the request header naming the user (e.g. X-Forwarded-User); trust it only when the proxy is the sole way in and sets it itself | "" (no proxy identity) |
@@ -27,6 +28,7 @@ from pathlib import Path
 import tomllib
 
 BUILTIN_SOURCES = ("aligned", "smollm2-135m-instruct")
+JOB_HISTORY = 200
 
 
 class SettingsError(ValueError):
@@ -39,6 +41,7 @@ class Settings:
     model_roots: tuple[Path, ...] = ()
     read_only: bool = False
     max_jobs: int = 1
+    job_history: int = JOB_HISTORY
     base_url_path: str = ""
     launchers: tuple[str, ...] = field(default_factory=tuple)
     user_header: str = ""
@@ -106,7 +109,8 @@ def load_settings(env: dict | None = None) -> Settings:
             raise SettingsError(f"cannot read settings file {path}: {exc}") from None
     if "STREAMLIT_SERVER_BASE_URL_PATH" in env:  # what Streamlit itself serves under
         data["base_url_path"] = env["STREAMLIT_SERVER_BASE_URL_PATH"]
-    keys = ("store", "model_roots", "read_only", "max_jobs", "base_url_path", "launchers", "user_header")
+    keys = ("store", "model_roots", "read_only", "max_jobs", "job_history", "base_url_path", "launchers")
+    keys += ("user_header",)
     for key in keys + ("ray_address", "ray_workers", "ray_gpus_per_worker"):
         var = f"SAFETY_LANDSCAPE_{key.upper()}"
         if var in env:
@@ -123,6 +127,12 @@ def load_settings(env: dict | None = None) -> Settings:
         raise SettingsError(f"max_jobs must be a whole number, not {data.get('max_jobs')!r}") from None
     if max_jobs < 1:
         raise SettingsError("max_jobs must be at least 1")
+    try:
+        job_history = int(data.get("job_history", JOB_HISTORY))
+    except ValueError:
+        raise SettingsError(f"job_history must be a whole number, not {data.get('job_history')!r}") from None
+    if job_history < 0:
+        raise SettingsError("job_history must be 0 or more")
     base = str(data.get("base_url_path", "")).strip("/")
     header = str(data.get("user_header", "")).strip()
     if header and not re.fullmatch(r"[A-Za-z0-9-]{1,64}", header):
@@ -133,6 +143,7 @@ def load_settings(env: dict | None = None) -> Settings:
         model_roots=tuple(Path(r).expanduser().resolve() for r in roots),
         read_only=_bool(data.get("read_only", False)),
         max_jobs=max_jobs,
+        job_history=job_history,
         base_url_path=base,
         launchers=tuple(launchers),
         user_header=header,

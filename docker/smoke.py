@@ -54,15 +54,6 @@ PAGES = {
     "about": "About this server",
 }
 LAUNCH_PAGES = ("run", "run-study")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 class SmokeError(RuntimeError):
@@ -205,13 +196,13 @@ def scans_in_store(server: Server) -> list:
 def browser():
     from playwright.sync_api import sync_playwright
 
-    from dashboard.export import chromium_path
+    from dashboard.export import CHROMIUM_ARGS, chromium_path
 
     exe = chromium_path()
     if exe is None:
         raise SmokeError("Debian chromium is missing (apt-get install chromium)")
     pw = sync_playwright().start()
-    return pw, pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
+    return pw, pw.chromium.launch(executable_path=exe, headless=True, args=list(CHROMIUM_ARGS))
 
 
 def open_page(page, url: str, title: str) -> float:

@@ -21,6 +21,7 @@ rows = [
     ("read-only", "yes" if settings.read_only else "no"),
     ("who may launch", launch),
     ("concurrent jobs", str(settings.max_jobs)),
+    ("finished jobs kept", str(settings.job_history)),
     ("base URL path", "/" + settings.base_url_path),
     (
         "scan jobs run on",

@@ -82,7 +82,7 @@ def launch_full_responses(
         return
     try:
         job, args = jobs.submit_point(
-            data.store(), source, spec, point, tokens, settings.max_jobs, current_user()
+            data.store(), source, spec, point, tokens, settings.max_jobs, current_user(), settings.job_history
         )
     except Exception as exc:  # one line for the user, whatever the flags or the store said
         st.error(f"Could not start the scan: {commands.one_line(exc)}")

@@ -119,7 +119,11 @@ if st.button("Start scan", key="run_start", type="primary"):
     if problem:
         st.error(problem)
     else:
-        start_job("scan", "run_job", lambda: jobs.submit_scan(args, store, settings.max_jobs, current_user()))
+        start_job(
+            "scan",
+            "run_job",
+            lambda: jobs.submit_scan(args, store, settings.max_jobs, current_user(), settings.job_history),
+        )
 
 
 @st.fragment(run_every=2)

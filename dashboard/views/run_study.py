@@ -51,7 +51,9 @@ if st.button("Start study", key="study_start", type="primary", disabled=spec is 
         st.error(problem or "choose a study first")
     else:
         start_job(
-            "study", "study_job", lambda: jobs.submit_study(spec, store, settings.max_jobs, current_user())
+            "study",
+            "study_job",
+            lambda: jobs.submit_study(spec, store, settings.max_jobs, current_user(), settings.job_history),
         )
 elif problem:
     st.error(problem)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.export import chromium_path
+from dashboard.export import CHROMIUM_ARGS, chromium_path
 
 from ..conftest import ROOT
 
@@ -81,15 +81,7 @@ def test_basin_page_renders_in_chromium(server, tmp_path):
         browser = p.chromium.launch(
             executable_path=chromium_path(),
             headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
+            args=list(CHROMIUM_ARGS),
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/basin", wait_until="domcontentloaded")
@@ -113,9 +105,7 @@ def test_clicking_a_contour_point_opens_the_inspector(server):
 
     url, keys = server
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=chromium_path(), headless=True, args=["--no-sandbox", "--disable-gpu"]
-        )
+        browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=list(CHROMIUM_ARGS))
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/basin", wait_until="domcontentloaded")
         contour = page.locator(".js-plotly-plot").nth(1)

@@ -133,3 +133,52 @@ def test_links_planted_in_the_jobs_directory_are_not_followed(store, tiny_model,
         jobs.submit_scan(_args(tiny_model), store, max_jobs=1)
     assert target.read_text() == "untouched\n"
     assert jobs.running_jobs(store) == []
+
+
+def _finished(store, n: int) -> list[str]:
+    """``n`` finished jobs (records and files, no process), started at t = 10, 11, …: newest last."""
+    keys = [f"{i:064x}" for i in range(1, n + 1)]
+    (store.root / "jobs").mkdir(exist_ok=True)
+    for t, key in enumerate(keys, start=10):
+        store.put_json(f"job:{key}", {"key": key, "kind": "scan", "started": float(t), "user": None})
+        for suffix in ("log", "pid"):
+            (store.root / "jobs" / f"{key}.{suffix}").write_text("1")
+    return keys
+
+
+def test_finished_jobs_beyond_the_newest_n_are_pruned_never_a_running_one(store, tiny_model, fake_job):
+    old = _finished(store, 5)
+    job = jobs.submit_scan(_args(tiny_model), store, max_jobs=1, keep_finished=2)  # starting one prunes
+    proc = jobs.psutil.Process(job.pid)
+    try:
+        assert [(j.key, j.running) for j in jobs.all_jobs(store)] == [
+            (job.key, True),
+            (old[4], False),
+            (old[3], False),
+        ]
+        assert sorted(p.name for p in (store.root / "jobs").glob("0*")) == sorted(
+            f"{k}.{s}" for k in old[3:] for s in ("log", "pid")
+        )
+        record = store.get_json(f"job:{job.key}")
+        store.put_json(f"job:{job.key}", dict(record, started=1.0))  # the oldest of all, but running
+        assert jobs.prune_jobs(store, 0) == [old[4], old[3]]
+        assert [j.key for j in jobs.all_jobs(store)] == [job.key]
+        assert job_file_names(store) == sorted(f"{job.key}.{s}" for s in ("log", "pid"))
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    assert jobs.prune_jobs(store, 0) == [job.key] and job_file_names(store) == []
+
+
+def job_file_names(store) -> list[str]:
+    return sorted(p.name for p in (store.root / "jobs").iterdir())
+
+
+def test_job_history_setting():
+    from dashboard.settings import SettingsError, load_settings
+
+    assert load_settings({}).job_history == 200
+    assert load_settings({"SAFETY_LANDSCAPE_JOB_HISTORY": "0"}).job_history == 0
+    for bad, why in (("-1", "0 or more"), ("many", "a whole number")):
+        with pytest.raises(SettingsError, match=f"job_history must be {why}"):
+            load_settings({"SAFETY_LANDSCAPE_JOB_HISTORY": bad})

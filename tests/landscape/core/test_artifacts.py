@@ -1,8 +1,14 @@
-"""``cached_artifact``: built once, then served from the store; a failed build leaves nothing."""
+"""``cached_artifact``: built once, then served from the store; a failed build leaves nothing, nor\ndoes a SIGKILLed one once the next build has started."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +76,52 @@ def test_a_concurrent_builder_gets_the_first_artifact(store):
     art = cached_artifact(store, "models", "k1", build)
     assert art.record == {"by": "other"} and (art.path / "w.bin").read_bytes() == b"first"
     assert _litter(store) == ["k1"]
+
+
+_BUILDER = """
+import sys, time
+from pathlib import Path
+from cache import Store
+from landscape.core.artifacts import cached_artifact
+
+def build(staging):
+    (staging / "w.bin").write_bytes(b"half")
+    Path(sys.argv[3]).write_text(str(staging))  # mid-build: tell the test where
+    time.sleep(600)
+    return {}
+
+cached_artifact(Store(sys.argv[1]), "models", sys.argv[2], build)
+"""
+
+
+def _start_builder(tmp_path, store, key):
+    """A real process that builds ``key`` and hangs mid-build; returns it and its staging dir."""
+    marker = tmp_path / f"{key}.staging"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[3]))
+    proc = subprocess.Popen([sys.executable, "-c", _BUILDER, str(store.root), key, str(marker)], env=env)
+    deadline = time.monotonic() + 60
+    while not (marker.exists() and marker.read_text()):
+        assert proc.poll() is None and time.monotonic() < deadline, "builder did not start"
+        time.sleep(0.05)
+    return proc, Path(marker.read_text())
+
+
+def test_a_sigkilled_builders_staging_is_swept_and_a_live_ones_kept(tmp_path, store):
+    """SIGKILL a real process mid-build: the rerun builds, its orphan is gone; a staging directory
+    of a builder still running is left alone."""
+    dead, orphan = _start_builder(tmp_path, store, "k1")
+    dead.send_signal(signal.SIGKILL)
+    dead.wait()
+    assert (orphan / "w.bin").exists()  # the SIGKILLed build's leftovers
+    live, live_staging = _start_builder(tmp_path, store, "k2")
+    try:
+        art = cached_artifact(store, "models", "k1", Builder())
+        assert not art.cached and (art.path / "w.bin").read_bytes() == b"weights"
+        assert not orphan.exists()
+        assert (live_staging / "w.bin").read_bytes() == b"half"
+        assert _litter(store) == sorted(["k1", live_staging.name])
+        assert store.sweep_staging() == []
+    finally:
+        live.kill()
+        live.wait()
+    assert store.sweep_staging() == [live_staging] and _litter(store) == ["k1"]
