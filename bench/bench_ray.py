@@ -15,6 +15,10 @@ products: the figure says what distribution costs here, not what it gains on a G
 
     python bench/bench_ray.py [--model smollm2-135m-instruct] [--points 9] [--prompts 8]
                               [--max-new-tokens 32] [--threads N] [--json out.json]
+
+On a GPU, ``--device cuda --dtype bfloat16 --workers 1,2,4 --gpus-per-worker 0.25`` compares the
+single-process scan on the GPU with 1, 2 and 4 replicas of the model sharing it (Ray's fractional
+GPUs; 0.25 lets four actors onto one GPU).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ def _spec(args):
     from landscape.core.specs import AxisSpec, DirectionSpec, GenerationSpec, ModelSpec, PromptSpec, ScanSpec
 
     return ScanSpec(
-        model=ModelSpec(source=args.model),
+        model=ModelSpec(source=args.model, dtype=args.dtype),
         directions=(DirectionSpec(seed=0),),
         alphas=AxisSpec(start=-0.2, stop=0.2, num=args.points),
         prompts=PromptSpec(source="builtin:harmful", limit=args.prompts),
@@ -73,7 +77,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--store", default=None, help="store directory (default: a temporary one)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    ap.add_argument("--workers", default="1,2", help="Ray actor counts to time, comma-separated")
+    ap.add_argument("--gpus-per-worker", type=float, default=0.0, help="> 0: actors on the GPU (replicas)")
     args = ap.parse_args()
+    counts = [int(n) for n in args.workers.split(",")]
 
     import ray
     import torch
@@ -89,26 +98,29 @@ def main() -> None:
         from landscape.core.models import load_model
 
         load_model(spec.model, "cpu", store)  # a GGUF's one-off conversion stays outside every timing
-        out["single"] = _run(store, spec, Runtime(progress=False))
-        if args.threads != 1:  # what a Ray actor gets: one thread (contention on a busy machine)
+        single = Runtime(progress=False, device=args.device)
+        out["single"] = _run(store, spec, single)
+        if args.threads != 1 and args.device == "cpu":  # a Ray actor's one thread (a busy machine)
             torch.set_num_threads(1)
-            out["single_1thread"] = _run(store, spec, Runtime(progress=False))
+            out["single_1thread"] = _run(store, spec, single)
             torch.set_num_threads(args.threads)
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="ERROR", log_to_driver=False)
         try:
-            for n in (1, 2):
-                out[f"ray{n}"] = _run(store, spec, Runtime(progress=False, workers=n))
+            for n in counts:
+                rt = Runtime(progress=False, workers=n, gpus_per_worker=args.gpus_per_worker)
+                out[f"ray{n}"] = _run(store, spec, rt)
         finally:
             ray.shutdown()
     base = out["single"]
     print(
         f"{args.points} points × {args.prompts} prompts × {args.max_new_tokens} tokens (no early stop), "
-        f"{args.model}, {os.cpu_count()} CPUs; single process: {args.threads} torch threads"
+        f"{args.model} ({args.dtype}, {args.device}), {os.cpu_count()} CPUs; single process: {args.threads} "
+        f"torch threads; Ray actors: {args.gpus_per_worker or 'no'} GPU each"
     )
     print(
         f"{'config':<16}{'wall s':>9}{'× single':>10}{'steady pt/s':>13}{'× single':>10}{'mean point s':>14}"
     )
-    for name in ("single", "single_1thread", "ray1", "ray2"):
+    for name in ["single", "single_1thread"] + [f"ray{n}" for n in counts]:
         if name not in out:
             continue
         r = out[name]
