@@ -291,7 +291,9 @@ def test_sigkilled_ray_driver_resumes_without_recomputing(cluster, tmp_path, tin
 @pytest.mark.slow
 def test_ctrl_c_stops_the_actors_and_releases_the_lease(cluster, tmp_path, tiny_model, prompts_file):
     store_dir = tmp_path / "s"
-    args = cli(store_dir, tiny_model, prompts_file, "--points", "12", "--max-new-tokens", "24",
+    # Enough points that the scan cannot finish between its first stored point and the SIGINT (12
+    # tiny points once took 1 s after the first, and the interrupt came after a clean exit).
+    args = cli(store_dir, tiny_model, prompts_file, "--points", "60", "--max-new-tokens", "48",
                "--no-early-stop", "--workers", "2", "--ray-address", cluster)  # fmt: skip
     with Store(store_dir) as store:
         proc = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
