@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -288,6 +289,11 @@ def test_sigkilled_ray_driver_resumes_without_recomputing(cluster, tmp_path, tin
         assert store.progress(key) == 12
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_the_actors_and_releases_the_lease(cluster, tmp_path, tiny_model, prompts_file):
     store_dir = tmp_path / "s"
@@ -296,7 +302,17 @@ def test_ctrl_c_stops_the_actors_and_releases_the_lease(cluster, tmp_path, tiny_
     args = cli(store_dir, tiny_model, prompts_file, "--points", "60", "--max-new-tokens", "48",
                "--no-early-stop", "--workers", "2", "--ray-address", cluster)  # fmt: skip
     with Store(store_dir) as store:
-        proc = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # Twice in full CI runs (never alone) the driver ignored the SIGINT and finished the scan:
+        # a disposition inherited from the test process (ignored, or blocked in its signal mask).
+        # Start the driver as a terminal's Ctrl-C finds it: default disposition, not blocked.
+        proc = subprocess.Popen(
+            args,
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_default_sigint,
+        )
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None:
             scans = store.list_scans()
@@ -309,9 +325,15 @@ def test_ctrl_c_stops_the_actors_and_releases_the_lease(cluster, tmp_path, tiny_
             if a["name"].startswith("scan-")
         }
         assert ours, "the driver's actors should be running"
+        masks = [
+            ln for ln in Path(f"/proc/{proc.pid}/status").read_text().splitlines() if ln.startswith("Sig")
+        ]
         proc.send_signal(signal.SIGINT)
         err = proc.communicate(timeout=120)[1]
-        assert proc.returncode == 130 and "interrupted: finished points are in the store" in err, err[-1500:]
+        assert proc.returncode == 130 and "interrupted: finished points are in the store" in err, (
+            masks,
+            err[-1500:],
+        )
         key = store.list_scans()[0]["key"]
         assert store.lease(key) is None  # released on the way out, not left to expire
         alive = {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)}
