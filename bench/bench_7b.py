@@ -59,33 +59,39 @@ ARCHS = {
 }
 
 
-def build(arch: str, dtype: str, device: str, directory: Path, tokenizer) -> Path:
-    """A random-initialised Llama of ``arch`` saved in ``directory`` (skipped if already there)."""
+def random_llama(arch: dict, dtype: str, device: str, **config):
+    """A Llama of ``arch``'s shape with N(0, 0.02) weights, made on ``device`` (no download)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    with torch.device("meta"):
+        model = LlamaForCausalLM(LlamaConfig(tie_word_embeddings=False, **arch, **config))
+    model = model.to_empty(device=device).to(getattr(torch, dtype))
+    g = torch.Generator(device=device).manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.02, generator=g)
+    return model.eval()
+
+
+def build(arch: str, dtype: str, device: str, directory: Path, tokenizer) -> Path:
+    """A random-initialised Llama of ``arch`` saved in ``directory`` (skipped if already there)."""
     from landscape.core.models import save_model
 
     marker = directory / "bench_arch.json"
     want = {"arch": arch, "dtype": dtype}
     if marker.exists() and json.loads(marker.read_text()) == want:
         return directory
-    cfg = LlamaConfig(
+    model = random_llama(
+        ARCHS[arch],
+        dtype,
+        device,
         vocab_size=len(tokenizer),
         max_position_embeddings=4096,
-        tie_word_embeddings=False,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        **ARCHS[arch],
     )
-    with torch.device("meta"):
-        model = LlamaForCausalLM(cfg)
-    model = model.to_empty(device=device).to(getattr(torch, dtype))
-    g = torch.Generator(device=device).manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.02, generator=g)
     t0 = time.perf_counter()
     save_model(model.cpu(), tokenizer, directory)
     print(

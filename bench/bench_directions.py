@@ -65,26 +65,9 @@ class OldRandomDirection:
 
 def llama_1b(dtype: str, device: str):
     """A random-initialised Llama of TinyLlama-1.1B's shape (no download)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from bench_7b import ARCHS, random_llama  # bench/ is on sys.path when a bench script runs
 
-    cfg = LlamaConfig(
-        vocab_size=32000,
-        hidden_size=2048,
-        intermediate_size=5632,
-        num_hidden_layers=22,
-        num_attention_heads=32,
-        num_key_value_heads=4,
-        tie_word_embeddings=False,
-    )
-    with torch.device("meta"):
-        model = LlamaForCausalLM(cfg)
-    model = model.to_empty(device=device).to(getattr(torch, dtype))
-    g = torch.Generator(device=device).manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.02, generator=g)
-    return model.eval()
+    return random_llama(ARCHS["1b"], dtype, device, vocab_size=32000)
 
 
 def load(which: str, dtype: str, device: str):
