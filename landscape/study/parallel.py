@@ -4,21 +4,20 @@ With ``Runtime.workers`` set, ``run_study`` first calls ``prefetch``: phase 1 bu
 model (per seed when the study has seeds: defence data hooks → training hooks → fine-tune → model
 hooks, ``pipeline.build_run``), one task per run; phase 2 assesses each model (harmful score, ASR,
 over-refusal, task accuracy, VISAGE: ``pipeline.assess_model``), one task per model, beside one
-task per distinct non-default run format measuring θ₀ in that format (the format baselines:
-``pipeline.format_baselines``' one-point scans, which would otherwise start Ray actors for a single
-point each). Each task opens
-the store itself and writes through the same cached code as one process, then the ordinary
-sequential pipeline replays everything from the store, so the study record is made by exactly the
-same code with or without Ray (format baselines and trajectories run there, their scans on Ray
-actors). The store is shared between processes of one machine only (SQLite), so the tasks are
-pinned to the driver's node (``engine.distributed.run_tasks``): a multi-GPU node yes, a multi-node
-study no. Ray itself is imported only there.
+task per distinct non-default run format measuring θ₀ in that format (the format baselines of
+``pipeline.format_baselines``: one-point scans that would otherwise each start Ray actors for a
+single point). Each task opens the store itself and writes through the same cached code as one
+process, then the ordinary sequential pipeline replays everything from the store, so the study
+record is made by exactly the same code with or without Ray (trajectories run there, their plane
+scans on Ray actors). The store is shared between processes of one machine only (SQLite), so the
+tasks are pinned to the driver's node (``engine.distributed.run_tasks``): a multi-GPU node yes, a
+multi-node study no. Ray itself is imported only there.
 """
 
 from __future__ import annotations
 
 from cache import Store
-from landscape.core.specs import FormatSpec, ModelSpec, Runtime
+from landscape.core.specs import ModelSpec, Runtime
 from landscape.study.specs import StudySpec
 
 
@@ -50,17 +49,17 @@ def assess_task(model: ModelSpec, structure, spec: StudySpec, root: str, runtime
 def baseline_task(theta0: ModelSpec, structure, spec: StudySpec, root: str, runtime: Runtime) -> None:
     """Phase 2: θ₀'s harmful score in ``structure``'s format (a format baseline) into the store."""
     from landscape.engine.scan import scan_grid
+    from landscape.study.stages import format_baseline_spec
 
-    ev = spec.evaluation
     with Store(root) as store:
-        point = ev.point_spec(theta0, ev.harmful_limit, capability=False, fmt=structure.fmt)
-        scan_grid(point, store, runtime, log=print)
+        scan_grid(format_baseline_spec(theta0, structure, spec.evaluation), store, runtime, log=print)
 
 
 def prefetch(spec: StudySpec, theta0: ModelSpec, store: Store, runtime: Runtime, log) -> None:
     """Build every run's model, then assess every model, as Ray tasks (``runtime.workers`` at a
     time); everything lands in ``store``, where the sequential pipeline finds it."""
     from landscape.engine.distributed import run_tasks
+    from landscape.study.stages import baseline_formats
     from landscape.training.attacks.structural import STRUCTURES
 
     root, rt = str(store.root), _task_runtime(runtime)
@@ -81,11 +80,7 @@ def prefetch(spec: StudySpec, theta0: ModelSpec, store: Store, runtime: Runtime,
             assess.append(
                 (f"evaluate:{model.source}@{structure.name}", assess_task, (model, structure, spec, root, rt))
             )
-    formats = {}  # the format baselines: θ₀ in each distinct non-default format of a run
-    for _, structure in built:
-        if structure.fmt != FormatSpec():
-            formats.setdefault(structure.fmt.model_dump_json(), structure)
-    for structure in formats.values():
+    for structure in baseline_formats(structure for _, structure in built):
         label = f"evaluate:{theta0.source}@{structure.name} (format baseline)"
         assess.append((label, baseline_task, (theta0, structure, spec, root, rt)))
     log(f"[study {spec.name}] {len(assess)} evaluations on {runtime.workers} Ray workers …")

@@ -21,7 +21,6 @@ from cache import Store
 from landscape.core.provenance import provenance
 from landscape.core.specs import (
     AlignSpec,
-    FormatSpec,
     JudgeSpec,
     ModelSpec,
     Runtime,
@@ -30,7 +29,14 @@ from landscape.core.specs import (
 )
 from landscape.core.visage import mean_std
 from landscape.study.specs import StudySpec
-from landscape.study.stages import _interval, _verdicts, assess_model, build_run
+from landscape.study.stages import (
+    _interval,
+    _verdicts,
+    assess_model,
+    baseline_formats,
+    build_run,
+    format_baseline_spec,
+)
 
 PRESETS = ("demo", "tiny", "security", "paraphrase")  # landscape/data/studies/<name>.yaml
 
@@ -171,15 +177,11 @@ def format_baselines(rows, theta0: ModelSpec, ev, store: Store, runtime, session
     from landscape.engine.scan import scan_grid
 
     quiet = runtime.model_copy(update={"progress": False})
-    out, seen = [], set()
-    for _, _, structure, _ in rows[1:]:
-        fmt_id = structure.fmt.model_dump_json()
-        if structure.fmt == FormatSpec() or fmt_id in seen:
-            continue
-        seen.add(fmt_id)
+    out = []
+    for structure in baseline_formats(structure for _, _, structure, _ in rows[1:]):
         stage = f"evaluate:{rows[0][0]}@{structure.name}"
         progress.stage(stage, "running")
-        spec = ev.point_spec(theta0, ev.harmful_limit, capability=False, fmt=structure.fmt)
+        spec = format_baseline_spec(theta0, structure, ev)
         res = scan_grid(spec, store, quiet, log=log, session=session)
         score = store.point(res.key, 0, 0)["asr_pct"]
         out.append(

@@ -136,6 +136,21 @@ def assess_model(model: ModelSpec, structure, ev, store: Store, runtime: Runtime
     return out
 
 
+def baseline_formats(structures) -> list:
+    """The first structure of each distinct non-default run format among ``structures``, in order:
+    the formats whose format baseline (θ₀ measured in that format) a study records."""
+    seen: dict[str, object] = {}
+    for structure in structures:
+        if structure.fmt != FormatSpec():
+            seen.setdefault(structure.fmt.model_dump_json(), structure)
+    return list(seen.values())
+
+
+def format_baseline_spec(theta0: ModelSpec, structure, ev):
+    """The one-point scan of θ₀'s harmful score in ``structure``'s format (its format baseline)."""
+    return ev.point_spec(theta0, ev.harmful_limit, capability=False, fmt=structure.fmt)
+
+
 def _verdicts(store: Store, key: str) -> list[int] | None:
     """Per-prompt attack success (1/0) behind a harmful score: what the claims' tests resample."""
     v = harmful_complied(store.point_responses(key, 0, 0))
