@@ -114,9 +114,10 @@ def peak_bytes(device: str) -> int:
 
 
 def sync(device: str) -> None:
-    import torch
-
+    """Wait for the device's queued work, so a timing covers it (CPU work is synchronous)."""
     if device.startswith("cuda"):
+        import torch
+
         torch.cuda.synchronize()
 
 

@@ -31,6 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_7b import sync  # noqa: E402  (bench/ is on sys.path when a bench script runs)
+
 
 def preallocated_cache(capacity: int):
     """A ``DynamicCache`` whose layers write into buffers of ``capacity`` positions (doubling if
@@ -80,13 +82,6 @@ def preallocated_cache(capacity: int):
     cache = DynamicCache()
     cache.layer_class_to_replicate = Layer
     return cache
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize()
 
 
 def hf_generate(model, tokenizer, inputs, max_new_tokens):

@@ -35,6 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_7b import ARCHS, random_llama, sync  # noqa: E402  (bench/ is on sys.path when a bench script runs)
+
 
 class OldRandomDirection:
     """The generator before ctr-v1: CPU ``torch.randn`` per (seed, name), moved to the weight's
@@ -65,8 +67,6 @@ class OldRandomDirection:
 
 def llama_1b(dtype: str, device: str):
     """A random-initialised Llama of TinyLlama-1.1B's shape (no download)."""
-    from bench_7b import ARCHS, random_llama  # bench/ is on sys.path when a bench script runs
-
     return random_llama(ARCHS["1b"], dtype, device, vocab_size=32000)
 
 
@@ -92,13 +92,6 @@ def make_dirs(kind: str, snapshot, n: int, device):
     else:
         d = [RandomDirection(snapshot.weights, s, "layer", device) for s in (0, 1000)[:n]]
     return d if n == 1 else [d[0], Orthogonalized(d[1], d[0])]
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize()
 
 
 def overhead(model_name: str, args) -> dict:
