@@ -110,8 +110,7 @@ def load_settings(env: dict | None = None) -> Settings:
     if "STREAMLIT_SERVER_BASE_URL_PATH" in env:  # what Streamlit itself serves under
         data["base_url_path"] = env["STREAMLIT_SERVER_BASE_URL_PATH"]
     keys = ("store", "model_roots", "read_only", "max_jobs", "job_history", "base_url_path", "launchers")
-    keys += ("user_header",)
-    for key in keys + ("ray_address", "ray_workers", "ray_gpus_per_worker"):
+    for key in keys + ("user_header", "ray_address", "ray_workers", "ray_gpus_per_worker"):
         var = f"SAFETY_LANDSCAPE_{key.upper()}"
         if var in env:
             data[key] = env[var]
@@ -121,18 +120,8 @@ def load_settings(env: dict | None = None) -> Settings:
     launchers = data.get("launchers", ())
     if isinstance(launchers, str):
         launchers = [x.strip() for x in launchers.split(",") if x.strip()]
-    try:
-        max_jobs = int(data.get("max_jobs", 1))
-    except ValueError:
-        raise SettingsError(f"max_jobs must be a whole number, not {data.get('max_jobs')!r}") from None
-    if max_jobs < 1:
-        raise SettingsError("max_jobs must be at least 1")
-    try:
-        job_history = int(data.get("job_history", JOB_HISTORY))
-    except ValueError:
-        raise SettingsError(f"job_history must be a whole number, not {data.get('job_history')!r}") from None
-    if job_history < 0:
-        raise SettingsError("job_history must be 0 or more")
+    max_jobs = _whole(data, "max_jobs", 1, 1, "at least 1")
+    job_history = _whole(data, "job_history", JOB_HISTORY, 0, "0 or more")
     base = str(data.get("base_url_path", "")).strip("/")
     header = str(data.get("user_header", "")).strip()
     if header and not re.fullmatch(r"[A-Za-z0-9-]{1,64}", header):
@@ -151,6 +140,17 @@ def load_settings(env: dict | None = None) -> Settings:
         ray_workers=workers,
         ray_gpus_per_worker=gpus,
     )
+
+
+def _whole(data: dict, key: str, default: int, minimum: int, bound: str) -> int:
+    """Setting ``key`` as a whole number ≥ ``minimum`` (``bound`` says so in the error)."""
+    try:
+        value = int(data.get(key, default))
+    except ValueError:
+        raise SettingsError(f"{key} must be a whole number, not {data.get(key)!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{key} must be {bound}")
+    return value
 
 
 def _ray(data: dict) -> tuple[int | None, float]:
