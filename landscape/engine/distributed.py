@@ -75,8 +75,12 @@ def _connect(runtime: Runtime, log: Callable[[str], None]) -> bool:
 
 @contextlib.contextmanager
 def ray_session(runtime: Runtime, log: Callable[[str], None]):
-    """Ray connected for the whole block (one start-up for every task and scan of a study); a Ray
-    started here is shut down at its end."""
+    """Ray connected for the whole block (one start-up for every task and scan of a study or a scan
+    family); a Ray started here is shut down at its end. Without ``runtime.workers`` it does nothing
+    and Ray is not imported."""
+    if not runtime.workers:
+        yield
+        return
     import ray
 
     started = _connect(runtime, log)

@@ -8,11 +8,10 @@ connection.
 
 from __future__ import annotations
 
-import contextlib
-
 from cache import Store
 from landscape.core.specs import Runtime, ScanSpec
 from landscape.engine.autorange import AutoRangeSpec, auto_range
+from landscape.engine.distributed import ray_session
 from landscape.engine.scan import Log, ScanResult, Session, scan_grid
 
 
@@ -41,7 +40,7 @@ def scan_family(
     """Scan the ``k`` members of ``spec``'s family (auto-ranging each when ``auto`` is given)."""
     session = session or Session(store, runtime, log)
     results = []
-    with _ray_once(runtime, log):
+    with ray_session(runtime, log):  # with workers: one Ray for every search and scan
         for i, member in enumerate(family_specs(spec, k)):
             if auto is not None:
                 log(f"auto range for direction set {i + 1}/{k}")
@@ -50,13 +49,3 @@ def scan_family(
                 member = ar.spec
             results.append(scan_grid(member, store, runtime, log=log, session=session))
     return results
-
-
-def _ray_once(runtime: Runtime, log: Log):
-    """With workers, one Ray connection (or local start) for every probe search and scan of the
-    family; each still starts its own actors. Without, nothing (Ray is not imported)."""
-    if not runtime.workers:
-        return contextlib.nullcontext()
-    from landscape.engine.distributed import ray_session
-
-    return ray_session(runtime, log)

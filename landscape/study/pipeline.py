@@ -208,12 +208,10 @@ def aligned_base(spec: StudySpec, store: Store, runtime: Runtime, log) -> tuple[
 def run_study(spec: StudySpec, store: Store, runtime: Runtime | None = None, log=print) -> dict:
     """Run (or resume, or replay) a study; returns its comparison record. With ``runtime.workers``
     its independent stages run first as Ray tasks (``study.parallel``), one Ray for the whole study."""
-    if runtime is not None and runtime.workers:
-        from landscape.engine.distributed import ray_session
+    from landscape.engine.distributed import ray_session
 
-        with ray_session(runtime, log):
-            return _run_study(spec, store, runtime, log)
-    return _run_study(spec, store, runtime, log)
+    with ray_session(runtime or Runtime(), log):
+        return _run_study(spec, store, runtime, log)
 
 
 def _run_study(spec: StudySpec, store: Store, runtime: Runtime | None, log) -> dict:
