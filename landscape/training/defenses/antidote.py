@@ -3,12 +3,26 @@
 Each weight is scored with the Wanda importance on a re-alignment set D (harmful prompt → harmful
 answer, disjoint from the attack data): h_ij = |W_ij| · ‖X_j‖₂, where X_j is the input activation
 that meets column j, root-mean-square over every token of every sample (forward pre-hooks). The
-top-α fraction by score is set to zero once: W̃ = (1 − m) ⊙ Ŵ. ``scope='row'`` compares scores
-within each output row (Wanda and the reference code: k = ⌊α · columns⌋ per row, so small LoRA
-ranks round down and the *effective* fraction is reported); ``'global'`` pools every scored matrix.
-As in the reference code the mask acts on the user's LoRA A/B matrices of q/k/v by default, or on
-dense weights (the merged model) with ``apply_to='dense'``. Ablations: ``score='magnitude'`` (|W|
-only) and ``score='random'``.
+highest-scoring weights are set to zero once: W̃ = (1 − m) ⊙ Ŵ.
+
+How many, and where, follow the released code (git-disl/Antidote; ``ANTIDOTE_VERSION`` 2):
+
+- ``scope='row'``: the released ``prune_wanda_outlier`` (``utils.py``, mask built around lines
+  702–723, applied in ``train.py`` around 534–535) marks every weight of a row, then un-marks the
+  ⌊(1 − α)·cols⌋ lowest scores (a stable ascending sort), so it prunes cols − ⌊(1 − α)·cols⌋ weights
+  per row: ⌈α·cols⌉ when α·cols is not whole. A rank-8 LoRA B at α = 0.1 loses one weight per row
+  (12.5%). ``'global'`` (ours) pools every scored matrix with the same count rule.
+- Which matrices: every LoRA-adapted Linear by default (``targets=()``), as released; name
+  ``targets`` to restrict it. With ``apply_to='dense'`` (ours: the merged model's own weights) the
+  default is every Linear of the decoder (not ``lm_head``).
+- ``score='random'`` (ablation): ⌊numel · α⌋ weights drawn uniformly per matrix, as released;
+  ``score='magnitude'``: |W| only.
+
+Where we differ from the released code, on purpose: its calibration pass pads the batch on the right
+and runs without an attention mask, so pad tokens enter ‖X_j‖; we run one unpadded sequence at a
+time, which is the paper's definition (the norm over the re-alignment data's own tokens).
+Version 1 pruned ⌊α·cols⌋ per row of q/k/v only; its artifacts are not reused (the version is in
+the key).
 """
 
 from __future__ import annotations
@@ -25,6 +39,8 @@ from landscape.training.data import examples_fingerprint, harmful_examples, rend
 from landscape.training.defenses.base import Defended, Defense, DefenseContext, register
 from landscape.training.finetune import TASK_ADAPTER
 
+ANTIDOTE_VERSION = 2  # 2: the released per-row count, every adapted matrix, the released random draw
+
 
 class AntidoteSpec(Spec):
     """Antidote (papers.md §2): one-shot pruning of the weights that matter most on harmful data."""
@@ -36,7 +52,9 @@ class AntidoteSpec(Spec):
         "wanda", description="|w|·‖X‖₂ (paper), |w| only, or random (ablations)."
     )
     apply_to: Literal["lora", "dense"] = Field("lora", description="LoRA A/B matrices or dense weights.")
-    targets: tuple[str, ...] = Field(("q_proj", "k_proj", "v_proj"), min_length=1)
+    targets: tuple[str, ...] = Field(
+        (), description="Module names to prune (e.g. q_proj); empty: every LoRA-adapted Linear (as released)."
+    )
     realign_limit: int = Field(30, ge=1, description="Re-alignment samples for the activations.")
     seed: int = 0
 
@@ -52,30 +70,38 @@ class AntidoteSpec(Spec):
         return self
 
 
-def top_alpha_mask(scores: dict, alpha: float, scope: str) -> dict:
-    """``{name: bool mask}`` marking the top-α scores, per output row or over all matrices pooled.
+def released_count(cols: int, alpha: float) -> int:
+    """How many of ``cols`` weights the released code prunes: cols − ⌊(1 − α)·cols⌋ (float maths as
+    released, so ⌈α·cols⌉ unless α·cols is whole)."""
+    return cols - int(cols * (1 - alpha))
 
-    scores: ``{name: (rows, cols) tensor}``. Row scope keeps k = ⌊α·cols⌋ per row; global scope
-    keeps k = ⌊α·N⌋ over all N entries. Ties break by position (torch.topk), so k is exact.
+
+def top_alpha_mask(scores: dict, alpha: float, scope: str) -> dict:
+    """``{name: bool mask}`` marking the weights Antidote prunes: the highest scores, per output row
+    or over all matrices pooled.
+
+    scores: ``{name: (rows, cols) tensor}``. Row scope marks ``released_count(cols, α)`` per row,
+    global scope ``released_count(N, α)`` of all N entries pooled. As released, the scores are
+    sorted ascending with a stable sort and everything past the lowest ⌊(1 − α)·cols⌋ is marked, so
+    ties break by position exactly as in the reference.
     """
     import torch
 
     masks = {}
     if scope == "row":
         for name, s in scores.items():
-            k = int(s.shape[-1] * alpha)
+            keep = s.shape[-1] - released_count(s.shape[-1], alpha)
+            order = torch.sort(s, dim=-1, stable=True).indices  # (rows, cols) ascending
             m = torch.zeros_like(s, dtype=torch.bool)
-            if k:
-                m.scatter_(-1, s.topk(k, dim=-1).indices, True)
+            m.scatter_(-1, order[:, keep:], True)
             masks[name] = m
         return masks
     if scope != "global":
         raise ValueError(f"unknown scope {scope!r}")
     flat = torch.cat([s.reshape(-1) for s in scores.values()])
-    k = int(flat.numel() * alpha)
+    keep = flat.numel() - released_count(flat.numel(), alpha)
     chosen = torch.zeros(flat.numel(), dtype=torch.bool)
-    if k:
-        chosen[flat.topk(k).indices] = True
+    chosen[torch.sort(flat, stable=True).indices[keep:]] = True
     start = 0
     for name, s in scores.items():
         masks[name] = chosen[start : start + s.numel()].reshape(s.shape)
@@ -83,26 +109,39 @@ def top_alpha_mask(scores: dict, alpha: float, scope: str) -> dict:
     return masks
 
 
-def importance(weight, input_sq_sum, n_tokens: int, score: str, generator=None):
-    """Antidote's per-weight score. weight: (rows, cols); input_sq_sum: (cols,) Σ x² over tokens."""
+def random_mask(shapes: dict, alpha: float, generator) -> dict:
+    """The released random ablation: ⌊numel · α⌋ positions drawn uniformly per matrix."""
     import torch
 
+    masks = {}
+    for name, shape in shapes.items():
+        numel = int(torch.Size(shape).numel())
+        m = torch.zeros(numel, dtype=torch.bool)
+        m[torch.randperm(numel, generator=generator)[: int(numel * alpha)]] = True
+        masks[name] = m.reshape(shape)
+    return masks
+
+
+def importance(weight, input_sq_sum, n_tokens: int, score: str):
+    """Antidote's per-weight score (``wanda`` or ``magnitude``). weight: (rows, cols);
+    input_sq_sum: (cols,) Σ x² over tokens."""
     w = weight.detach().float().abs()
     if score == "magnitude":
         return w
-    if score == "random":
-        return torch.rand(w.shape, generator=generator)
     return w * (input_sq_sum / max(n_tokens, 1)).sqrt().unsqueeze(0)  # |W| · RMS‖X_j‖
 
 
 def _targets(model, spec: AntidoteSpec) -> dict:
-    """``{name: Linear}`` the mask acts on: LoRA A/B of the target modules, or their dense layers."""
+    """``{name: Linear}`` the mask acts on: LoRA A/B of every adapted module (or of ``spec.targets``),
+    or the dense Linear layers (every one of the decoder, or ``spec.targets``)."""
     import torch
 
     out = {}
     for name, mod in model.named_modules():
         leaf = name.rsplit(".", 1)[-1]
-        if leaf not in spec.targets:
+        if spec.targets and leaf not in spec.targets:
+            continue
+        if not spec.targets and spec.apply_to == "dense" and leaf == "lm_head":
             continue
         if spec.apply_to == "lora":
             if not hasattr(mod, "lora_A") or TASK_ADAPTER not in mod.lora_A:
@@ -113,7 +152,8 @@ def _targets(model, spec: AntidoteSpec) -> dict:
             out[name] = mod
     if not out:
         where = "LoRA adapters" if spec.apply_to == "lora" else "linear layers"
-        raise ModelError(f"antidote found no {where} named {', '.join(spec.targets)}")
+        named = f" named {', '.join(spec.targets)}" if spec.targets else ""
+        raise ModelError(f"antidote found no {where}{named}")
     return out
 
 
@@ -148,9 +188,12 @@ def prune(modules: dict, sums: dict, n_tokens: int, spec: AntidoteSpec) -> dict:
     """Zero the top-α weights in place; returns the effective pruned fractions."""
     import torch
 
-    gen = torch.Generator().manual_seed(spec.seed)
-    scores = {n: importance(m.weight, sums[n], n_tokens, spec.score, gen) for n, m in modules.items()}
-    masks = top_alpha_mask(scores, spec.alpha, spec.scope)
+    if spec.score == "random":
+        gen = torch.Generator().manual_seed(spec.seed)
+        masks = random_mask({n: tuple(m.weight.shape) for n, m in modules.items()}, spec.alpha, gen)
+    else:
+        scores = {n: importance(m.weight, sums[n], n_tokens, spec.score) for n, m in modules.items()}
+        masks = top_alpha_mask(scores, spec.alpha, spec.scope)
     by_kind: dict[str, list[int]] = {}
     with torch.no_grad():
         for n, m in modules.items():
@@ -181,6 +224,7 @@ def apply_antidote(
         "dtype": model.dtype,
         "spec": spec.model_dump(mode="json"),
         "data": examples_fingerprint(realign),
+        "version": ANTIDOTE_VERSION,
     }
     key = spec_hash("antidote", identity)
 

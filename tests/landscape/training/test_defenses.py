@@ -21,6 +21,8 @@ from landscape.training.defenses.antidote import (
     apply_antidote,
     importance,
     prune,
+    random_mask,
+    released_count,
     top_alpha_mask,
 )
 from landscape.training.defenses.mixing import GenericMix, GenericMixSpec, Paraphrase, ParaphraseSpec
@@ -56,19 +58,54 @@ def test_registry_binds_each_name_to_its_spec_and_the_hooks_it_overrides():
     assert all(d.spec().name == n for n, d in DEFENSES.items() if n != "paraphrase" and n != "generic_mix")
 
 
-def test_row_mask_takes_exactly_the_top_alpha_of_each_row():
+def test_row_mask_takes_the_released_count_of_each_row():
     scores = {"w": torch.tensor([[1.0, 9.0, 3.0, 7.0, 5.0], [8.0, 2.0, 6.0, 4.0, 10.0]])}
-    mask = top_alpha_mask(scores, 0.4, "row")["w"]  # floor(0.4 * 5) = 2 per row
+    mask = top_alpha_mask(scores, 0.4, "row")["w"]  # 5 − ⌊0.6·5⌋ = 2 per row
     expected = torch.tensor([[0, 1, 0, 1, 0], [1, 0, 0, 0, 1]], dtype=torch.bool)
     assert torch.equal(mask, expected)
-    assert not top_alpha_mask(scores, 0.1, "row")["w"].any()  # floor(0.5) = 0: rounds to nothing
+    # 5 − ⌊0.9·5⌋ = 1 per row (⌈0.5⌉), where ⌊α·cols⌋ pruned nothing before version 2
+    one = top_alpha_mask(scores, 0.1, "row")["w"]
+    assert torch.equal(one, torch.tensor([[0, 1, 0, 0, 0], [0, 0, 0, 0, 1]], dtype=torch.bool))
+    assert released_count(8, 0.1) == 1 and released_count(10, 0.3) == 3 and released_count(32, 0.25) == 8
 
 
 def test_global_mask_pools_every_matrix():
     scores = {"a": torch.tensor([[1.0, 20.0], [3.0, 4.0]]), "b": torch.tensor([[15.0, 2.0, 30.0]])}
-    masks = top_alpha_mask(scores, 3 / 7, "global")  # floor(3/7 * 7) = 3 largest: 30, 20, 15
+    masks = top_alpha_mask(scores, 3 / 7, "global")  # 7 − ⌊4/7·7⌋ = 3 largest: 30, 20, 15
     assert torch.equal(masks["a"], torch.tensor([[False, True], [False, False]]))
     assert torch.equal(masks["b"], torch.tensor([[True, False, True]]))
+
+
+def released_prune_wanda_outlier_mask(w_metric: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Our transcription of the released Antidote rule (git-disl/Antidote, utils.py
+    ``prune_wanda_outlier``, the mask built around lines 702–723; train.py around 534–535 sets the
+    marked weights to zero): every weight of a row starts marked, the scores are sorted ascending
+    (stable), and the first ⌊cols·(1 − ratio)⌋ of that order are un-marked."""
+    w_mask = torch.ones_like(w_metric, dtype=torch.bool)
+    order = torch.sort(w_metric, dim=-1, stable=True)[1]
+    w_mask.scatter_(1, order[:, : int(w_metric.shape[1] * (1 - ratio))], False)
+    return w_mask
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.1, 0.2, 0.3])
+@pytest.mark.parametrize("shape", [(64, 8), (8, 576), (576, 8), (96, 96), (37, 53)])
+def test_row_mask_is_the_released_mask(alpha, shape):
+    """Differential: LoRA rank-8 A (8 × in) and B (out × 8) shapes and dense ones, masks identical
+    (ties included: some scores are repeated on purpose)."""
+    g = torch.Generator().manual_seed(hash((alpha, shape)) % 2**31)
+    s = torch.rand(shape, generator=g)
+    s[:, ::7] = s[:, :1]  # ties inside each row
+    ours = top_alpha_mask({"w": s}, alpha, "row")["w"]
+    assert torch.equal(ours, released_prune_wanda_outlier_mask(s, alpha))
+    assert int(ours[0].sum()) == shape[1] - int(shape[1] * (1 - alpha))
+
+
+def test_random_ablation_draws_floor_numel_alpha_per_matrix():
+    gen = torch.Generator().manual_seed(3)
+    masks = random_mask({"a": (8, 576), "b": (576, 8), "c": (3, 3)}, 0.1, gen)
+    assert {n: int(m.sum()) for n, m in masks.items()} == {"a": 460, "b": 460, "c": 0}
+    again = random_mask({"a": (8, 576), "b": (576, 8), "c": (3, 3)}, 0.1, torch.Generator().manual_seed(3))
+    assert all(torch.equal(masks[n], again[n]) for n in masks)
 
 
 def test_wanda_score_and_prune_zero_the_chosen_weights():
@@ -78,8 +115,8 @@ def test_wanda_score_and_prune_zero_the_chosen_weights():
     sums = torch.tensor([400.0, 1.0, 4.0])  # Σx² over 4 tokens → RMS 10, 0.5, 1
     score = importance(lin.weight, sums, 4, "wanda")
     torch.testing.assert_close(score, torch.tensor([[10.0, 1.0, 3.0], [40.0, 2.5, 0.5]]))
-    stats = prune({"lin": lin}, {"lin": sums}, 4, AntidoteSpec(alpha=0.34, apply_to="dense"))
-    assert torch.equal(lin.weight, torch.tensor([[0.0, -2.0, 3.0], [0.0, 5.0, 0.5]]))
+    stats = prune({"lin": lin}, {"lin": sums}, 4, AntidoteSpec(alpha=0.3, apply_to="dense"))
+    assert torch.equal(lin.weight, torch.tensor([[0.0, -2.0, 3.0], [0.0, 5.0, 0.5]]))  # 3 − ⌊2.1⌋ = 1
     assert stats["pruned"] == 2 and stats["effective_fraction"] == pytest.approx(2 / 6)
 
 
@@ -92,19 +129,27 @@ def harmful_ft(tiny_model, store):
 
 
 @pytest.mark.parametrize("score", ["wanda", "magnitude", "random"])
-def test_antidote_prunes_the_users_lora_matrices(harmful_ft, store, score):
+def test_antidote_prunes_every_adapted_matrix_as_released(harmful_ft, store, score):
     base, data, ft = harmful_ft
     model = checkpoint_model(base, ft)
-    spec = AntidoteSpec(alpha=0.25, score=score, targets=("q_proj", "v_proj"), realign_limit=3)
+    spec = AntidoteSpec(alpha=0.25, score=score, realign_limit=3)  # targets=(): every adapted Linear
     rec = apply_antidote(spec, model, data.structure.fmt, store, RT, **QUIET)
     before = load_file(f"{model.adapter}/adapter_model.safetensors")
     after = load_file(f"{rec['model']['adapter']}/adapter_model.safetensors")
     zeroed = sum(int(((after[k] == 0) & (before[k] != 0)).sum()) for k in before)
     assert zeroed == rec["pruned"] > 0
-    # per-row floor: A rows (hidden=32 columns) lose 8 each, B rows (rank 2) lose none
-    assert rec["by_matrix"] == {"lora_A": pytest.approx(0.25), "lora_B": 0.0}
+    # every adapted matrix (q_proj and v_proj here) is scored: 2 layers × 2 modules × (A and B)
+    assert rec["scored"] == sum(v.numel() for v in before.values())
+    if score == "random":  # ⌊numel·α⌋ per matrix (numel 64 for A, 64 and 32 for B): exactly α
+        assert rec["by_matrix"] == {"lora_A": 0.25, "lora_B": 0.25}
+    else:  # per row: A rows (32 columns) lose 32 − ⌊24⌋ = 8, B rows (rank 2) 2 − ⌊1.5⌋ = 1
+        assert rec["by_matrix"] == {"lora_A": pytest.approx(0.25), "lora_B": 0.5}
     again = apply_antidote(spec, model, data.structure.fmt, store, RT, log=pytest.fail)
     assert again["key"] == rec["key"]
+    only_q = apply_antidote(
+        spec.model_copy(update={"targets": ("q_proj",)}), model, data.structure.fmt, store, RT, **QUIET
+    )
+    assert only_q["scored"] == sum(v.numel() for k, v in before.items() if "q_proj" in k) < rec["scored"]
 
 
 def test_antidote_on_a_model_without_adapter_needs_dense(tiny_model, store):
