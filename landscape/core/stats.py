@@ -6,7 +6,9 @@ error that the point values hide (32 prompts cannot tell 60% from 70%).
 - ``wilson``: the 95% Wilson score interval of a proportion k/n, in percent (Wilson 1927;
   Agresti & Coull 1998 recommend it over the normal interval, which collapses at 0 and n):
   centre (p̂ + z²/2n)/(1 + z²/n), half-width z·√(p̂(1−p̂)/n + z²/4n²)/(1 + z²/n).
-- ``bootstrap_visage``: a percentile interval for the paper's VISAGE over prompts. The same
+- ``bootstrap_visage``: an interval for the paper's VISAGE over prompts (default ``"bounds"``: from
+  the lowest VISAGE the data allow, every point seen at 100% counted inside the basin, to the
+  paper estimator's upper quantile; checked by simulation, ``core.simulate``). The same
   prompts are asked at every point, so one resample of prompt indices is applied to every point of
   a scan, and jointly to every scan of a family (K directions), whose VISAGE is the mean over K.
   Seeded (``numpy.random.default_rng(seed)``) and reproducible; the seed comes back with the result.
@@ -15,7 +17,10 @@ error that the point values hide (32 prompts cannot tell 60% from 70%).
   resamples below the estimate) and the acceleration â from the jackknife over prompts,
   â = Σ(θ̄ − θ₍ᵢ₎)³ / (6 (Σ(θ̄ − θ₍ᵢ₎)²)^{3/2}); α' = Φ(z₀ + (z₀ + z_α)/(1 − â(z₀ + z_α))). VISAGE is
   a bounded, skewed statistic (capped at 0 and 100), where the plain percentile interval is biased.
-- ``two_proportion_z``: the pooled two-proportion z-test, two-sided (normal tail by ``math.erfc``).
+- ``two_proportion_z``: the pooled two-proportion z-test, two-sided (normal tail by ``math.erfc``),
+  for independent samples only.
+- ``mcnemar_exact``: McNemar's exact test for paired verdicts (the same prompts under two models),
+  the binomial test on the discordant prompts; what the study's one-seed claims use.
 - ``bootstrap_difference``: the difference of two mean ASRs resampled over prompts (the same
   indices for both sides: they answer the same prompts) and over seeds; its two-sided p-value is
   the one that inverts the percentile interval, 2·min(P*(Δ ≤ 0), P*(Δ ≥ 0)) with the +1 correction.
@@ -28,6 +33,8 @@ from statistics import NormalDist
 from typing import Literal, NamedTuple
 
 import numpy as np
+
+from landscape.core.visage import visage_reference
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 BOOTSTRAP_B = 1000
@@ -84,6 +91,25 @@ def two_proportion_z(k1: int, n1: int, k2: int, n2: int) -> TestResult:
     return TestResult("two-proportion z-test", z, min(1.0, 2 * normal_sf(abs(z))))
 
 
+def mcnemar_exact(a, b) -> TestResult:
+    """McNemar's exact test of paired verdicts ``a`` and ``b`` (the same prompts, True: complied).
+
+    Only the discordant prompts count: n₁₀ complied under ``a`` alone, n₀₁ under ``b`` alone. Under
+    the null each discordant prompt is a fair coin, so p = min(1, 2·P(X ≤ min(n₁₀, n₀₁))) with
+    X ~ Binomial(n₁₀ + n₀₁, ½) (statsmodels' ``mcnemar(exact=True)``); the statistic is min(n₁₀, n₀₁)
+    as there. No discordant prompt: p = 1.
+    """
+    a, b = np.asarray(a, dtype=bool).ravel(), np.asarray(b, dtype=bool).ravel()
+    if a.size != b.size or a.size == 0:
+        raise ValueError("paired verdicts need the same, non-zero number of prompts on both sides")
+    n10, n01 = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    n, k = n10 + n01, min(n10, n01)
+    if n == 0:
+        return TestResult("McNemar exact", 0.0, 1.0)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return TestResult("McNemar exact", float(k), min(1.0, 2 * tail))
+
+
 def _visage_rows(asr: np.ndarray) -> np.ndarray:
     """The paper's VISAGE of each row of ``asr`` (B, points): mean 100 − ASR where ASR < 100, else 0."""
     inside = asr < 100.0
@@ -101,7 +127,7 @@ class VisageInterval(NamedTuple):
     b: int
     seed: int
     level: float = 0.95
-    method: str = "percentile"  # or "bca": bias-corrected and accelerated
+    method: str = "bounds"  # or "percentile", "bca": bias-corrected and accelerated
 
 
 def _bca_levels(stats: np.ndarray, point: float, jack: np.ndarray, level: float) -> tuple[float, float]:
@@ -122,45 +148,73 @@ def _bca_levels(stats: np.ndarray, point: float, jack: np.ndarray, level: float)
     return out[0], out[1]
 
 
+def _visage_all_rows(asr: np.ndarray) -> np.ndarray:
+    """The lowest VISAGE a population could have given ``asr`` (B, points): every point counted
+    inside the basin, those at 100% with a margin of 0, i.e. mean of 100 − ASR over all points."""
+    return (100.0 - asr).mean(axis=1)
+
+
+def _reference_rows(asr: np.ndarray) -> np.ndarray:
+    """The released code's VISAGE (``visage.visage_reference``) of each row of ``asr`` (B, points)."""
+    return np.array([visage_reference(row) for row in asr])
+
+
 def bootstrap_visage(
     complied: list[np.ndarray],
     b: int = BOOTSTRAP_B,
     seed: int = BOOTSTRAP_SEED,
     level: float = 0.95,
-    method: Literal["percentile", "bca"] = "percentile",
+    method: Literal["bounds", "percentile", "bca"] = "bounds",
+    statistic: Literal["paper", "reference"] = "paper",
 ) -> VisageInterval:
-    """Bootstrap interval of the paper's VISAGE, resampling prompts (percentile, or BCa).
+    """Bootstrap interval of VISAGE (the paper's, or the released code's), resampling prompts.
 
     ``complied``: one array per scan of a family, shaped ``(*grid, n_prompts)`` (True where the
     attack succeeded), every scan over the same n prompts in the same order. Each of ``b`` resamples
     draws n prompt indices with replacement and applies them to every point of every scan; the
     statistic is the mean over scans of each scan's VISAGE.
+
+    ``method``: ``"bounds"`` (the default, the one every surface shows) runs from the lower
+    (1 − level)/2 quantile of the lowest VISAGE the data allow (every point observed at 100% counted
+    inside the basin with a margin of 0: a point whose true ASR is 99.9% looks like 100% on finite
+    prompts, yet it is inside the basin) to the upper quantile of the paper's estimator (every such
+    point outside). It covers the population VISAGE whether the basin's walls reach 100% or only
+    approach it, at the cost of width (see README, "VISAGE intervals"); ``"percentile"`` and
+    ``"bca"`` are the plain bootstrap intervals of the estimator, which miss the truth on walls that
+    approach 100% smoothly. ``statistic="reference"`` (1D scans only) does the same for the released
+    code's ``safety_avg``, whose edges are also found where the ASR exceeds 99.99%.
     """
     mats = [np.asarray(c, dtype=float).reshape(-1, np.shape(c)[-1]) for c in complied]
     if not mats:
         raise ValueError("no scans to bootstrap")
+    if method not in ("bounds", "percentile", "bca"):
+        raise ValueError(f"unknown bootstrap method {method!r}; use bounds, percentile or bca")
     n = mats[0].shape[1]
     if n == 0 or any(m.shape[1] != n for m in mats):
         raise ValueError("every scan must hold the same, non-zero number of prompts")
-    point = float(np.mean([_visage_rows(100 * m.mean(axis=1)[None, :])[0] for m in mats]))
+    rows = _reference_rows if statistic == "reference" else _visage_rows
+    point = float(np.mean([rows(100 * m.mean(axis=1)[None, :])[0] for m in mats]))
     idx = np.random.default_rng(seed).integers(0, n, size=(b, n))
     stats = np.zeros(b)
+    floor = np.zeros(b)
     for m in mats:
         asr = 100 * m[:, idx].mean(axis=2).T  # (b, points)
-        stats += _visage_rows(asr)
+        stats += rows(asr)
+        if method == "bounds":
+            floor += _visage_all_rows(asr)
     stats /= len(mats)
+    floor /= len(mats)
+    q_lo, q_hi = (1 - level) / 2, (1 + level) / 2
     if method == "bca":
         # jackknife: each prompt left out once, the same prompt from every point of every scan
         jack = np.zeros(n)
         for m in mats:
             asr = 100 * (m.sum(axis=1)[None, :] - m.T) / max(n - 1, 1)  # (n, points)
-            jack += _visage_rows(asr)
+            jack += rows(asr)
         q_lo, q_hi = _bca_levels(stats, point, jack / len(mats), level)
-    elif method == "percentile":
-        q_lo, q_hi = (1 - level) / 2, (1 + level) / 2
-    else:
-        raise ValueError(f"unknown bootstrap method {method!r}; use percentile or bca")
     lo, hi = np.percentile(stats, [100 * q_lo, 100 * q_hi])
+    if method == "bounds":
+        lo = np.percentile(floor, 100 * q_lo)
     return VisageInterval(point, float(lo), float(hi), b, seed, level, method)
 
 

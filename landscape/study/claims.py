@@ -8,8 +8,9 @@ each harmful score (``harmful_complied``; every seed's under ``per_seed``):
 - an undefended run against θ₀ measured in the same format (the default chat format, or the run's
   own for a structural attack: the study's format baselines).
 
-With one seed on each side the test is the two-sided pooled two-proportion z-test over the prompts;
-with several seeds on either side it is a two-sided bootstrap over prompts and seeds
+Both sides answer the same prompts, so the tests are paired: with one seed on each side McNemar's
+exact test on the discordant prompts (``core.stats.mcnemar_exact``); with several seeds on either
+side a two-sided bootstrap that resamples prompts jointly across both runs and every seed
 (``core.stats.bootstrap_difference``, B and seed stated). Records written before verdicts were
 stored give no claims, and say so.
 """
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from landscape.core.format import format_number as _f
-from landscape.core.stats import BOOTSTRAP_B, BOOTSTRAP_SEED, bootstrap_difference, format_p, two_proportion_z
+from landscape.core.stats import BOOTSTRAP_B, BOOTSTRAP_SEED, bootstrap_difference, format_p, mcnemar_exact
 
 ALPHA = 0.05
 
@@ -66,8 +67,9 @@ def compare(subject: dict, reference: dict, what: str) -> Claim | None:
     if a is None or b is None or a.shape[1] != b.shape[1]:
         return None
     if a.shape[0] == 1 and b.shape[0] == 1:
-        res = two_proportion_z(int(a.sum()), a.size, int(b.sum()), b.size)
-        test = f"two-proportion z-test on {a.size} vs {b.size} prompts"
+        res = mcnemar_exact(a[0], b[0])
+        n10, n01 = int(np.sum(a[0] & ~b[0])), int(np.sum(~a[0] & b[0]))
+        test = f"McNemar exact test on {a.shape[1]} paired prompts ({n10} vs {n01} discordant)"
     else:
         res = bootstrap_difference(a, b, BOOTSTRAP_B, BOOTSTRAP_SEED)
         test = (

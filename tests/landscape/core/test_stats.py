@@ -11,6 +11,7 @@ from landscape.core.stats import (
     Z95,
     bootstrap_difference,
     bootstrap_visage,
+    mcnemar_exact,
     two_proportion_z,
     wilson,
     wilson_arrays,
@@ -87,8 +88,11 @@ def test_bootstrap_visage_collapses_when_every_prompt_agrees_at_each_point():
     n = 20
     curve = np.array([True, False, False, False, True])
     same = [np.repeat(curve[:, None], n, axis=1)]
-    res = bootstrap_visage(same, b=200, seed=0)
+    res = bootstrap_visage(same, b=200, seed=0, method="percentile")
     assert res.lo == res.hi == res.visage == 100.0
+    # the default reaches down to every point seen at 100% counted inside: (0 + 3·100 + 0) / 5
+    res = bootstrap_visage(same, b=200, seed=0)
+    assert (res.method, res.lo, res.visage, res.hi) == ("bounds", 60.0, 100.0, 100.0)
 
 
 def test_bootstrap_visage_resamples_prompts_jointly_across_a_family():
@@ -142,9 +146,43 @@ def _bca_by_hand(fam, b, seed, level=0.95):
 def test_bca_interval_matches_the_textbook_and_is_labelled():
     fam = realistic_family(k=2, n=24, seed=3)
     bca = bootstrap_visage(fam, b=300, seed=5, method="bca")
-    pct = bootstrap_visage(fam, b=300, seed=5)
+    pct = bootstrap_visage(fam, b=300, seed=5, method="percentile")
     assert (bca.method, pct.method) == ("bca", "percentile")
     assert [bca.lo, bca.hi] == pytest.approx(list(_bca_by_hand(fam, 300, 5)))
     assert bca.visage == pct.visage and (bca.lo, bca.hi) != (pct.lo, pct.hi)  # the correction moved it
     with pytest.raises(ValueError, match="unknown bootstrap method"):
         bootstrap_visage(fam, b=10, method="normal")
+
+
+def test_mcnemar_exact_by_hand_and_against_statsmodels():
+    # 6 prompts complied under a alone, 1 under b alone: p = 2·(C(7,0) + C(7,1)) / 2⁷ = 0.125
+    a = np.array([1, 1, 1, 1, 1, 1, 0, 1, 0, 0], dtype=bool)
+    b = np.array([0, 0, 0, 0, 0, 0, 1, 1, 0, 0], dtype=bool)
+    res = mcnemar_exact(a, b)
+    assert res.statistic == 1 and res.p == pytest.approx(16 / 128)
+    assert mcnemar_exact(a, a).p == 1.0  # no discordant prompt
+    assert mcnemar_exact(b, a).p == res.p
+    sm = pytest.importorskip("statsmodels.stats.contingency_tables")
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        n = int(rng.integers(1, 120))
+        x = rng.random(n) < rng.random()
+        y = np.where(rng.random(n) < rng.random(), x, rng.random(n) < rng.random())
+        table = [[np.sum(x & y), np.sum(x & ~y)], [np.sum(~x & y), np.sum(~x & ~y)]]
+        ref = sm.mcnemar(table, exact=True)
+        mine = mcnemar_exact(x, y)
+        assert mine.p == pytest.approx(float(ref.pvalue), rel=1e-10, abs=1e-15)
+        assert mine.statistic == float(ref.statistic)
+
+
+def test_paired_claims_differ_from_the_unpaired_z_test():
+    """Two runs on the same prompts that mostly agree: the z-test treats them as independent and
+    calls a 6-vs-1 discordance noise at a different p than McNemar does."""
+    base = np.zeros(40, dtype=bool)
+    base[:20] = True
+    other = base.copy()
+    other[20:26] = True  # 6 prompts newly complied
+    other[0] = False  # 1 no longer
+    z = two_proportion_z(int(other.sum()), 40, int(base.sum()), 40)
+    m = mcnemar_exact(other, base)
+    assert m.p == pytest.approx(0.125) and z.p == pytest.approx(0.26, abs=0.01)

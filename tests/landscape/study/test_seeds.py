@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from landscape.core.stats import bootstrap_difference, format_p, two_proportion_z
+from landscape.core.stats import bootstrap_difference, format_p, mcnemar_exact
 from landscape.study.claims import study_claims
 from landscape.study.specs import RunSpec, StudySpec
 from landscape.study.table import study_markdown
@@ -68,11 +68,13 @@ def test_claims_state_their_test_and_p_value():
     )
     claims, missing = study_claims({"models": [base, harm, mix, other]})
     assert missing == 0 and [(c.subject, c.reference) for c in claims] == [("h", "base"), ("mix", "h")]
-    z = two_proportion_z(int((v[1] < 0.3).sum()), 20, int((v[0] < 0.9).sum()), 20)
+    # one seed: the same 20 prompts on both sides, so McNemar's exact test on the discordant ones
+    z = mcnemar_exact(v[1] < 0.3, v[0] < 0.9)
     assert claims[1].p == pytest.approx(z.p) and claims[1].verb == "lowers"
+    n10, n01 = int(((v[1] < 0.3) & ~(v[0] < 0.9)).sum()), int((~(v[1] < 0.3) & (v[0] < 0.9)).sum())
     text = study_markdown({"name": "s", "models": [base, harm, mix, other]})
     assert "mix: generic_mix lowers the harmful score vs h" in text
-    assert f"two-proportion z-test on 20 vs 20 prompts, {format_p(z.p)}" in text
+    assert f"McNemar exact test on 20 paired prompts ({n10} vs {n01} discordant), {format_p(z.p)}" in text
     # several seeds: a bootstrap over prompts and seeds, paired by seed
     w = np.random.default_rng(1).random((3, 20))
     harm2 = _row("h", list(w < 0.8), structure="benign", attack="harmful", defenses=[])
