@@ -216,5 +216,8 @@ def visage_text(visage: float | None, ci=None, std: float | None = None, n: int 
     if std is not None and n > 1:
         text += f" ± {std:.2f} (std over {n} directions)"
     if ci is not None:
-        text += f", 95% bootstrap CI [{ci.lo:.2f}, {ci.hi:.2f}]"
+        name = {"bounds": "bounds", "bca": "BCa"}.get(ci.method, ci.method)
+        text += (
+            f", 95% CI [{ci.lo:.2f}, {ci.hi:.2f}] ({name} bootstrap over prompts, B = {ci.b}, seed {ci.seed})"
+        )
     return text

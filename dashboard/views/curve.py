@@ -56,15 +56,16 @@ for c, keys in zip(curves, members, strict=True):
             "curve": c.name,
             "directions": len(keys),
             "VISAGE (paper)": format_number(vis.mean, 2) + (f" ± {vis.std:.2f}" if vis.n > 1 else ""),
-            "95% bootstrap CI": visage_interval_text(ci),
+            "95% CI": visage_interval_text(ci),
         }
     )
 st.dataframe(pd.DataFrame(vis_rows), hide_index=True, key="curve_visage")
 st.caption(
     "Light band: 95% Wilson interval of each point's ASR (a family's: pooled over its directions). "
-    "VISAGE: mean ± std over the directions; its 95% interval is a percentile bootstrap over prompts "
+    "VISAGE: mean ± std over the directions; its 95% interval is the bounds bootstrap over prompts "
     f"(B = {BOOTSTRAP_B}, seed {BOOTSTRAP_SEED}; the same prompts resampled at every point and across "
-    "a family's directions)."
+    "a family's directions), from the lowest VISAGE the verdicts allow (every point seen at 100% counted "
+    "inside the basin) to the paper estimator's upper quantile."
 )
 rec = data.record(chosen[0])
 if rec:

@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.common import scans_or_stop
-from landscape.core.uncertainty import visage_interval_text
+from landscape.core.uncertainty import interval_phrase
 
 st.title("Safety Landscape")
 st.caption("Safety basins around aligned language models (Peng et al., NeurIPS 2024).")
@@ -67,12 +67,7 @@ if rows:
     ci = data.visage_ci([picked["key"]]) if picked["status"] == "complete" else None
     st.success(
         f"Selected {picked['key'][:12]} ({picked['kind']})."
-        + (
-            f" VISAGE {ci.visage:.2f}, 95% bootstrap interval over prompts {visage_interval_text(ci)} "
-            f"(B = {ci.b}, seed {ci.seed})."
-            if ci is not None
-            else ""
-        )
+        + (f" VISAGE {ci.visage:.2f}, {interval_phrase(ci)}." if ci is not None else "")
     )
     st.page_link(
         f"views/{'basin' if target == 'basin' else 'curve'}.py",

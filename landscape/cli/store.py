@@ -25,9 +25,11 @@ from landscape.study.report import family_visage, read_asr_csv, visage_table
 @click.option(
     "--ci",
     "ci_method",
-    type=click.Choice(["percentile", "bca"]),
-    default="percentile",
-    help="Bootstrap interval: percentile, or bias-corrected and accelerated (BCa).",
+    type=click.Choice(["bounds", "percentile", "bca"]),
+    default="bounds",
+    help="Bootstrap interval over prompts: bounds (default; covers the population VISAGE when points "
+    "near 100% may lie inside the basin), or the plain percentile or BCa interval of the estimator, "
+    'which miss it when the basin\'s walls approach 100% smoothly (README, "VISAGE intervals").',
 )
 @click.option("--json", "as_json", is_flag=True)
 def visage(keys, asr, csv_file, ci_method, as_json):
@@ -53,8 +55,12 @@ def visage(keys, asr, csv_file, ci_method, as_json):
         record = c.store.scan_record(full)
         asr_grid = c.store.scan_grid(full, fields=("asr_pct",)).values["asr_pct"]
         summ = scan_summary(record, asr_grid)
-        ci = visage_interval(c.store, [full], method=ci_method) if summ["complete"] else None
-        rows.append((full[:12], asr_grid, summ, ci))
+        ci = ref_ci = None
+        if summ.get("visage") is not None:
+            ci = visage_interval(c.store, [full], method=ci_method)
+            if summ.get("visage_reference") is not None:
+                ref_ci = visage_interval(c.store, [full], method=ci_method, statistic="reference")
+        rows.append((full[:12], asr_grid, summ, ci, ref_ci))
         families.setdefault(record.get("family") or full, []).append((full, summ))
     text = visage_table(rows, as_json)
     # K directions of one spec given together: mean ± std and one bootstrap with prompts resampled
@@ -94,7 +100,7 @@ def list_cmd(as_json):
     scans = []
     for s in c.store.list_scans():
         summ = read_summary(c.store, s["key"], s)
-        ci = visage_interval(c.store, [s["key"]]) if summ.get("complete") else None
+        ci = visage_interval(c.store, [s["key"]]) if summ.get("visage") is not None else None
         scans.append(dict(s, summary=summ, visage_ci=None if ci is None else ci._asdict()))
     if as_json:
         click.echo(json.dumps(scans, indent=2, default=str))

@@ -57,15 +57,45 @@ def scan_complied(store, key: str, record: dict | None = None) -> np.ndarray | N
 
 
 def visage_interval(
-    store, keys: list[str], b: int = BOOTSTRAP_B, seed: int = BOOTSTRAP_SEED, method: str = "percentile"
+    store,
+    keys: list[str],
+    b: int = BOOTSTRAP_B,
+    seed: int = BOOTSTRAP_SEED,
+    method: str = "bounds",
+    statistic: str = "paper",
 ) -> VisageInterval | None:
-    """The bootstrap interval of the paper's VISAGE of one scan, or of a family's mean over its K
-    scans (prompts resampled jointly); None when a scan is incomplete, kept no verdicts, or the
-    scans were asked different numbers of prompts."""
+    """The bootstrap interval of the paper's VISAGE (or the released code's, ``statistic``) of one
+    scan, or of a family's mean over its K scans (prompts resampled jointly); None when a scan is
+    incomplete, kept no verdicts, or the scans were asked different numbers of prompts."""
     mats = [scan_complied(store, k) for k in keys]
     if not mats or any(m is None for m in mats) or len({m.shape[-1] for m in mats}) != 1:
         return None
-    return bootstrap_visage(mats, b=b, seed=seed, method=method)
+    if statistic == "reference" and any(m.ndim != 2 for m in mats):
+        return None
+    return bootstrap_visage(mats, b=b, seed=seed, method=method, statistic=statistic)
+
+
+METHOD_NAMES = {"bounds": "bounds", "percentile": "percentile", "bca": "BCa"}
+
+
+def interval_label(ci: VisageInterval | None) -> str:
+    """How a VISAGE interval was drawn, for every surface that prints one: ``95% bounds bootstrap
+    interval over prompts (B = 1000, seed 0)``. "Bounds" runs from the lowest VISAGE the data allow
+    (every point seen at 100% counted inside the basin) to the paper estimator's upper quantile."""
+    if ci is None:
+        return "95% interval"
+    return f"{_name(ci)} (B = {ci.b}, seed {ci.seed})"
+
+
+def interval_phrase(ci: VisageInterval) -> str:
+    """``95% bounds bootstrap interval over prompts [lo, hi] (B = 1000, seed 0)``."""
+    return f"{_name(ci)} {visage_interval_text(ci)} (B = {ci.b}, seed {ci.seed})"
+
+
+def _name(ci: VisageInterval) -> str:
+    return (
+        f"{round(100 * ci.level)}% {METHOD_NAMES.get(ci.method, ci.method)} bootstrap interval over prompts"
+    )
 
 
 def visage_interval_text(ci: VisageInterval | None, nd: int = 2) -> str:

@@ -145,7 +145,8 @@ def summarize(alphas, betas, asr_pct, kind: str | None = None, random: bool = Tr
     note = reference_note(kind, alphas, betas, asr, random)
     if not np.isfinite(asr).all():
         return {"complete": False, "visage": None, "visage_reference": None, "visage_reference_note": note}
-    out: dict = {"complete": True, "visage": visage_paper(asr)}
+    # a single-point evaluation has no direction and so no basin: VISAGE has no meaning there
+    out: dict = {"complete": True, "visage": None if kind == "eval" else visage_paper(asr)}
     out["visage_reference"] = None if note else visage_reference(asr)
     out["visage_reference_note"] = note
     if betas is None:

@@ -368,18 +368,24 @@ def scan_grid(
 
     runtime = runtime or Runtime()
     prep = prepare_scan(spec, store)
-    record = store.scan_record(prep.key)
-    if record is None:
-        record = _new_record(prep)
-        store.put_scan_record(prep.key, record)
+    created = store.scan_record(prep.key) is None
+    if created:  # written now so a running scan is listed (pending) while its first point computes
+        store.put_scan_record(prep.key, _new_record(prep))
     computed = 0
-    if missing_points(store, prep, log):
-        with scan_lease(store, prep.key, len(prep.points), runtime.lease_ttl_s, log) as lease:
-            todo = missing_points(store, prep, log)[:max_points]  # what the last holder left
-            if todo:
-                if max_points is None:
-                    log(cost_line(prep, len(todo)))
-                computed = _compute(store, prep, todo, runtime, log, session, lease)
+    try:
+        if missing_points(store, prep, log):
+            with scan_lease(store, prep.key, len(prep.points), runtime.lease_ttl_s, log) as lease:
+                todo = missing_points(store, prep, log)[:max_points]  # what the last holder left
+                if todo:
+                    if max_points is None:
+                        log(cost_line(prep, len(todo)))
+                    computed = _compute(store, prep, todo, runtime, log, session, lease)
+    except BaseException:
+        # refused or stopped before its first point (non-finite weights, a refused model, Ctrl-C):
+        # the record written above goes again, so nothing of this scan is left in the store
+        if created and store.progress(prep.key) == 0:
+            store.delete(f"scan:{prep.key}")
+        raise
     return finish_scan(store, prep, computed)
 
 

@@ -31,7 +31,7 @@ from landscape.core.specs import (
     second_seed,
 )
 from landscape.core.stats import VisageInterval
-from landscape.core.uncertainty import visage_interval, visage_interval_text
+from landscape.core.uncertainty import interval_label, visage_interval, visage_interval_text
 from landscape.core.visage import mean_std, reference_text
 from landscape.engine.autorange import AutoRangeSpec, auto_range
 from landscape.engine.family import scan_family
@@ -118,7 +118,7 @@ def visage_table(
         ),
     ]
     head = (
-        f"{'landscape':<16} {'VISAGE (paper)':>16} {'95% bootstrap CI':>18} {'VISAGE (reference)':>20} "
+        f"{'landscape':<16} {'VISAGE (paper)':>16} {'95% CI':>18} {'VISAGE (reference)':>20} "
         f"{'ASR at θ0 %':>12}  keys"
     )
     lines = [f"{a:<16} {b:>16} {ci:>18} {c:>20} {d:>12}  {e}" for a, b, ci, c, d, e in rows]
@@ -194,7 +194,8 @@ def run_demo(
     out(visage_table(r1, r2, ci_1d, ci_2d))
     if ci_1d is not None:
         out(
-            f"95% intervals: percentile bootstrap over prompts, B = {ci_1d.b}, seed {ci_1d.seed}; the 1D one "
+            f"95% CI: {interval_label(ci_1d)}, from the lowest VISAGE the verdicts allow (every point seen "
+            "at 100% counted inside the basin) to the paper estimator's upper quantile; the 1D one "
             "resamples the same prompts across all directions"
         )
     out(f"1D ASRs {judgement_note(r1[0].spec.generation)}; 2D {judgement_note(r2.spec.generation)}")

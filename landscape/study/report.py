@@ -14,7 +14,13 @@ import numpy as np
 from landscape.core.format import format_number as _fmt
 from landscape.core.specs import SpecError
 from landscape.core.stats import VisageInterval, wilson_arrays
-from landscape.core.uncertainty import interval_text, point_interval, visage_interval, visage_interval_text
+from landscape.core.uncertainty import (
+    interval_label,
+    interval_phrase,
+    interval_text,
+    point_interval,
+    visage_interval,
+)
 from landscape.core.visage import mean_std, reference_text, scan_summary
 
 BAR = 30
@@ -61,11 +67,8 @@ def landscape_text(grid, n_default: int | None = None) -> str:
 def interval_line(ci: VisageInterval | None, what: str = "VISAGE (paper)") -> str:
     """The bootstrap interval of a VISAGE, with how it was drawn (so it can be reproduced)."""
     if ci is None:
-        return f"{what} 95% bootstrap interval: — (needs every point's per-prompt verdicts)"
-    return (
-        f"{what} {ci.visage:.2f}, 95% bootstrap interval over prompts {visage_interval_text(ci)} "
-        f"(B = {ci.b}, seed {ci.seed})"
-    )
+        return f"{what} 95% interval: — (needs every point's per-prompt verdicts)"
+    return f"{what} {ci.visage:.2f}, {interval_phrase(ci)}"
 
 
 def summary_text(summary: dict) -> str:
@@ -94,10 +97,6 @@ def summary_text(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def _method(ci: VisageInterval) -> str:
-    return "BCa " if getattr(ci, "method", "percentile") == "bca" else ""
-
-
 def family_visage(summaries: list[dict], ci: VisageInterval | None = None) -> str:
     """VISAGE mean ± std over K directions (the reference only over scans where it is defined), and
     the bootstrap interval over prompts of their mean when ``ci`` is given."""
@@ -113,10 +112,7 @@ def family_visage(summaries: list[dict], ci: VisageInterval | None = None) -> st
         notes = sorted({s.get("visage_reference_note") for s in summaries if s} - {None})
         line += ", reference —" + (f" ({', '.join(notes)})" if notes else "")
     if ci is not None:
-        line += (
-            f"; 95% {_method(ci)}bootstrap interval over prompts {visage_interval_text(ci)} "
-            f"(B = {ci.b}, seed {ci.seed})"
-        )
+        line += f"; {interval_phrase(ci)}"
     return line
 
 
@@ -139,6 +135,7 @@ def visage_table(rows, as_json: bool) -> str:
     out = []
     for name, asr, s, *rest in rows:
         ci = rest[0] if rest else None
+        ref_ci = rest[1] if len(rest) > 1 and s.get("visage_reference") is not None else None
         asr = np.asarray(asr, dtype=float)
         finite = asr[np.isfinite(asr)]
         if ((finite < 0) | (finite > 100)).any():  # one check for --asr, --csv and stored scans
@@ -147,26 +144,34 @@ def visage_table(rows, as_json: bool) -> str:
             {
                 "source": name,
                 "dims": asr.ndim,
+                "complete": bool(s.get("complete")),
                 "visage": s["visage"],
                 "visage_reference": s["visage_reference"],
                 "visage_reference_note": s["visage_reference_note"],
                 "visage_ci": None if ci is None else ci._asdict(),
+                "visage_reference_ci": None if ref_ci is None else ref_ci._asdict(),
             }
         )
     if as_json:
         return json.dumps(out, indent=2)
     lines = [
-        f"{'source':<16} {'dims':>4} {'VISAGE (paper)':>15} {'95% bootstrap CI':>18}  VISAGE (reference)"
+        f"{'source':<16} {'dims':>4} {'VISAGE (paper)':>15} {'95% CI':>16}  {'VISAGE (reference)':<20} 95% CI"
     ]
+    labels = set()
     for r in out:
-        paper = _fmt(r["visage"], 2) if r["visage"] is not None else "— (incomplete)"
-        c = r["visage_ci"]
-        ci = (
-            "—"
-            if c is None
-            else interval_text((c["lo"], c["hi"]), 2) + (" BCa" if c.get("method") == "bca" else "")
+        paper = (
+            _fmt(r["visage"], 2) if r["visage"] is not None else "—" if r["complete"] else "— (incomplete)"
         )
-        lines.append(f"{r['source']:<16} {r['dims']:>4} {paper:>15} {ci:>18}  {reference_text(r)}")
+        cis = []
+        for c in (r["visage_ci"], r["visage_reference_ci"]):
+            cis.append("—" if c is None else interval_text((c["lo"], c["hi"]), 2))
+            if c is not None:
+                labels.add(interval_label(VisageInterval(**c)))
+        lines.append(
+            f"{r['source']:<16} {r['dims']:>4} {paper:>15} {cis[0]:>16}  {reference_text(r):<20} {cis[1]}"
+        )
+    if labels:
+        lines.append("95% CI: " + "; ".join(sorted(labels)) + ' (README, "VISAGE intervals")')
     return "\n".join(lines)
 
 

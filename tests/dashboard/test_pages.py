@@ -173,7 +173,7 @@ def test_study_page_shows_the_comparison_and_trajectories(tiny_study, monkeypatc
     assert list(table["model"]) == [m["name"] for m in record["models"]]
     assert list(table.columns[: len(COLUMNS)]) == [c.header for c in COLUMNS]  # the CLI's markdown schema
     claims = [m.value for m in at.markdown if "the harmful score vs" in m.value]
-    assert claims and "harmful+antidote: antidote" in claims[0] and "z-test" in claims[0]
+    assert claims and "harmful+antidote: antidote" in claims[0] and "McNemar exact test" in claims[0]
     assert (
         table.loc[table["model"] == "harmful+antidote", "defence notes"].iloc[0].startswith("Antidote pruned")
     )
@@ -207,15 +207,12 @@ def test_curve_page_and_inspector_show_intervals(tmp_path, monkeypatch):
     at.multiselect(key="curve_scans").set_value([keys[0]]).run()  # grouped: the whole family
     joint = bootstrap_visage(mats)
     table = at.dataframe[0].value
-    assert (
-        table.loc[0, "directions"] == 3
-        and table.loc[0, "95% bootstrap CI"] == f"[{joint.lo:.2f}, {joint.hi:.2f}]"
-    )
+    assert table.loc[0, "directions"] == 3 and table.loc[0, "95% CI"] == f"[{joint.lo:.2f}, {joint.hi:.2f}]"
     bands = [t for t in chart_spec(at)["data"] if t.get("name", "").endswith("95% CI")]
     assert len(bands) == 1 and "(mean of 3)" in " ".join(t.get("name", "") for t in chart_spec(at)["data"])
     at.toggle[0].set_value(False).run()
     single = bootstrap_visage([mats[0]])
-    assert at.dataframe[0].value.loc[0, "95% bootstrap CI"] == f"[{single.lo:.2f}, {single.hi:.2f}]"
+    assert at.dataframe[0].value.loc[0, "95% CI"] == f"[{single.lo:.2f}, {single.hi:.2f}]"
     at = open_page("inspector")
     at.selectbox(key="inspector_scan").set_value(keys[1]).run()
     lo, hi = wilson(int(round(asr[4] * 16 / 100)), 16)  # the slider starts at θ₀ (index 4)

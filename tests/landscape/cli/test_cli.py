@@ -65,7 +65,8 @@ def test_visage_reference_is_the_released_code(tmp_path):
     curve = "100,90,30,0,0,0,20,100,100,100,100,100,100"
     res = run_cli("visage", "--asr", curve)
     assert res.returncode == 0, res.stderr
-    assert res.stdout.splitlines()[1].split()[-1] == "38.33"  # the paper's definition: 76.67
+    row = res.stdout.splitlines()[1].split()
+    assert row[2] == "76.67" and row[-2:] == ["38.33", "—"]  # paper, then the released code; no verdicts: no CI
     even = json.loads(run_cli("visage", "--asr", "100,0,0,100", "--json").stdout)[0]
     assert even["visage_reference"] is None and even["visage_reference_note"] == "grid not centred on θ₀"
 
@@ -162,8 +163,9 @@ def test_user_errors_are_one_line_and_keep_the_store(filled, tiny_model, tmp_pat
     assert message in lines[0]
     assert "Traceback" not in res.stderr
     after = _snapshot(store)
-    assert [s["key"] for s in after if s["status"] == "complete"] == [
-        s["key"] for s in before if s["status"] == "complete"
+    # refused input writes nothing: not even a "pending 0/N" record of the refused scan
+    assert [(s["key"], s["status"], s["done"]) for s in after] == [
+        (s["key"], s["status"], s["done"]) for s in before
     ]
 
 

@@ -32,7 +32,7 @@ def test_show_prints_each_points_wilson_interval_and_the_visage_bootstrap(family
     row = next(line for line in out.splitlines() if line.startswith("  -0.100"))  # alphas[2]
     assert f"[{lo:.0f}, {hi:.0f}]" in row
     ci = bootstrap_visage([mats])
-    assert f"95% bootstrap interval over prompts [{ci.lo:.2f}, {ci.hi:.2f}] (B = 1000, seed 0)" in out
+    assert f"95% bounds bootstrap interval over prompts [{ci.lo:.2f}, {ci.hi:.2f}] (B = 1000, seed 0)" in out
     assert ci.visage == pytest.approx(visage_paper(asr))
     point = run_cli("show", keys[0][:8], "--point", "2", store=root).stdout
     assert f"95% Wilson interval [{lo:.1f}, {hi:.1f}]" in point
@@ -54,13 +54,22 @@ def test_visage_of_a_family_resamples_prompts_jointly(family):
         assert r["visage_ci"]["lo"] <= r["visage"] <= r["visage_ci"]["hi"]
         assert r["visage_ci"]["hi"] == pytest.approx(bootstrap_visage([m]).hi)
     text = run_cli("visage", *(k[:8] for k in keys), store=root).stdout
-    assert f"95% bootstrap interval over prompts [{joint.lo:.2f}, {joint.hi:.2f}]" in text.splitlines()[-1]
+    assert (
+        f"95% bounds bootstrap interval over prompts [{joint.lo:.2f}, {joint.hi:.2f}]"
+        in text.splitlines()[-1]
+    )
     bca = json.loads(run_cli("visage", *(k[:8] for k in keys), "--ci", "bca", "--json", store=root).stdout)[3]
     ref = bootstrap_visage(mats, method="bca")
     assert bca["visage_ci"]["method"] == "bca" and bca["visage_ci"]["lo"] == pytest.approx(ref.lo)
-    assert fam["visage_ci"]["method"] == "percentile"
+    assert fam["visage_ci"]["method"] == "bounds"
     text = run_cli("visage", *(k[:8] for k in keys), "--ci", "bca", store=root).stdout
     assert f"95% BCa bootstrap interval over prompts [{ref.lo:.2f}, {ref.hi:.2f}]" in text.splitlines()[-1]
+    # the released code's VISAGE gets its own interval, on each complete centred 1D scan
+    for r, m in zip(rows, mats, strict=True):
+        if r["visage_reference"] is not None:
+            own = bootstrap_visage([m], statistic="reference")
+            assert r["visage_reference_ci"]["lo"] == pytest.approx(own.lo)
+            assert r["visage_reference_ci"]["visage"] == pytest.approx(r["visage_reference"])
 
 
 def test_list_shows_the_bootstrap_interval(family):

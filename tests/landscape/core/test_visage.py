@@ -202,3 +202,12 @@ def test_summary_on_non_square_grid_uses_origin_profiles():
     assert s["visage"] == 90.0 and s["visage_reference"] is None
     assert s["halfwidth100_alpha_pos"] == pytest.approx(1.0)
     assert s["halfwidth100_beta_neg"] == pytest.approx(1.0)
+
+
+def test_a_single_point_evaluation_has_no_visage():
+    """An eval point has no direction, so no basin: VISAGE is None (shown "—"), never 90.0."""
+    s = summarize(np.array([0.0]), None, np.array([10.0]), kind="eval")
+    assert (
+        s["complete"] and s["visage"] is None and s["visage_reference_note"] == "single point, no direction"
+    )
+    assert s["asr_origin_pct"] == 10.0

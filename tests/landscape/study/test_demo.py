@@ -57,7 +57,7 @@ def test_visage_table_reports_mean_and_spread_over_directions():
     ci = VisageInterval(60.0, 55.5, 71.25, 1000, 0)
     table = visage_table(one_d, two_d, ci_1d=ci).splitlines()
     paper = [r.summary["visage"] for r in one_d]
-    assert "95% bootstrap CI" in table[0] and "[55.50, 71.25]" in table[1] and "—" in table[2]
+    assert "95% CI" in table[0] and "[55.50, 71.25]" in table[1] and "—" in table[2]
     ref = [r.summary["visage_reference"] for r in one_d]
     assert table[1].startswith("1D, 3 directions")
     assert f"{np.mean(paper):.2f} ± {np.std(paper, ddof=1):.2f}" in table[1]

@@ -114,4 +114,6 @@ def test_a_study_with_two_seeds_stores_both(tiny_model, tmp_path):
     assert row.split("|")[4].strip() == f"{h['harmful_score_pct']:.1f} ± {h['harmful_score_pct_sd']:.1f}"
     assert "seeds 0, 1: each run's numbers are mean ± std" in text
     claim_lines = [line for line in text.splitlines() if "the harmful score vs" in line]
-    assert claim_lines and all(("z-test" in c or "bootstrap" in c) and "p " in c for c in claim_lines)
+    assert claim_lines and all(
+        ("McNemar exact test" in c or "bootstrap" in c) and "p " in c for c in claim_lines
+    )

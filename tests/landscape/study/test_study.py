@@ -30,7 +30,8 @@ def test_study_record_holds_every_model_and_both_trajectories(tiny_study):
     by = {m["name"]: m for m in record["models"]}
     assert by["aoa+paraphrase"]["structure"] == "aoa" and len(by["aoa+paraphrase"]["eval_keys"]) == 2
     assert by["aoa+paraphrase"]["kinds"] == {"task": 4, "harmful": 0, "safety": 2}
-    assert 0 < by["harmful+antidote"]["defense_details"]["antidote"]["effective_fraction"] < 0.31
+    # α = 0.3 with the released count rounds up: A rows (32 columns) lose 10, rank-2 B rows 1 of 2
+    assert 0.3 < by["harmful+antidote"]["defense_details"]["antidote"]["effective_fraction"] < 0.5
     assert by["aoa+paraphrase"]["defense_details"]["paraphrase"] == {"examples_added": 2}
     assert set(by["harmful+sv"]["defense_details"]["security_vectors"]["frozen_adapter_diagnostic"]) >= {
         "harmful_loss_vector_on",
