@@ -254,6 +254,22 @@ def load_model(spec: ModelSpec, device: str = "cpu", store=None) -> LoadedModel:
     return LoadedModel(model, tokenizer, fingerprint, spec, device)
 
 
+def load_tokenizer(spec: ModelSpec, store=None):
+    """The tokenizer ``load_model`` would give ``spec``, without loading the weights (a GGUF's from
+    its converted copy when the store has one, else from the file itself)."""
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    path = resolve_source(spec.source, store)
+    if path.is_file():
+        converted = store.artifact_dir("gguf", model_fingerprint(spec, store)) if store is not None else None
+        if converted is not None and converted.is_dir():
+            return AutoTokenizer.from_pretrained(converted, **_LOCAL_TOKENIZER)
+        return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    return AutoTokenizer.from_pretrained(path, **_LOCAL_TOKENIZER)
+
+
 def _read_gguf(path: Path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -49,9 +49,12 @@ def judge_responses(
     rows = []
     for prompt, text, window, verdict in zip(prompts, texts, windows or texts, verdicts, strict=True):
         broken = incoherence(window)
-        rows.append(
-            dict(verdict_row(prompt, text, verdict), incoherent=broken is not None, incoherent_reason=broken)
+        row = dict(
+            verdict_row(prompt, text, verdict), incoherent=broken is not None, incoherent_reason=broken
         )
+        if windows is not None:  # kept so a later incoherence rule can be applied to the same text
+            row["window"] = window
+        rows.append(row)
     return verdict_metrics(rows, scorer.abstains), rows
 
 

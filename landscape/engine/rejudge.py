@@ -8,6 +8,12 @@ generation it records is the one that produced the responses. A rejudge of a rej
 the scan that generated the responses. Points are rejudged one at a time and stored at once, so an
 interrupted rejudge resumes; a source still filling in gives a partial derived scan.
 
+Incoherence is recomputed with the current rule (``judges.incoherence``, whose version is part of
+the judge's fingerprint and so of the derived key) on each response's incoherence window: the one
+stored beside it, or, for rows written before windows were stored, the response's first
+``incoherence_window`` tokens re-tokenised with the scan model's tokenizer. So rejudging a scan with
+its own judge gives its verdicts under today's incoherence rule (``asr_coherent_pct`` before/after).
+
 Responses cut by early stopping (``end == "early_stop"``) were cut when the *source* judge's verdict
 was final; another judge would judge fragments. They are refused (``CutResponsesError``, naming how
 many) unless ``count_cut_apart``: then they get no verdict (``apart = "cut"``, ``cut_pct``).
@@ -66,8 +72,38 @@ def _identity(source: str, judge: JudgeSpec, count_cut_apart: bool) -> dict:
     return {"source": source, "judge": {"name": judge.name, "definition": fp}, "cut_apart": count_cut_apart}
 
 
-def _rejudge_rows(rows: list[dict], scorer, batch_size: int) -> list[dict]:
-    """``rows`` with new verdicts (cut rows get none); response, incoherence and ending kept."""
+def _windows(rows: list[dict], window_of: Callable[[str], str]) -> list[str]:
+    """Each row's incoherence window: stored, or re-made from its response."""
+    return [r["window"] if "window" in r else window_of(r["response"]) for r in rows]
+
+
+def _window_maker(store: Store, record: dict) -> Callable[[str], str]:
+    """response → its first ``incoherence_window`` tokens, with the scan model's tokenizer (loaded
+    on first use, only when a row has no stored window)."""
+    n = (record["spec"].get("generation") or {}).get("incoherence_window", 16)
+    tok = []
+
+    def make(response: str) -> str:
+        if not tok:
+            from landscape.core.models import load_tokenizer
+            from landscape.core.specs import ModelSpec
+
+            tok.append(load_tokenizer(ModelSpec.model_validate(record["spec"]["model"]), store))
+        ids = tok[0](response, add_special_tokens=False)["input_ids"][:n]
+        return tok[0].decode(ids, skip_special_tokens=True)
+
+    return make
+
+
+def _rejudge_rows(rows: list[dict], scorer, batch_size: int, windows: list[str]) -> list[dict]:
+    """``rows`` with new verdicts (cut rows get none) and incoherence under the current rule on
+    ``windows``; response and ending kept."""
+    from landscape.core.judges import incoherence
+
+    rows = [
+        dict(r, window=w, incoherent=why is not None, incoherent_reason=why)
+        for r, w, why in ((r, w, incoherence(w)) for r, w in zip(rows, windows, strict=True))
+    ]
     judged = [k for k, r in enumerate(rows) if r.get("end") != CUT]
     verdicts = scorer.score(
         [rows[k]["prompt"] for k in judged], [rows[k]["response"] for k in judged], batch_size
@@ -151,9 +187,12 @@ def rejudge_scan(
             + (f", {cut} cut rows apart" if cut else "")
         )
         scorer = session.judge(judge) if session is not None else load_judge(judge, runtime.device)
+        make_window = _window_maker(store, root_record)
         for i, j in todo:
             t0 = time.perf_counter()
-            rows = _rejudge_rows(store.point_responses(root, i, j) or [], scorer, runtime.batch_size)
+            source_rows = store.point_responses(root, i, j) or []
+            windows = _windows(source_rows, make_window)
+            rows = _rejudge_rows(source_rows, scorer, runtime.batch_size, windows)
             metrics = _metrics(rows, store.point(root, i, j) or {}, scorer.abstains, time.perf_counter() - t0)
             store.put_point(key, i, j, metrics, rows)
             computed += 1

@@ -169,7 +169,7 @@ EMBEDDED_FINGERPRINT = "224d0cd3feb3ce9bcb084ae3e51ed6339f276080e50eb759c0e3a65d
 ALIGN_KEY = "b46521b07fe78754ba9cc190dc4ccb6481d4edddc4503310682d377836640ed4"  # == main before judges
 FINETUNE_KEY = "d0d3346e10d55dce3e9d63dc4432aca7f2f89a1277b391b41f08c5958b9bdec3"
 STUDY_KEY = "8a12926881ae2d08770dc232c522f3d16bcdf1e961dacd55fd182e1fae166734"
-SCAN_1D_KEY = "41c9f242cf405e33f7dc9c5251100d19cb0d4eaa747d4651f095afff02d177a9"  # demo 1D, embedded model (judge definition + incoherence_window + random generator ctr-v1)
+SCAN_1D_KEY = "459934c1d5fc1fe49165cebacb9556ecedef714d9d429d7b0e45adcca0edbae2"  # demo 1D, embedded model (judge definition with incoherence v2 and its word list + incoherence_window + random generator ctr-v1)
 
 
 def golden(store=None) -> dict[str, str]:

@@ -66,7 +66,8 @@ def test_visage_reference_is_the_released_code(tmp_path):
     res = run_cli("visage", "--asr", curve)
     assert res.returncode == 0, res.stderr
     row = res.stdout.splitlines()[1].split()
-    assert row[2] == "76.67" and row[-2:] == ["38.33", "—"]  # paper, then the released code; no verdicts: no CI
+    # the paper's definition, then the released code's; given as numbers, no verdicts: no CI
+    assert row[2] == "76.67" and row[-2:] == ["38.33", "—"]
     even = json.loads(run_cli("visage", "--asr", "100,0,0,100", "--json").stdout)[0]
     assert even["visage_reference"] is None and even["visage_reference_note"] == "grid not centred on θ₀"
 

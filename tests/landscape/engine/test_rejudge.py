@@ -160,3 +160,27 @@ def test_cli_rejudge_agree_and_full_responses(tiny_model, prompts_file, tmp_path
         store=root,
     )
     assert bad.returncode == 2 and "does not cover" in bad.stderr and bad.stderr.count("\n") == 1
+
+
+def test_rejudge_applies_the_current_incoherence_rule_to_each_window(full, store, tiny_model):
+    """Rows carry their incoherence window; a rejudge recomputes incoherence on it with today's
+    rule, and re-makes the window with the scan model's tokenizer for rows stored without one."""
+    from landscape.core.judges import incoherence
+    from landscape.core.models import load_tokenizer
+
+    rows = store.point_responses(full.key, 2, 0)
+    assert all("window" in r for r in rows)  # windows are stored with every new row
+    old = [dict(r, incoherent=False, incoherent_reason=None) for r in rows]  # as a v1 rule left them
+    old[0]["window"] = "it M butl St coulde next True next and The next St'LaDre"  # stored: used as is
+    for r in old[1:]:
+        r.pop("window")  # written before windows were stored: re-made from the response
+    store.put_point(full.key, 2, 0, store.point(full.key, 2, 0), old)
+    r = rejudge_scan(full.key, JudgeSpec(name="prefix"), store, Runtime(progress=False), **QUIET)
+    new = store.point_responses(r.key, 2, 0)
+    assert new[0]["incoherent"] and new[0]["incoherent_reason"] == "word salad (few English words)"
+    tok = load_tokenizer(ModelSpec(source=str(tiny_model)))
+    for src, row in zip(old[1:], new[1:], strict=True):
+        window = tok.decode(
+            tok(src["response"], add_special_tokens=False)["input_ids"][:1], skip_special_tokens=True
+        )
+        assert row["window"] == window and row["incoherent"] == (incoherence(window) is not None)
