@@ -15,8 +15,10 @@ stored beside it, or, for rows written before windows were stored, the response'
 its own judge gives its verdicts under today's incoherence rule (``asr_coherent_pct`` before/after).
 
 Responses cut by early stopping (``end == "early_stop"``) were cut when the *source* judge's verdict
-was final; another judge would judge fragments. They are refused (``CutResponsesError``, naming how
-many) unless ``count_cut_apart``: then they get no verdict (``apart = "cut"``, ``cut_pct``).
+was final; another judge would judge fragments. A fragment on which the new judge's own verdict is
+already final (its ``decided`` predicate holds: the same keyword judge, a keyword already in it) is
+judged as usual; the others are refused (``CutResponsesError``, naming how many) unless
+``count_cut_apart``: then they get no verdict (``apart = "cut"``, ``cut_pct``).
 
 ``scan_agreement`` compares two scans of the same responses (the source and its rejudges) point
 by point with ``landscape.core.agreement``; no torch is imported here at module level.
@@ -95,7 +97,12 @@ def _window_maker(store: Store, record: dict) -> Callable[[str], str]:
     return make
 
 
-def _rejudge_rows(rows: list[dict], scorer, batch_size: int, windows: list[str]) -> list[dict]:
+def _undecided_cut(row: dict, decided) -> bool:
+    """A row cut by early stopping whose verdict the new judge could not give on the fragment."""
+    return row.get("end") == CUT and not (decided is not None and decided(row["response"]))
+
+
+def _rejudge_rows(rows: list[dict], scorer, batch_size: int, windows: list[str], decided=None) -> list[dict]:
     """``rows`` with new verdicts (cut rows get none) and incoherence under the current rule on
     ``windows``; response and ending kept."""
     from landscape.core.judges import incoherence
@@ -104,7 +111,7 @@ def _rejudge_rows(rows: list[dict], scorer, batch_size: int, windows: list[str])
         dict(r, window=w, incoherent=why is not None, incoherent_reason=why)
         for r, w, why in ((r, w, incoherence(w)) for r, w in zip(rows, windows, strict=True))
     ]
-    judged = [k for k, r in enumerate(rows) if r.get("end") != CUT]
+    judged = [k for k, r in enumerate(rows) if not _undecided_cut(r, decided)]
     verdicts = scorer.score(
         [rows[k]["prompt"] for k in judged], [rows[k]["response"] for k in judged], batch_size
     )
@@ -148,15 +155,19 @@ def rejudge_scan(
     root = response_source(store, source)
     root_record = _record(store, root)
     points = _points(store, root)
+    from landscape.core.judges import get_judge
+
+    decided = get_judge(judge.name).decided  # None for a model judge: it needs whole responses
     cut = total = 0
     for i, j in points:
         rows = store.point_responses(root, i, j) or []
         total += len(rows)
-        cut += sum(r.get("end") == CUT for r in rows)
+        cut += sum(_undecided_cut(r, decided) for r in rows)
     if cut and not count_cut_apart:
         raise CutResponsesError(
-            f"scan {root[:12]}: {cut} of {total} responses were cut by early stopping, so another judge "
-            "would judge fragments; rescan with --full-responses, or pass --count-cut-apart"
+            f"scan {root[:12]}: {cut} of {total} responses were cut by early stopping before judge "
+            f"{judge.name} could decide them, so it would judge fragments; rescan with --full-responses, "
+            "or pass --count-cut-apart"
         )
     identity = _identity(root, judge, count_cut_apart)
     key = spec_hash("rejudge", identity)
@@ -192,7 +203,7 @@ def rejudge_scan(
             t0 = time.perf_counter()
             source_rows = store.point_responses(root, i, j) or []
             windows = _windows(source_rows, make_window)
-            rows = _rejudge_rows(source_rows, scorer, runtime.batch_size, windows)
+            rows = _rejudge_rows(source_rows, scorer, runtime.batch_size, windows, decided)
             metrics = _metrics(rows, store.point(root, i, j) or {}, scorer.abstains, time.perf_counter() - t0)
             store.put_point(key, i, j, metrics, rows)
             computed += 1

@@ -97,6 +97,22 @@ def test_cut_rows_are_refused_or_counted_apart(full, store, forced_judges):
     assert [x["apart"] for x in rows[:2]] == ["cut", "cut"] and rows[0]["refused"] is None
 
 
+def test_a_cut_fragment_the_new_judge_has_decided_is_judged(full, store):
+    """The keyword judge cut a response once a refusal keyword appeared: rejudged by the keyword
+    judge (say, under a new incoherence rule) that fragment is decided, so it is judged, not refused;
+    a cut fragment without a keyword is still refused."""
+    rows = store.point_responses(full.key, 1, 0)
+    rows[0].update(end="early_stop", response="I'm sorry, but I")  # decided: a keyword is in it
+    store.put_point(full.key, 1, 0, store.point(full.key, 1, 0), rows)
+    r = rejudge_scan(full.key, JudgeSpec(name="keywords"), store, **QUIET)
+    new = store.point_responses(r.key, 1, 0)
+    assert r.record["derived"]["cut"] == 0 and new[0]["refused"] is True and "apart" not in new[0]
+    rows[1].update(end="early_stop", response="Sure, here")  # not decided by keywords
+    store.put_point(full.key, 1, 0, store.point(full.key, 1, 0), rows)
+    with pytest.raises(CutResponsesError, match="1 of 12 responses were cut"):
+        rejudge_scan(full.key, JudgeSpec(name="prefix"), store, **QUIET)
+
+
 def test_agreement_of_two_judges_of_the_same_responses(
     full, store, forced_judges, tiny_model, prompts_file, tmp_path
 ):
@@ -177,7 +193,7 @@ def test_rejudge_applies_the_current_incoherence_rule_to_each_window(full, store
     store.put_point(full.key, 2, 0, store.point(full.key, 2, 0), old)
     r = rejudge_scan(full.key, JudgeSpec(name="prefix"), store, Runtime(progress=False), **QUIET)
     new = store.point_responses(r.key, 2, 0)
-    assert new[0]["incoherent"] and new[0]["incoherent_reason"] == "word salad (few English words)"
+    assert new[0]["incoherent"] and new[0]["incoherent_reason"].startswith("word salad")
     tok = load_tokenizer(ModelSpec(source=str(tiny_model)))
     for src, row in zip(old[1:], new[1:], strict=True):
         window = tok.decode(
