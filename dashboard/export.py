@@ -23,7 +23,15 @@ import plotly.graph_objects as go
 
 from cache import Store
 from dashboard.figures import Curve, build_contour_figure, build_curve_figure, build_surface_figure
-from dashboard.paper import PAPER_PRESETS, apply_paper_preset, check_labels, relabel, scan_label, visage_text
+from dashboard.paper import (
+    PAPER_PRESETS,
+    apply_paper_preset,
+    check_labels,
+    interval_note,
+    relabel,
+    scan_label,
+    visage_text,
+)
 from landscape.core.stats import wilson_arrays
 from landscape.core.uncertainty import visage_interval
 from landscape.core.visage import scan_summary
@@ -125,7 +133,7 @@ def caption_for(store: Store, key: str, kind: str, threshold: float = 50.0) -> s
         text += f"; white line: basin edge at ASR = {threshold:g}%, star: θ₀"
     if kind == "curve":
         text += "; shaded: 95% Wilson interval of each point's ASR"
-    return f"{text}. {visage_text(summ.get('visage'), ci)}. (scan {key[:12]})"
+    return f"{text}. {visage_text(summ.get('visage'), ci)}.{interval_note(ci)} (scan {key[:12]})"
 
 
 @contextlib.contextmanager

@@ -35,7 +35,7 @@ from dashboard.paper import (
     scan_label,
     visage_text,
 )
-from landscape.core.stats import wilson_arrays
+from landscape.core.stats import BOOTSTRAP_B, BOOTSTRAP_SEED, wilson_arrays
 from landscape.core.uncertainty import visage_interval
 from landscape.core.visage import mean_std, scan_summary, summarize
 
@@ -293,14 +293,14 @@ def figure1_caption(panels: list[Panel], subject: str, threshold: float, study: 
         return (
             f"1D safety landscapes of study {subject}, one panel per model: ASR (%) against α, mean over "
             "its random directions with ± std band (or the 95% Wilson band of a single direction); "
-            "VISAGE mean ± std over directions and its 95% bounds bootstrap CI over prompts under each."
+            f"VISAGE mean ± std over directions and its 95% bounds bootstrap CI over prompts (B = {BOOTSTRAP_B}, seed {BOOTSTRAP_SEED}) under each."
         )
     if len(panels) == 1:
         return f"1D safety landscape of {subject}; shaded: 95% Wilson interval of each point's ASR. VISAGE under the panel."
     return (
         f"Safety basin of {subject}: (a) ASR surface over (α, β); (b) its contour, white line the basin edge at "
         f"ASR = {threshold:g}%, star θ₀; (c) the β = 0 slice with each point's 95% Wilson interval. "
-        "VISAGE (paper definition) and its 95% bounds bootstrap CI over prompts under each panel."
+        f"VISAGE (paper definition) and its 95% bounds bootstrap CI over prompts (B = {BOOTSTRAP_B}, seed {BOOTSTRAP_SEED}) under each panel."
     )
 
 

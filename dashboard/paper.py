@@ -208,6 +208,13 @@ def check_labels(labels: dict[str, str], extra: tuple[str, ...] = ()) -> None:
         raise ValueError(f"unknown label {unknown[0]!r}; use one of {allowed}")
 
 
+def interval_note(ci) -> str:
+    """How a figure's VISAGE interval was drawn, for its caption ("" without one)."""
+    if ci is None:
+        return ""
+    return f' 95% CI: {ci.method} bootstrap over prompts, B = {ci.b}, seed {ci.seed} (README, "VISAGE intervals").'
+
+
 def visage_text(visage: float | None, ci=None, std: float | None = None, n: int = 1) -> str:
     """``VISAGE 71.50`` with its spread and bootstrap interval when known (labelled as such)."""
     if visage is None:
@@ -216,8 +223,6 @@ def visage_text(visage: float | None, ci=None, std: float | None = None, n: int 
     if std is not None and n > 1:
         text += f" ± {std:.2f} (std over {n} directions)"
     if ci is not None:
-        name = {"bounds": "bounds", "bca": "BCa"}.get(ci.method, ci.method)
-        text += (
-            f", 95% CI [{ci.lo:.2f}, {ci.hi:.2f}] ({name} bootstrap over prompts, B = {ci.b}, seed {ci.seed})"
-        )
+        # short enough for a narrow panel; the caption says how it was drawn (``interval_note``)
+        text += f", 95% CI [{ci.lo:.2f}, {ci.hi:.2f}]" + ("" if ci.method == "bounds" else f" ({ci.method})")
     return text
