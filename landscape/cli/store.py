@@ -50,8 +50,8 @@ def visage(keys, asr, csv_file, ci_method, as_json):
         axes = (np.arange(n) - n // 2 for n in grid.shape)
         rows.append((Path(csv_file).name, grid, summarize(*axes, grid, kind="2d")))
     families: dict[str, list[tuple[str, dict]]] = {}
-    for key in keys:
-        full = c.store.resolve_scan_key(key)
+    fulls = list(dict.fromkeys(c.store.resolve_scan_key(k) for k in keys))  # a scan given twice counts once
+    for full in fulls:
         record = c.store.scan_record(full)
         asr_grid = c.store.scan_grid(full, fields=("asr_pct",)).values["asr_pct"]
         summ = scan_summary(record, asr_grid)

@@ -72,6 +72,12 @@ def test_visage_of_a_family_resamples_prompts_jointly(family):
             assert r["visage_reference_ci"]["visage"] == pytest.approx(r["visage_reference"])
 
 
+def test_visage_counts_a_scan_given_twice_once(family):
+    root, keys = family
+    out = json.loads(run_cli("visage", keys[0][:8], keys[0], "--json", store=root).stdout)
+    assert [r["source"] for r in out] == [keys[0][:12]]  # one row, no "family over 2 directions"
+
+
 def test_list_shows_the_bootstrap_interval(family):
     root, keys = family
     listed = json.loads(run_cli("list", "--json", store=root).stdout)
