@@ -66,8 +66,12 @@ def visage_interval(
 ) -> VisageInterval | None:
     """The bootstrap interval of the paper's VISAGE (or the released code's, ``statistic``) of one
     scan, or of a family's mean over its K scans (prompts resampled jointly); None when a scan is
-    incomplete, kept no verdicts, or the scans were asked different numbers of prompts."""
-    mats = [scan_complied(store, k) for k in keys]
+    a single-point evaluation (no VISAGE), incomplete, kept no verdicts, or the scans were asked
+    different numbers of prompts."""
+    records = [store.scan_record(k) for k in keys]
+    if any(r is None or r.get("kind") == "eval" for r in records):  # a single point has no VISAGE
+        return None
+    mats = [scan_complied(store, k, r) for k, r in zip(keys, records, strict=True)]
     if not mats or any(m is None for m in mats) or len({m.shape[-1] for m in mats}) != 1:
         return None
     if statistic == "reference" and any(m.ndim != 2 for m in mats):

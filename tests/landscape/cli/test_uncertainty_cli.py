@@ -89,3 +89,22 @@ def test_list_shows_the_bootstrap_interval(family):
     assert f"[{ci.lo:.1f}, {ci.hi:.1f}]" in next(
         line for line in text.splitlines() if line.startswith(keys[1][:12])
     )
+
+
+def test_a_single_point_evaluation_gets_no_visage_interval(tmp_path):
+    """An eval point has no VISAGE, so no interval either (the 1D page showed "—" beside
+    "[18.75, 50.08]"); `list` shows "—" for both."""
+    from landscape.core.uncertainty import visage_interval
+
+    root = tmp_path / "s"
+    (key,) = verdict_store(root, k=1)
+    with Store(root) as s:
+        record = s.scan_record(key)
+        point = s.point(key, 4, 0)
+        rows = s.point_responses(key, 4, 0)
+        ev = "e" * 64
+        s.put_scan_record(ev, dict(record, kind="eval", alphas=[0.0], total_points=1, family=ev))
+        s.put_point(ev, 0, 0, point, rows)
+        assert visage_interval(s, [key]) is not None and visage_interval(s, [ev]) is None
+    listed = {r["key"]: r for r in json.loads(run_cli("list", "--json", store=root).stdout)}
+    assert listed[ev]["summary"]["visage"] is None and listed[ev]["visage_ci"] is None
