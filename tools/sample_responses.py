@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-from pathlib import Path
 
 import numpy as np
 
@@ -32,9 +31,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scans", nargs="*", default=None, help="only these scans (key prefixes)")
     args = ap.parse_args()
-    from transformers import AutoTokenizer
-
-    from landscape.core.models import resolve_source
+    from landscape.engine.rejudge import row_windows, window_maker
 
     rng = random.Random(args.seed)
     far, near = [], []
@@ -46,7 +43,7 @@ def main() -> None:
                 continue
             spec = s["spec"]
             window = spec["generation"].get("incoherence_window", 16)
-            source = resolve_source(spec["model"]["source"], store)
+            make = window_maker(store, s)  # the scan model's tokenizer, loaded on first use
             asr = store.scan_grid(s["key"], fields=("asr_pct",)).values["asr_pct"]
             for i in range(len(asr)):
                 rows = [r for r in store.point_responses(s["key"], i, 0) or [] if r.get("set") != "benign"]
@@ -56,7 +53,8 @@ def main() -> None:
                         "kind": s["kind"],
                         "model": spec["model"]["source"]
                         + (" + adapter" if spec["model"].get("adapter") else ""),
-                        "source": str(source),
+                        "row": r,
+                        "make": make,
                         "alpha": s["alphas"][i],
                         "point_asr": float(asr[i]),
                         "window_tokens": window,
@@ -66,22 +64,11 @@ def main() -> None:
                         "stored_incoherent": r.get("incoherent"),
                     }
                     (far if np.isfinite(asr[i]) and asr[i] >= args.far_asr else near).append(item)
-    picked = rng.sample(far, min(args.far, len(far))) + rng.sample(near, min(args.near, len(near)))
-    toks: dict[str, object] = {}
-    for item in picked:
-        src = item.pop("source")
-        if src not in toks:
-            path = Path(src)
-            toks[src] = (
-                AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-                if path.suffix == ".gguf"
-                else AutoTokenizer.from_pretrained(path)
-            )
-        tok = toks[src]
-        ids = tok(item["response"], add_special_tokens=False)["input_ids"][: item["window_tokens"]]
-        item["window"] = tok.decode(ids, skip_special_tokens=True)
-        item["label"] = ""
-        print(json.dumps(item, ensure_ascii=False))
+        picked = rng.sample(far, min(args.far, len(far))) + rng.sample(near, min(args.near, len(near)))
+        for item in picked:  # the window the scan judged: stored with the row, or re-made as rejudge does
+            (item["window"],) = row_windows([item.pop("row")], item.pop("make"))
+            item["label"] = ""
+            print(json.dumps(item, ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -74,12 +74,12 @@ def _identity(source: str, judge: JudgeSpec, count_cut_apart: bool) -> dict:
     return {"source": source, "judge": {"name": judge.name, "definition": fp}, "cut_apart": count_cut_apart}
 
 
-def _windows(rows: list[dict], window_of: Callable[[str], str]) -> list[str]:
+def row_windows(rows: list[dict], window_of: Callable[[str], str]) -> list[str]:
     """Each row's incoherence window: stored, or re-made from its response."""
     return [r["window"] if "window" in r else window_of(r["response"]) for r in rows]
 
 
-def _window_maker(store: Store, record: dict) -> Callable[[str], str]:
+def window_maker(store: Store, record: dict) -> Callable[[str], str]:
     """response → its first ``incoherence_window`` tokens, with the scan model's tokenizer (loaded
     on first use, only when a row has no stored window)."""
     n = (record["spec"].get("generation") or {}).get("incoherence_window", 16)
@@ -198,11 +198,11 @@ def rejudge_scan(
             + (f", {cut} cut rows apart" if cut else "")
         )
         scorer = session.judge(judge) if session is not None else load_judge(judge, runtime.device)
-        make_window = _window_maker(store, root_record)
+        make_window = window_maker(store, root_record)
         for i, j in todo:
             t0 = time.perf_counter()
             source_rows = store.point_responses(root, i, j) or []
-            windows = _windows(source_rows, make_window)
+            windows = row_windows(source_rows, make_window)
             rows = _rejudge_rows(source_rows, scorer, runtime.batch_size, windows, decided)
             metrics = _metrics(rows, store.point(root, i, j) or {}, scorer.abstains, time.perf_counter() - t0)
             store.put_point(key, i, j, metrics, rows)
