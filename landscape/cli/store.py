@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from landscape.cli.options import Ctx
-from landscape.core.uncertainty import visage_interval
+from landscape.core.uncertainty import complied_interval, family_complied, visage_interval
 from landscape.core.visage import mean_std, scan_summary, summarize
 from landscape.study.report import family_visage, read_asr_csv, visage_table
 
@@ -57,9 +57,10 @@ def visage(keys, asr, csv_file, ci_method, as_json):
         summ = scan_summary(record, asr_grid)
         ci = ref_ci = None
         if summ.get("visage") is not None:
-            ci = visage_interval(c.store, [full], method=ci_method)
+            mats = family_complied(c.store, [full])  # every point's verdicts, read once for both
+            ci = complied_interval(mats, method=ci_method)
             if summ.get("visage_reference") is not None:
-                ref_ci = visage_interval(c.store, [full], method=ci_method, statistic="reference")
+                ref_ci = complied_interval(mats, method=ci_method, statistic="reference")
         rows.append((full[:12], asr_grid, summ, ci, ref_ci))
         families.setdefault(record.get("family") or full, []).append((full, summ))
     text = visage_table(rows, as_json)

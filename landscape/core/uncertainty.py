@@ -56,6 +56,33 @@ def scan_complied(store, key: str, record: dict | None = None) -> np.ndarray | N
     return np.stack(rows).reshape(*shape, rows[0].size)
 
 
+def family_complied(store, keys: list[str]) -> list[np.ndarray] | None:
+    """Every scan's per-prompt verdicts (``scan_complied``), read once for any number of intervals;
+    None when a scan is a single-point evaluation (no VISAGE), incomplete, kept no verdicts, or the
+    scans were asked different numbers of prompts."""
+    records = [store.scan_record(k) for k in keys]
+    if any(r is None or r.get("kind") == "eval" for r in records):  # a single point has no VISAGE
+        return None
+    mats = [scan_complied(store, k, r) for k, r in zip(keys, records, strict=True)]
+    if not mats or any(m is None for m in mats) or len({m.shape[-1] for m in mats}) != 1:
+        return None
+    return mats
+
+
+def complied_interval(
+    mats: list[np.ndarray] | None,
+    b: int = BOOTSTRAP_B,
+    seed: int = BOOTSTRAP_SEED,
+    method: str = "bounds",
+    statistic: str = "paper",
+) -> VisageInterval | None:
+    """``bootstrap_visage`` of ``family_complied``'s verdicts; None without them, or for the
+    released code's VISAGE of a scan that is not 1D."""
+    if mats is None or (statistic == "reference" and any(m.ndim != 2 for m in mats)):
+        return None
+    return bootstrap_visage(mats, b=b, seed=seed, method=method, statistic=statistic)
+
+
 def visage_interval(
     store,
     keys: list[str],
@@ -65,18 +92,9 @@ def visage_interval(
     statistic: str = "paper",
 ) -> VisageInterval | None:
     """The bootstrap interval of the paper's VISAGE (or the released code's, ``statistic``) of one
-    scan, or of a family's mean over its K scans (prompts resampled jointly); None when a scan is
-    a single-point evaluation (no VISAGE), incomplete, kept no verdicts, or the scans were asked
-    different numbers of prompts."""
-    records = [store.scan_record(k) for k in keys]
-    if any(r is None or r.get("kind") == "eval" for r in records):  # a single point has no VISAGE
-        return None
-    mats = [scan_complied(store, k, r) for k, r in zip(keys, records, strict=True)]
-    if not mats or any(m is None for m in mats) or len({m.shape[-1] for m in mats}) != 1:
-        return None
-    if statistic == "reference" and any(m.ndim != 2 for m in mats):
-        return None
-    return bootstrap_visage(mats, b=b, seed=seed, method=method, statistic=statistic)
+    scan, or of a family's mean over its K scans (prompts resampled jointly); None where
+    ``family_complied`` gives no verdicts."""
+    return complied_interval(family_complied(store, keys), b, seed, method, statistic)
 
 
 METHOD_NAMES = {"bounds": "bounds", "percentile": "percentile", "bca": "BCa"}
