@@ -238,6 +238,9 @@ class Store:
     def put_scan_record(self, key: str, record: dict) -> None:
         self.put_json(f"scan:{key}", record)
 
+    def delete_scan_record(self, key: str) -> None:
+        self.delete(f"scan:{key}")
+
     def resolve_scan_key(self, prefix: str) -> str:
         """The full key of the one scan whose key starts with ``prefix`` (git-style short keys)."""
         matches = [k.removeprefix("scan:") for k in self.keys(f"scan:{prefix}")]

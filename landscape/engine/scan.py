@@ -384,7 +384,7 @@ def scan_grid(
         # refused or stopped before its first point (non-finite weights, a refused model, Ctrl-C):
         # the record written above goes again, so nothing of this scan is left in the store
         if created and store.progress(prep.key) == 0:
-            store.delete(f"scan:{prep.key}")
+            store.delete_scan_record(prep.key)
         raise
     return finish_scan(store, prep, computed)
 
