@@ -16,6 +16,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from dashboard.figures import FONT
+from landscape.core.uncertainty import interval_label
 
 # Width in inches; Plotly lays out in CSS px (1/96 in), so a font of p pt is p·96/72 px at print size.
 PAPER_PRESETS = {
@@ -212,7 +213,7 @@ def interval_note(ci) -> str:
     """How a figure's VISAGE interval was drawn, for its caption ("" without one)."""
     if ci is None:
         return ""
-    return f' 95% CI: {ci.method} bootstrap over prompts, B = {ci.b}, seed {ci.seed} (README, "VISAGE intervals").'
+    return f' 95% CI: {interval_label(ci)} (README, "VISAGE intervals").'
 
 
 def visage_text(visage: float | None, ci=None, std: float | None = None, n: int = 1) -> str:
