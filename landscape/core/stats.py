@@ -91,6 +91,14 @@ def two_proportion_z(k1: int, n1: int, k2: int, n2: int) -> TestResult:
     return TestResult("two-proportion z-test", z, min(1.0, 2 * normal_sf(abs(z))))
 
 
+def discordant(a, b) -> tuple[int, int]:
+    """(n₁₀, n₀₁): prompts that complied under ``a`` alone and under ``b`` alone (paired verdicts)."""
+    a, b = np.asarray(a, dtype=bool).ravel(), np.asarray(b, dtype=bool).ravel()
+    if a.size != b.size or a.size == 0:
+        raise ValueError("paired verdicts need the same, non-zero number of prompts on both sides")
+    return int(np.sum(a & ~b)), int(np.sum(~a & b))
+
+
 def mcnemar_exact(a, b) -> TestResult:
     """McNemar's exact test of paired verdicts ``a`` and ``b`` (the same prompts, True: complied).
 
@@ -99,10 +107,7 @@ def mcnemar_exact(a, b) -> TestResult:
     X ~ Binomial(n₁₀ + n₀₁, ½) (statsmodels' ``mcnemar(exact=True)``); the statistic is min(n₁₀, n₀₁)
     as there. No discordant prompt: p = 1.
     """
-    a, b = np.asarray(a, dtype=bool).ravel(), np.asarray(b, dtype=bool).ravel()
-    if a.size != b.size or a.size == 0:
-        raise ValueError("paired verdicts need the same, non-zero number of prompts on both sides")
-    n10, n01 = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    n10, n01 = discordant(a, b)
     n, k = n10 + n01, min(n10, n01)
     if n == 0:
         return TestResult("McNemar exact", 0.0, 1.0)

@@ -22,7 +22,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from landscape.core.format import format_number as _f
-from landscape.core.stats import BOOTSTRAP_B, BOOTSTRAP_SEED, bootstrap_difference, format_p, mcnemar_exact
+from landscape.core.stats import (
+    BOOTSTRAP_B,
+    BOOTSTRAP_SEED,
+    bootstrap_difference,
+    discordant,
+    format_p,
+    mcnemar_exact,
+)
 
 ALPHA = 0.05
 
@@ -68,7 +75,7 @@ def compare(subject: dict, reference: dict, what: str) -> Claim | None:
         return None
     if a.shape[0] == 1 and b.shape[0] == 1:
         res = mcnemar_exact(a[0], b[0])
-        n10, n01 = int(np.sum(a[0] & ~b[0])), int(np.sum(~a[0] & b[0]))
+        n10, n01 = discordant(a[0], b[0])
         test = f"McNemar exact test on {a.shape[1]} paired prompts ({n10} vs {n01} discordant)"
     else:
         res = bootstrap_difference(a, b, BOOTSTRAP_B, BOOTSTRAP_SEED)
