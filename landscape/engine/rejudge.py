@@ -31,7 +31,14 @@ from collections.abc import Callable
 
 from cache import Store, StoreError, canonical_json
 from landscape.core.agreement import AgreementTable, agreement_table
-from landscape.core.judges import judge_fingerprint, judge_model_identity, verdict_metrics, verdict_row
+from landscape.core.judges import (
+    get_judge,
+    incoherence,
+    judge_fingerprint,
+    judge_model_identity,
+    verdict_metrics,
+    verdict_row,
+)
 from landscape.core.provenance import provenance
 from landscape.core.specs import JudgeSpec, Runtime, ScanSpec, SpecError, spec_hash
 from landscape.core.visage import scan_summary
@@ -105,8 +112,6 @@ def _undecided_cut(row: dict, decided) -> bool:
 def _rejudge_rows(rows: list[dict], scorer, batch_size: int, windows: list[str], decided=None) -> list[dict]:
     """``rows`` with new verdicts (cut rows get none) and incoherence under the current rule on
     ``windows``; response and ending kept."""
-    from landscape.core.judges import incoherence
-
     rows = [
         dict(r, window=w, incoherent=why is not None, incoherent_reason=why)
         for r, w, why in ((r, w, incoherence(w)) for r, w in zip(rows, windows, strict=True))
@@ -155,8 +160,6 @@ def rejudge_scan(
     root = response_source(store, source)
     root_record = _record(store, root)
     points = _points(store, root)
-    from landscape.core.judges import get_judge
-
     decided = get_judge(judge.name).decided  # None for a model judge: it needs whole responses
     cut = total = 0
     for i, j in points:
