@@ -52,26 +52,42 @@ def test_a_dead_holder_on_this_host_is_taken_over_at_once(store):
 
 
 def test_concurrent_processes_never_both_take_a_lease(tmp_path):
-    """Four processes race for the same lease 30 times: exactly one wins each round."""
+    """Four live processes race for the same lease 30 times: exactly one wins each round.
+
+    The racers start together only once all four have imported (a handshake, not a wall-clock start:
+    on a loaded machine an import can take longer than any fixed head start) and stay alive until
+    every result is read. A racer that had already exited would rightly lose its leases to the next
+    one as a dead holder, which is takeover, not a race."""
     script = textwrap.dedent(
         f"""
-        import sys, time
+        import sys
         sys.path.insert(0, {str(ROOT)!r})
         from cache import Store, new_holder
         s = Store({str(tmp_path / "s")!r})
         me = new_holder()
-        start = float(sys.argv[1])
-        while time.time() < start:
-            time.sleep(0.001)
+        print("ready", flush=True)
+        sys.stdin.readline()  # go
         won = [r for r in range(30) if s.acquire_lease(f"k{{r}}", me, ttl_s=600).holder == me]
-        print(" ".join(map(str, won)))
+        print(" ".join(map(str, won)), flush=True)
+        sys.stdin.read()  # stay alive (and holding) until the parent has every result
         """
     )
     Store(tmp_path / "s").close()
-    start = time.time() + 2.0
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, str(start)], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         for _ in range(4)
     ]
-    wins = [int(r) for p in procs for r in p.communicate(timeout=120)[0].split()]
+    try:
+        assert all(p.stdout.readline().strip() == "ready" for p in procs)
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        lines = [p.stdout.readline() for p in procs]
+    finally:
+        for p in procs:
+            p.stdin.close()
+            p.wait(timeout=120)
+    wins = [int(r) for line in lines for r in line.split()]
     assert sorted(wins) == list(range(30))
