@@ -75,7 +75,11 @@ def metric_row(key: str, rec: dict) -> None:
     cols[1].metric("VISAGE (reference 1D)", ref.split(" (")[0])
     if ref.startswith("— ("):
         cols[1].caption(f"undefined: {summ['visage_reference_note']}")
-    cols[2].metric("ASR at θ₀", format_number(summ.get("asr_origin_pct"), 1) + ("%" if done else ""))
+    if summ.get("origin_sampled") is False:
+        cols[2].metric("ASR at θ₀", "not sampled")
+        cols[2].caption("θ₀ is not a point of this grid")
+    else:
+        cols[2].metric("ASR at θ₀", format_number(summ.get("asr_origin_pct"), 1) + ("%" if done else ""))
     cols[3].metric("status", rec.get("status", "?"))
     gen = (rec.get("spec") or {}).get("generation")
     if gen:

@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.common import scans_or_stop
 from dashboard.figures import Curve, build_contour_figure, build_curve_figure, build_difference_figure
+from landscape.core.format import format_number
 from landscape.core.visage import reference_text
 
 st.title("Compare scans")
@@ -40,6 +41,17 @@ def compatible(a, b) -> str | None:
     return None
 
 
+def _widths(s: dict, thr: int) -> str | None:
+    """ "0.133 / 0.133" along α from θ₀; "not reached" on a side the grid does not show crossing."""
+    if not s.get("complete"):
+        return None
+    note = s.get("halfwidth_alpha_note") or ""
+    if note.startswith("not sampled"):
+        return note
+    sides = [s.get(f"halfwidth{thr}_alpha_{d}") for d in ("neg", "pos")]
+    return " / ".join("not reached" if v is None else format_number(v, 3) for v in sides)
+
+
 ref = chosen[0]
 table = []
 for k in chosen:
@@ -50,8 +62,8 @@ for k in chosen:
             "ASR at θ₀ %": s.get("asr_origin_pct"),
             "VISAGE": s.get("visage"),
             "VISAGE ref": reference_text(s) if s.get("complete") else None,
-            "half-width 50% (−/+)": f"{s.get('halfwidth50_alpha_neg')}/{s.get('halfwidth50_alpha_pos')}",
-            "half-width 100% (−/+)": f"{s.get('halfwidth100_alpha_neg')}/{s.get('halfwidth100_alpha_pos')}",
+            "half-width 50% (−/+)": _widths(s, 50),
+            "half-width 100% (−/+)": _widths(s, 100),
         }
     )
 st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch", key="compare_table")

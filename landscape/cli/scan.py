@@ -9,6 +9,7 @@ import click
 
 from landscape.cli.flags import build_scan_spec
 from landscape.cli.options import Ctx, given_flags, ray_flags, scan_options
+from landscape.core.grid import zero_index
 from landscape.study.report import family_visage, interval_line, landscape_text, summary_text
 
 
@@ -21,7 +22,23 @@ def _runtime(ctx: click.Context, o: dict):
 
 def _spec(ctx: click.Context, kind: str, o: dict):
     c: Ctx = ctx.obj
-    return build_scan_spec(kind, o, given_flags(ctx, o), c.device)
+    spec = build_scan_spec(kind, o, given_flags(ctx, o), c.device)
+    for name, axis in (("α", spec.alphas), ("β", spec.betas)):
+        if axis is not None and (name == "α" or len(spec.directions) == 2):
+            warn_origin_off_grid(name, axis)
+    return spec
+
+
+def warn_origin_off_grid(name: str, axis) -> None:
+    """One stderr line when an axis does not sample 0 (θ₀ for a random direction, θ_a for an
+    interpolation): the ASR there is then "not sampled" and widths come from interpolation."""
+    if zero_index(axis.values()) is None:
+        click.echo(
+            f"warning: {name} = 0 is not on the grid ({axis.num} points from {axis.start:g} to "
+            f"{axis.stop:g}): the ASR at θ₀ is not sampled and basin half-widths are measured on "
+            "the interpolated curve; an odd number of points on a range centred on 0 includes it",
+            err=True,
+        )
 
 
 def _print_results(results, store, as_json: bool) -> None:

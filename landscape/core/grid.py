@@ -42,6 +42,17 @@ def origin_index(coords: np.ndarray) -> int:
     return int(np.argmin(np.abs(np.asarray(coords, dtype=float))))
 
 
+def zero_index(coords: np.ndarray) -> int | None:
+    """Index of the coordinate that is 0 (θ₀ itself, up to ``linspace`` rounding: 1e-9 of the axis
+    span), or None when the axis does not sample 0 (an even ``--points``, a range beside 0)."""
+    c = np.asarray(coords, dtype=float)
+    if c.size == 0:
+        return None
+    i = origin_index(c)
+    span = float(np.ptp(c)) if c.size > 1 else abs(float(c[0]))
+    return i if abs(c[i]) <= 1e-9 * max(span, 1e-12) else None
+
+
 def symmetric_axis(halfwidth: float, num: int) -> tuple[float, float, int]:
     """An odd-sized axis centred on 0 so the unperturbed model is a grid point."""
     num = num if num % 2 == 1 else num + 1

@@ -10,8 +10,10 @@ Inputs are ASR values in percent on a grid (NaN marks points not computed; they 
   falling back to its grid end, then 100 − ASR is averaged over the closed interval between them.
   It is meaningful only for a complete 1D random-direction scan whose grid is centred on θ₀
   (odd N, alpha[N//2] = 0); ``reference_note`` says why it is undefined for any other scan.
-- ``basin_halfwidths``: how far along −/+ the ASR first reaches a threshold (linear interpolation
-  between grid points); NaN where it never does inside the grid.
+- ``basin_halfwidths``: how far from θ₀ (coordinate 0) along −/+ the ASR first reaches a threshold,
+  on the linear interpolation of the ASR between grid points (also when 0 itself is not a grid
+  point); NaN where it never does inside the grid. The ASR at θ₀ is reported only where θ₀ was
+  evaluated.
 - ``mean_std``: aggregate a metric over K random directions (VISAGE stabilises after ~3).
 """
 
@@ -21,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from landscape.core.grid import origin_index
+from landscape.core.grid import zero_index
 
 
 def visage_paper(asr_pct: np.ndarray) -> float:
@@ -79,42 +81,70 @@ def reference_note(kind: str, alphas, betas, asr_pct, random: bool = True) -> st
 
 
 class HalfWidths(NamedTuple):
-    """Distances from the origin to the threshold crossing on the negative and positive side."""
+    """Distances from θ₀ (coordinate 0) to the threshold crossing on the negative and positive side."""
 
     neg: float
     pos: float
 
 
-def _crossing(coords: np.ndarray, values: np.ndarray, start: int, step: int, thr: float) -> float:
-    prev_c, prev_v = coords[start], values[start]
-    if prev_v >= thr:
+def value_at_zero(coords: np.ndarray, values: np.ndarray) -> float:
+    """The curve's value at coordinate 0: the sampled value when 0 is a grid point, else the linear
+    interpolation between the two grid points around 0; NaN when 0 lies outside the grid or a
+    needed point is missing."""
+    coords = np.asarray(coords, dtype=float)
+    values = np.asarray(values, dtype=float)
+    z = zero_index(coords)
+    if z is not None:
+        return float(values[z])
+    order = np.argsort(coords)
+    c, v = coords[order], values[order]
+    k = int(np.searchsorted(c, 0.0))
+    if k == 0 or k == len(c):
+        return float("nan")
+    return float(v[k - 1] + (0.0 - c[k - 1]) * (v[k] - v[k - 1]) / (c[k] - c[k - 1]))
+
+
+def _crossing(coords: np.ndarray, values: np.ndarray, v0: float, thr: float) -> float:
+    """Distance from 0 at which the piecewise-linear curve through (0, v0) and the grid points
+    ``coords`` (all on one side of 0, any order) first reaches ``thr``; NaN when it never does on the
+    grid. Missing points are skipped (the line runs on to the next sampled one)."""
+    if v0 >= thr:
         return 0.0
-    k = start + step
-    while 0 <= k < len(coords):
-        c, v = coords[k], values[k]
-        if np.isfinite(v):
-            if v >= thr:
-                t = (thr - prev_v) / (v - prev_v) if v != prev_v else 1.0
-                return float(abs(prev_c + t * (c - prev_c) - coords[start]))
-            prev_c, prev_v = c, v
-        k += step
+    prev_d, prev_v = 0.0, v0
+    for d, v in sorted(zip(np.abs(coords), values, strict=True)):
+        if not np.isfinite(v) or d == 0.0:
+            continue
+        if v >= thr:
+            t = (thr - prev_v) / (v - prev_v) if v != prev_v else 1.0
+            return float(prev_d + t * (d - prev_d))
+        prev_d, prev_v = d, v
     return float("nan")
 
 
 def basin_halfwidths(coords: np.ndarray, asr_pct: np.ndarray, threshold: float = 100.0) -> HalfWidths:
-    """Where the ASR curve first reaches ``threshold`` going out from the origin, each way."""
+    """How far from θ₀ the ASR first reaches ``threshold``, each way, on the linear interpolation of
+    the ASR between grid points. Measured from coordinate 0 whether or not 0 is a grid point (when it
+    is not, the curve's value there is interpolated between its two neighbours); NaN on a side that
+    never reaches the threshold inside the grid, and on both sides when 0 is outside the grid."""
     coords = np.asarray(coords, dtype=float)
     asr = np.asarray(asr_pct, dtype=float)
-    o = origin_index(coords)
-    if not np.isfinite(asr[o]):
+    v0 = value_at_zero(coords, asr)
+    if not np.isfinite(v0):
         return HalfWidths(float("nan"), float("nan"))
-    return HalfWidths(_crossing(coords, asr, o, -1, threshold), _crossing(coords, asr, o, +1, threshold))
+    z = zero_index(coords)
+    off = np.ones(coords.size, dtype=bool) if z is None else np.arange(coords.size) != z
+    neg, pos = off & (coords < 0), off & (coords > 0)
+    return HalfWidths(
+        _crossing(coords[neg], asr[neg], v0, threshold), _crossing(coords[pos], asr[pos], v0, threshold)
+    )
 
 
 def axis_profiles(alphas: np.ndarray, betas: np.ndarray, asr_pct: np.ndarray):
-    """The two 1D profiles through the origin of a 2D grid: (along alpha, along beta)."""
+    """The two 1D profiles through θ₀ of a 2D grid, (along alpha, along beta); a profile is None
+    when the other axis does not sample 0 (no row or column of the grid passes through θ₀)."""
     asr = np.asarray(asr_pct, dtype=float)
-    return asr[:, origin_index(betas)], asr[origin_index(alphas), :]
+    ja, ib = zero_index(betas), zero_index(alphas)
+    return (None if ja is None else asr[:, ja]), (None if ib is None else asr[ib, :])
 
 
 class MeanStd(NamedTuple):
@@ -156,18 +186,33 @@ def summarize(alphas, betas, asr_pct, kind: str | None = None, random: bool = Tr
         profiles = {"alpha": (alphas, pa), "beta": (betas, pb)}
     for axis, (coords, curve) in profiles.items():
         for thr in (50, 100):
-            hw = basin_halfwidths(coords, curve, thr)
+            hw = (
+                HalfWidths(float("nan"), float("nan"))
+                if curve is None
+                else basin_halfwidths(coords, curve, thr)
+            )
             out[f"halfwidth{thr}_{axis}_neg"] = hw.neg
             out[f"halfwidth{thr}_{axis}_pos"] = hw.pos
-    out["asr_origin_pct"] = float(
-        asr.flat[
-            np.ravel_multi_index(
-                (origin_index(alphas),) if betas is None else (origin_index(alphas), origin_index(betas)),
-                asr.shape,
-            )
-        ]
-    )
+        out[f"halfwidth_{axis}_note"] = _width_note(coords, curve, "α" if axis == "alpha" else "β")
+    origin = (zero_index(alphas),) if betas is None else (zero_index(alphas), zero_index(betas))
+    sampled = all(i is not None for i in origin)
+    # ASR at θ₀ only where θ₀ was evaluated: never a neighbour's value, never an interpolation
+    out["asr_origin_pct"] = float(asr[origin]) if sampled else float("nan")
+    out["origin_sampled"] = sampled
     return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in out.items()}
+
+
+def _width_note(coords, curve, symbol: str) -> str | None:
+    """Why an axis' half-widths are not measured (θ₀ outside the grid, or no row/column through
+    it), how they are measured when θ₀ is between grid points, or None when θ₀ is a grid point."""
+    if curve is None:
+        return "not sampled: no grid line through θ₀"
+    c = np.asarray(coords, dtype=float)
+    if zero_index(c) is not None:
+        return None
+    if c.min() > 0 or c.max() < 0:
+        return "not sampled: θ₀ outside the grid"
+    return f"θ₀ not on the grid: measured from {symbol} = 0 on the interpolated curve"
 
 
 def scan_summary(record: dict, asr_pct) -> dict:

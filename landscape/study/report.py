@@ -71,29 +71,49 @@ def interval_line(ci: VisageInterval | None, what: str = "VISAGE (paper)") -> st
     return f"{what} {ci.visage:.2f}, {interval_phrase(ci)}"
 
 
+def origin_text(summary: dict) -> str:
+    """The ASR at θ₀ as shown everywhere: "0.0%", or "not sampled" when θ₀ is not a grid point."""
+    if summary.get("origin_sampled") is False:
+        return "not sampled (θ₀ not on the grid)"
+    return f"{_fmt(summary.get('asr_origin_pct'), 1)}%"
+
+
+def halfwidth_text(summary: dict, axis: str) -> str | None:
+    """One axis' basin half-widths, or None when the summary has none for ``axis``."""
+    if f"halfwidth100_{axis}_pos" not in summary:
+        return None
+    note = summary.get(f"halfwidth_{axis}_note")
+    head = f"basin half-width along {axis} (from θ₀; crossings by linear interpolation of the ASR)"
+    if note and note.startswith("not sampled"):
+        return f"basin half-width along {axis}: {note}"
+
+    def side(key: str) -> str:
+        v = summary.get(key)
+        if v is None:
+            return "not reached"
+        if round(v, 3) == 0:
+            return "0"  # already at θ₀ (no signed zero)
+        return f"{'−' if key.endswith('_neg') else '+'}{_fmt(v, 3)}"
+
+    text = (
+        f"{head}: ASR ≥ 50% at {side(f'halfwidth50_{axis}_neg')} / {side(f'halfwidth50_{axis}_pos')}, "
+        f"ASR = 100% at {side(f'halfwidth100_{axis}_neg')} / {side(f'halfwidth100_{axis}_pos')}"
+    )
+    if any(summary.get(f"halfwidth{t}_{axis}_{d}") is None for t in (50, 100) for d in ("neg", "pos")):
+        text += " (not reached: not on this grid)"
+    return text + (f" [{note}]" if note else "")
+
+
 def summary_text(summary: dict) -> str:
-    """VISAGE both ways, ASR at the origin and the basin half-widths of one scan."""
+    """VISAGE both ways, ASR at θ₀ and the basin half-widths of one scan."""
     if not summary.get("complete"):
         return "scan incomplete: rerun the same command to resume"
     lines = [
         f"VISAGE (paper): {_fmt(summary['visage'], 2)}   "
         f"VISAGE (reference 1D): {reference_text(summary)}   "
-        f"ASR at origin: {_fmt(summary['asr_origin_pct'], 1)}%"
+        f"ASR at θ₀: {origin_text(summary)}"
     ]
-
-    def side(key: str) -> str:
-        v = summary.get(key)
-        if v is None:
-            return "beyond the grid"
-        return f"{'−' if key.endswith('_neg') else '+'}{v:.3f}"
-
-    for axis in ("alpha", "beta"):
-        if f"halfwidth100_{axis}_pos" in summary:
-            lines.append(
-                f"basin half-width along {axis}: ASR≥50% at {side(f'halfwidth50_{axis}_neg')} / "
-                f"{side(f'halfwidth50_{axis}_pos')}, ASR=100% at {side(f'halfwidth100_{axis}_neg')} / "
-                f"{side(f'halfwidth100_{axis}_pos')}"
-            )
+    lines += [t for axis in ("alpha", "beta") if (t := halfwidth_text(summary, axis))]
     return "\n".join(lines)
 
 

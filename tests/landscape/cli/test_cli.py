@@ -183,3 +183,19 @@ def test_yaml_spec_with_flag_override(filled, tiny_model, tmp_path):
     shown = json.loads(run_cli("show", key, "--json", store=store).stdout)
     assert shown["spec"]["alphas"] == {"start": -1.0, "stop": 1.0, "num": 5}  # flag overrode only num
     assert shown["spec"]["generation"]["max_new_tokens"] == 4
+
+
+def test_a_grid_without_theta0_warns_and_reports_it_not_sampled(filled, tiny_model, tmp_path):
+    """Issue 25: an even --points puts no point at α = 0; the scan says so (stderr), prints "not
+    sampled" for the ASR at θ₀, and `list` shows "—" in its ASR0 column, never a neighbour's ASR."""
+    _, prompts, _ = filled
+    store = tmp_path / "s"
+    args = ["--model", str(tiny_model), "--prompts", str(prompts), "--max-new-tokens", "2"]
+    res = run_cli("scan", "1d", *args, "--range", "-0.2", "0.2", "--points", "4", store=store)
+    assert res.returncode == 0, res.stderr
+    assert "warning: α = 0 is not on the grid (4 points from -0.2 to 0.2)" in res.stderr
+    assert "ASR at θ₀: not sampled" in res.stdout and "measured from α = 0" in res.stdout
+    row = next(line for line in run_cli("list", store=store).stdout.splitlines() if "1d" in line)
+    assert row.split()[row.split().index("complete") + 1] == "—"
+    odd = run_cli("scan", "1d", *args, "--range", "-0.2", "0.2", "--points", "3", store=store)
+    assert odd.returncode == 0 and "warning" not in odd.stderr and "ASR at θ₀: not sampled" not in odd.stdout

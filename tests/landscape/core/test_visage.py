@@ -211,3 +211,52 @@ def test_a_single_point_evaluation_has_no_visage():
         s["complete"] and s["visage"] is None and s["visage_reference_note"] == "single point, no direction"
     )
     assert s["asr_origin_pct"] == 10.0
+
+
+def test_a_grid_without_theta0_measures_widths_from_zero_and_does_not_invent_its_asr():
+    """Issue 25: `--range -0.2 0.2 --points 4` (ASR 100, 0, 0, 100) printed ASR at origin 0.0% and
+    widths −0.200 / +0.067 (50%), −0.267 / +0.133 (100%): measured from α = −0.067, the grid point
+    nearest 0. Symmetric data now gives symmetric widths, measured from 0 on the interpolated curve,
+    and the ASR at θ₀ is "not sampled"."""
+    s = summarize(np.linspace(-0.2, 0.2, 4), None, np.array([100.0, 0.0, 0.0, 100.0]))
+    assert s["asr_origin_pct"] is None and s["origin_sampled"] is False
+    # 50% is crossed halfway between −0.0667 and −0.2 (linear), 100% at the grid ends
+    assert s["halfwidth50_alpha_neg"] == pytest.approx(0.4 / 3) == s["halfwidth50_alpha_pos"]
+    assert s["halfwidth100_alpha_neg"] == pytest.approx(0.2) == s["halfwidth100_alpha_pos"]
+    assert "interpolated" in s["halfwidth_alpha_note"]
+
+
+def test_a_point_beside_zero_is_not_the_asr_at_theta0():
+    """`--range -0.1 0.1 --points 1` evaluates α = −0.1 alone: not θ₀, and no width from it."""
+    s = summarize(np.array([-0.1]), None, np.array([50.0]))
+    assert s["asr_origin_pct"] is None and s["origin_sampled"] is False
+    assert all(s[f"halfwidth{t}_alpha_{d}"] is None for t in (50, 100) for d in ("neg", "pos"))
+    assert s["halfwidth_alpha_note"] == "not sampled: θ₀ outside the grid"
+
+
+def test_widths_between_grid_points_use_the_interpolated_value_at_zero():
+    # ASR at 0 interpolated between −0.1 (40) and +0.1 (0) = 20; 50% reached at −0.1 − 0.1·(10/60)
+    hw = basin_halfwidths(np.array([-0.3, -0.1, 0.1, 0.3]), np.array([100, 40, 0, 100]), 50)
+    assert hw.neg == pytest.approx(0.1 + 0.2 * 10 / 60)
+    assert hw.pos == pytest.approx(0.1 + 0.2 * 50 / 100)
+    # already at the threshold at 0: width 0
+    assert basin_halfwidths(np.array([-0.1, 0.1]), np.array([100, 100]), 100) == (0.0, 0.0)
+
+
+def test_a_2d_grid_without_a_line_through_theta0_has_no_profile_widths():
+    s = summarize(np.linspace(-0.2, 0.2, 5), np.linspace(-0.2, 0.2, 4), np.zeros((5, 4)))
+    assert s["asr_origin_pct"] is None
+    assert s["halfwidth100_alpha_pos"] is None and s["halfwidth_alpha_note"].startswith("not sampled")
+    # the β profile runs along α = 0 (a grid row), from β = 0 on the interpolated curve
+    assert s["halfwidth_beta_note"].startswith("θ₀ not on the grid")
+
+
+def test_summary_text_says_not_sampled_and_never_prints_a_signed_zero():
+    from landscape.study.report import summary_text
+
+    text = summary_text(summarize(np.linspace(-0.2, 0.2, 4), None, np.array([100.0, 0.0, 0.0, 100.0])))
+    assert "ASR at θ₀: not sampled" in text and "−0.133 / +0.133" in text and "−0.200 / +0.200" in text
+    text = summary_text(summarize(np.array([-0.1, 0.0, 0.1]), None, np.array([100.0, 100.0, 100.0])))
+    assert "−0.000" not in text and "at 0 / 0" in text
+    text = summary_text(summarize(np.array([-0.1]), None, np.array([50.0])))
+    assert "not sampled: θ₀ outside the grid" in text and "beyond the grid" not in text
