@@ -93,6 +93,15 @@ def test_cut_rows_are_refused_or_counted_apart(full, store, forced_judges):
     assert r.record["derived"]["cut"] == 2
     assert r.grid.values["asr_pct"].tolist() == [100.0, 50.0, 100.0]  # 2 of 4 prompts apart at i=1
     assert r.grid.values["cut_pct"][1] == 50.0
+    # issue 25: the interval and its estimate come from the same verdicts as the grid; a row
+    # counted apart is not a success in either (it was one in the interval: 0.00 vs 50.00)
+    from landscape.core.uncertainty import visage_interval
+    from landscape.core.visage import scan_summary
+
+    ci = visage_interval(store, [r.key])
+    est = scan_summary(r.record, r.grid.values["asr_pct"])["visage"]
+    assert ci.visage == pytest.approx(est) == 50.0  # one point inside the basin, at 50%
+    assert ci.lo <= est <= ci.hi
     rows = store.point_responses(r.key, 1, 0)
     assert [x["apart"] for x in rows[:2]] == ["cut", "cut"] and rows[0]["refused"] is None
 
