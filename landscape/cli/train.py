@@ -20,7 +20,13 @@ from landscape.core.specs import AlignSpec, ModelSpec
     show_default=True,
     help="Harmful set for the check (e.g. AdvBench CSV).",
 )
-@click.option("--eval-limit", default=80, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--eval-limit",
+    default=80,
+    show_default=True,
+    type=click.IntRange(1),
+    help="First N prompts of each check set (harmful and benign).",
+)
 @click.pass_context
 def align(ctx, epochs, lr, seed, base, do_eval, eval_prompts, eval_limit):
     """Safety-align a model by SFT on built-in refusals + self-distilled benign answers."""
@@ -34,4 +40,8 @@ def align(ctx, epochs, lr, seed, base, do_eval, eval_prompts, eval_limit):
     click.echo(f"aligned model {rec.key[:12]} ({how}): {rec.path}")
     if do_eval:
         models = [base, rec.path]
-        click.echo(evaluate_models(c.store, c.runtime(), c.log, models, eval_prompts, eval_limit))
+        click.echo(
+            evaluate_models(
+                c.store, c.runtime(), c.log, models, eval_prompts, eval_limit, benign_limit=eval_limit
+            )
+        )

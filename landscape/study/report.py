@@ -13,7 +13,7 @@ import numpy as np
 
 from landscape.core.format import format_number as _fmt
 from landscape.core.specs import SpecError
-from landscape.core.stats import VisageInterval, wilson_arrays
+from landscape.core.stats import VisageInterval, wilson, wilson_arrays
 from landscape.core.uncertainty import (
     interval_label,
     interval_phrase,
@@ -276,6 +276,15 @@ def point_text(store, key: str, i: int, j: int, as_json: bool) -> str:
     return "\n".join(lines)
 
 
+def rate_text(pct: float | None, n: int | None) -> str:
+    """A rate with what it is measured over: ``10.0% (5/50) [5.2, 20.8]``, the bracket its 95%
+    Wilson interval; "—" without a rate."""
+    if pct is None or not n:
+        return "—"
+    k = int(round(pct * n / 100))
+    return f"{pct:.1f}% ({k}/{n}) {interval_text(wilson(k, n))}"
+
+
 def evaluate_models(
     store,
     runtime,
@@ -286,13 +295,16 @@ def evaluate_models(
     benign_limit: int | None = None,
     max_new_tokens: int = 48,
 ) -> str:
-    """ASR on ``harmful`` and over-refusal on the built-in benign set, for each model (cached)."""
+    """ASR on ``harmful`` and over-refusal on the built-in benign set, for each model (cached); the
+    first ``limit`` prompts of each set (``benign_limit`` for the benign one when given). Every
+    rate says its count over how many prompts, with its 95% Wilson interval, and the footer says
+    the decoding budget."""
     from landscape.core.specs import ModelSpec, PromptSpec, point_spec
     from landscape.engine.scan import scan_grid
 
-    lines = [
-        f"{'model':<40} {'ASR % (' + Path(harmful).name[:20] + ')':>28} {'benign refusal %':>17} {'incoherent %':>13}"
-    ]
+    benign_limit = limit if benign_limit is None else benign_limit
+    cols = (f"ASR on {Path(harmful).name[:20]}", "benign refusal (over-refusal)", "incoherent (harmful set)")
+    lines = [f"{'model':<40} {cols[0]:>30} {cols[1]:>30} {cols[2]:>30}"]
     for src in sources:
         row = []
         for prompts in (
@@ -303,7 +315,15 @@ def evaluate_models(
             res = scan_grid(spec, store, runtime, log=log)
             row.append(store.point(res.key, 0, 0))
         name = src if len(src) <= 40 else "…" + src[-39:]
-        lines.append(
-            f"{name:<40} {row[0]['asr_pct']:>28.1f} {row[1]['refusal_pct']:>17.1f} {row[0]['incoherent_pct']:>13.1f}"
+        h, b = row
+        cells = (
+            rate_text(h["asr_pct"], h.get("n_prompts")),
+            rate_text(b["refusal_pct"], b.get("n_prompts")),
+            rate_text(h["incoherent_pct"], h.get("n_prompts")),
         )
+        lines.append(f"{name:<40} {cells[0]:>30} {cells[1]:>30} {cells[2]:>30}")
+    lines.append(
+        f"(k/n) prompts, [95% Wilson interval]; greedy, ≤ {max_new_tokens} new tokens, paper keyword "
+        "judge; benign refusal is the share of harmless prompts refused"
+    )
     return "\n".join(lines)
