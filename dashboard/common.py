@@ -7,7 +7,7 @@ import streamlit as st
 from dashboard import commands, data
 from landscape.core.format import format_number
 from landscape.core.specs import GenerationSpec, judgement_note
-from landscape.core.visage import reference_text
+from landscape.core.visage import POINT_KINDS, reference_text
 
 EMPTY_HINT = (
     "No scans in the store yet. Fill it from a terminal with `make demo` (align the embedded model, "
@@ -30,15 +30,87 @@ def scans_or_stop(kinds: tuple[str, ...] | None = None):
     return df
 
 
+def _seen(param: str, key: str) -> str:
+    """Session key of the value widget ``key`` (one page's) last wrote to the URL for ``param``."""
+    return f"_url:{key}:{param}"
+
+
+def url_adopt(param: str, key: str, options, default, parse=None) -> None:
+    """Before widget ``key`` is drawn: take the URL's ``param`` when the URL changed since this page
+    last wrote it (a reload, back/forward, a link from a colleague), else keep the widget's own
+    value while it is one of ``options``, else ``default``. ``parse`` maps the URL text to an
+    option (None: not one); the default compares ``str(option)``."""
+    texts = {str(o): o for o in options}
+    raw = st.query_params.get(param)
+    if raw is not None and raw != st.session_state.get(_seen(param, key)):
+        value = parse(raw) if parse is not None else texts.get(raw)
+        if value is not None and value in options:
+            st.session_state[key] = value
+            return
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = default
+
+
+def url_keep(param: str, key: str, value) -> None:
+    """After widget ``key``: the URL says ``param`` = ``value`` (so reload and links reopen it)."""
+    text = str(value)
+    if st.query_params.get(param) != text:
+        st.query_params[param] = text
+    st.session_state[_seen(param, key)] = text
+
+
+def url_widget(widget, param: str, label: str, options, default, key: str, **kw):
+    """``widget`` (st.selectbox, st.radio, …) over ``options`` whose value lives in the URL as
+    ``param``: adopted from it, written back to it."""
+    url_adopt(param, key, options, default)
+    value = widget(label, options, key=key, **kw)
+    url_keep(param, key, value)
+    return value
+
+
+def default_scan(df) -> str:
+    """The newest scan that is not a single point (a point is never a page's default)."""
+    basins = df[~df["kind"].isin(POINT_KINDS)]
+    return (basins if not basins.empty else df)["key"].iloc[0]
+
+
 def pick_scan(df, label: str, key: str, default_key: str | None = None) -> str:
-    """A selectbox over scans; remembers the choice in the URL-independent session state."""
+    """A selectbox over scans, its choice in the URL (``?scan=<first 12 hex>``) and shared with the
+    other pages (``selected_scan``). Opened from the URL, then the page's own choice, then the
+    other pages' choice, then ``default_key``, then the newest scan that is not a single point."""
     keys = df["key"].tolist()
-    preferred = default_key or st.session_state.get("selected_scan")
-    index = keys.index(preferred) if preferred in keys else 0
+
+    def parse(text: str) -> str | None:
+        hits = [k for k in keys if k.startswith(text.lower())]
+        return hits[0] if len(hits) == 1 else None
+
+    shared = st.session_state.get("selected_scan")
+    fallback = next((k for k in (default_key, shared) if k in keys), None) or default_scan(df)
+    if st.session_state.get(key) not in keys and shared in keys:
+        st.session_state[key] = shared
+    url_adopt("scan", key, keys, fallback, parse)
     labels = {r["key"]: data.label(r) for _, r in df.iterrows()}
-    choice = st.selectbox(label, keys, index=index, format_func=labels.get, key=key)
+    choice = st.selectbox(label, keys, format_func=labels.get, key=key)
     st.session_state["selected_scan"] = choice
+    url_keep("scan", key, choice[:12])
     return choice
+
+
+def scoped(name: str, *selection) -> str:
+    """A widget key bound to what the widget describes (scan, figure, …): a label typed for one
+    scan never shows under another, and each scan keeps its own edits for the session."""
+    return ":".join([name, *(str(s) for s in selection)])
+
+
+def kept(name: str, selection: tuple):
+    """What ``keep(name, selection, value)`` stored, only while the selection is the same."""
+    held = st.session_state.get(name)
+    return held[1] if held is not None and held[0] == selection else None
+
+
+def keep(name: str, selection: tuple, value) -> None:
+    """Store a rendered file (or any result) together with the selection it was made from."""
+    st.session_state[name] = (selection, value)
 
 
 INSPECT = "inspect_point"  # hand-over to the inspector: {"key", "i", "j"} of the point to open

@@ -17,7 +17,7 @@ from dashboard.figures import Curve
 from dashboard.settings import Settings, load_settings
 from landscape.core.stats import VisageInterval, wilson_arrays
 from landscape.core.uncertainty import visage_interval
-from landscape.core.visage import mean_std, reference_text, scan_summary
+from landscape.core.visage import mean_std, record_kind, reference_text, scan_summary
 
 
 @st.cache_resource
@@ -71,7 +71,7 @@ def _describe(store: Store, s: dict) -> dict:
     return {
         "key": s["key"],
         "model": Path(spec.get("model", {}).get("source", "?")).name,
-        "kind": s.get("kind"),
+        "kind": record_kind(s),
         "directions": ", ".join(
             f"{d['kind']}" + (f" s{d['seed']} {d['norm']}" if d["kind"] == "random" else "") for d in dirs
         )

@@ -97,7 +97,7 @@ def flag_values(kind: str, o: dict, device: str) -> dict:
         v["dtype"] = "bfloat16" if device.startswith("cuda") else "float32"
     interpolate = kind == "interpolate"
     v["alpha_range"] = o["alpha_range"] or ((-0.25, 1.25) if interpolate else (-0.5, 0.5))
-    v["points"] = o["points"] or (16 if interpolate else 21)
+    v["points"] = o["points"] or (13 if interpolate else 21)  # 13: step 0.125, t = 0 and 1 on the grid
     v["beta_range"] = o["beta_range"] or (-0.5, 0.5)
     v["beta_points"] = o["beta_points"] or 21
     return v

@@ -161,10 +161,30 @@ SCAN_OPTIONS = [
     ),
     click.option("--no-embeddings", is_flag=True, help="Leave embeddings and lm_head unperturbed."),
     click.option("--no-orthogonalize", is_flag=True, help="Keep the 2nd direction as drawn."),
-    click.option("--range", "alpha_range", nargs=2, type=float, default=None, help="Alpha axis START STOP."),
-    click.option("--points", default=None, type=click.IntRange(1, 401), help="Alpha grid points."),
-    click.option("--beta-range", nargs=2, type=float, default=None, help="Beta axis START STOP."),
-    click.option("--beta-points", default=None, type=click.IntRange(1, 401)),
+    click.option(
+        "--range",
+        "alpha_range",
+        nargs=2,
+        type=float,
+        default=None,
+        help="Alpha axis START STOP.  [default: -0.5 0.5; -0.25 1.25 for interpolate]",
+    ),
+    click.option(
+        "--points",
+        default=None,
+        type=click.IntRange(1, 401),
+        help="Alpha grid points.  [default: 21; 13 for interpolate (t = 0 and 1 on the grid)]",
+    ),
+    click.option(
+        "--beta-range",
+        nargs=2,
+        type=float,
+        default=None,
+        help="Beta axis START STOP (2d, or interpolate with a random β).  [default: -0.5 0.5]",
+    ),
+    click.option(
+        "--beta-points", default=None, type=click.IntRange(1, 401), help="Beta grid points.  [default: 21]"
+    ),
     click.option("--auto-range", is_flag=True, help="Bisect for the basin edges and span them."),
     click.option(
         "--probe-prompts", default=None, type=click.IntRange(1), help="Prompts per auto-range probe."

@@ -22,21 +22,22 @@ def _runtime(ctx: click.Context, o: dict):
 
 def _spec(ctx: click.Context, kind: str, o: dict):
     c: Ctx = ctx.obj
-    spec = build_scan_spec(kind, o, given_flags(ctx, o), c.device)
+    return build_scan_spec(kind, o, given_flags(ctx, o), c.device)
+
+
+def warn_origin_off_grid(spec) -> None:
+    """One stderr line per axis that does not sample 0 (θ₀; θ_a for an interpolation): the ASR
+    there is then "not sampled" and basin half-widths come from the interpolated curve. Printed
+    beside the results (a refused scan prints its error alone)."""
+    origin = "θ_a" if spec.kind == "interpolation" else "θ₀"
     for name, axis in (("α", spec.alphas), ("β", spec.betas)):
-        if axis is not None and (name == "α" or len(spec.directions) == 2):
-            warn_origin_off_grid(name, axis)
-    return spec
-
-
-def warn_origin_off_grid(name: str, axis) -> None:
-    """One stderr line when an axis does not sample 0 (θ₀ for a random direction, θ_a for an
-    interpolation): the ASR there is then "not sampled" and widths come from interpolation."""
-    if zero_index(axis.values()) is None:
+        if axis is None or zero_index(axis.values()) is not None:
+            continue
         click.echo(
-            f"warning: {name} = 0 is not on the grid ({axis.num} points from {axis.start:g} to "
-            f"{axis.stop:g}): the ASR at θ₀ is not sampled and basin half-widths are measured on "
-            "the interpolated curve; an odd number of points on a range centred on 0 includes it",
+            f"warning: {name} = 0 ({origin}) is not on the grid ({axis.num} points from {axis.start:g} "
+            f"to {axis.stop:g}): the ASR at {origin} is not sampled and basin half-widths are measured "
+            "on the interpolated curve; a range with 0 on its step (e.g. an odd --points centred on "
+            "0) includes it",
             err=True,
         )
 
@@ -89,6 +90,7 @@ def scan(ctx, kind, **o):
     auto = AutoRangeSpec(probe_prompts=o["probe_prompts"]) if o["auto_range"] else None
     runtime = _runtime(ctx, o)
     results = scan_family(spec, o["n_directions"], c.store, runtime, auto, c.log)
+    warn_origin_off_grid(results[0].spec)  # the grid scanned (auto range lays its own)
     _print_results(results, c.store, o["as_json"])
 
 

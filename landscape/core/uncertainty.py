@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from landscape.core.stats import BOOTSTRAP_B, BOOTSTRAP_SEED, VisageInterval, bootstrap_visage, wilson
+from landscape.core.visage import POINT_KINDS, record_kind
 
 
 def point_counts(metrics: dict, n_default: int | None = None) -> tuple[int, int] | None:
@@ -64,7 +65,7 @@ def family_complied(store, keys: list[str]) -> list[np.ndarray] | None:
     None when a scan is a single-point evaluation (no VISAGE), incomplete, kept no verdicts, or the
     scans were asked different numbers of prompts."""
     records = [store.scan_record(k) for k in keys]
-    if any(r is None or r.get("kind") == "eval" for r in records):  # a single point has no VISAGE
+    if any(r is None or record_kind(r) in POINT_KINDS for r in records):  # a single point has no VISAGE
         return None
     mats = [scan_complied(store, k, r) for k, r in zip(keys, records, strict=True)]
     if not mats or any(m is None for m in mats) or len({m.shape[-1] for m in mats}) != 1:

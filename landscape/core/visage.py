@@ -61,15 +61,17 @@ def visage_reference(asr_pct: np.ndarray) -> float:
 def reference_note(kind: str, alphas, betas, asr_pct, random: bool = True) -> str | None:
     """Why the reference VISAGE is undefined for a scan, or None when it is defined.
 
-    ``kind`` is the scan's kind ("eval", "1d", "2d", "interpolation"); ``random`` says whether its
+    ``kind`` is the scan's kind (``record_kind``: "eval", "point", "1d", "2d", "interpolation"); ``random`` says whether its
     direction is a random one (not a direction read from a file).
     """
+    if kind == "eval":
+        return "single point, no direction"
+    if kind == "point":
+        return "single point"
     if kind == "interpolation":
         return "interpolation scan"
     if betas is not None or kind == "2d":
         return "2D scan"
-    if kind == "eval":
-        return "single point, no direction"
     if not random:
         return "not a random direction"
     a = np.asarray(alphas, dtype=float)
@@ -175,8 +177,8 @@ def summarize(alphas, betas, asr_pct, kind: str | None = None, random: bool = Tr
     note = reference_note(kind, alphas, betas, asr, random)
     if not np.isfinite(asr).all():
         return {"complete": False, "visage": None, "visage_reference": None, "visage_reference_note": note}
-    # a single-point evaluation has no direction and so no basin: VISAGE has no meaning there
-    out: dict = {"complete": True, "visage": None if kind == "eval" else visage_paper(asr)}
+    # one point (an evaluation, or one point along a direction) is no basin: VISAGE has no meaning
+    out: dict = {"complete": True, "visage": None if kind in POINT_KINDS else visage_paper(asr)}
     out["visage_reference"] = None if note else visage_reference(asr)
     out["visage_reference_note"] = note
     if betas is None:
@@ -215,6 +217,18 @@ def _width_note(coords, curve, symbol: str) -> str | None:
     return f"θ₀ not on the grid: measured from {symbol} = 0 on the interpolated curve"
 
 
+POINT_KINDS = ("eval", "point")  # one model evaluated once: no direction to walk, so no basin
+
+
+def record_kind(record: dict) -> str:
+    """A stored scan's kind as shown and analysed: its spec's ("eval", "1d", "2d", "interpolation"),
+    except that a scan of one grid point along a direction (the inspector's "full responses here",
+    a `--points 1` scan) is a ``"point"``: a model evaluated at one (α, β), never a basin."""
+    kind = record.get("kind") or ("1d" if record.get("betas") is None else "2d")
+    n = len(record.get("alphas") or ()) * (1 if record.get("betas") is None else len(record["betas"]))
+    return "point" if kind != "eval" and n == 1 else kind
+
+
 def scan_summary(record: dict, asr_pct) -> dict:
     """``summarize`` for a stored scan: its record (axes, kind, spec) and its ASR grid.
 
@@ -227,7 +241,7 @@ def scan_summary(record: dict, asr_pct) -> dict:
         np.asarray(record["alphas"], dtype=float),
         None if betas is None else np.asarray(betas, dtype=float),
         asr_pct,
-        kind=record.get("kind"),
+        kind=record_kind(record),
         random=bool(dirs) and all(d.get("kind", "random") == "random" for d in dirs),
     )
 

@@ -23,7 +23,7 @@ from landscape.core.grid import GridPoint, grid_points
 from landscape.core.judges import get_judge, judge_model_identity
 from landscape.core.prompts import load_prompts, prompts_fingerprint
 from landscape.core.provenance import provenance
-from landscape.core.specs import JudgeSpec, Runtime, ScanSpec, judgement_note, spec_hash
+from landscape.core.specs import JudgeSpec, Runtime, ScanSpec, SpecError, judgement_note, spec_hash
 from landscape.core.visage import scan_summary
 
 Log = Callable[[str], None]
@@ -63,6 +63,12 @@ def prepare_scan(spec: ScanSpec, store: Store) -> PreparedScan:
         else None
         for d in spec.directions
     )
+    for d, fp in zip(spec.directions, target_fps, strict=True):
+        if d.kind == "interpolation" and fp == model_fp:  # θ_b − θ_a = 0: a flat line at θ_a's ASR
+            raise SpecError(
+                f"the interpolation target {d.target.source} is the same model as θ_a "
+                f"({spec.model.source}): there is nothing to interpolate; give another --target"
+            )
     judge_model = judge_model_identity(spec.judge)  # a model judge's fingerprint (one-line errors)
     identity = spec.identity(model_fp, prompts_fingerprint(prompts), target_fps, judge_model)
     family = dict(identity, directions=[dict(d, seed=0) for d in identity["directions"]])

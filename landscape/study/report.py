@@ -21,7 +21,7 @@ from landscape.core.uncertainty import (
     point_interval,
     visage_interval,
 )
-from landscape.core.visage import mean_std, reference_text, scan_summary
+from landscape.core.visage import mean_std, record_kind, reference_text, scan_summary
 
 BAR = 30
 
@@ -214,7 +214,7 @@ def scan_list_text(scans: list[dict], root) -> str:
         model = Path(spec.get("model", {}).get("source", "?")).name[:24]
         created = dt.datetime.fromtimestamp(s.get("created", 0)).strftime("%Y-%m-%d %H:%M")
         lines.append(
-            f"{s['key'][:12]:<12} {s['kind']:<13} {model:<24} {grid:<9} {status:<13} "
+            f"{s['key'][:12]:<12} {record_kind(s):<13} {model:<24} {grid:<9} {status:<13} "
             f"{_fmt(summ.get('asr_origin_pct'), 0):>5} {_fmt(summ.get('visage'), 1):>7} "
             f"{interval_text((ci['lo'], ci['hi']) if ci else None) or '—':>14} {created:<16}  "
             + reference_text(summ, 1)

@@ -138,6 +138,8 @@ def test_help_everywhere():
         (["visage", "--asr", "150,20"], "[0, 100]"),
         (["show", "ffffffff"], "no scan"),
         (["scan", "interpolate", "--model", "{tiny}"], "--target"),
+        # issue 27: θ_b = θ_a ran and reported VISAGE 100.00 for a flat line
+        (["scan", "interpolate", "--model", "{tiny}", "--target", "{tiny}"], "nothing to interpolate"),
     ],
 )
 def test_user_errors_are_one_line_and_keep_the_store(filled, tiny_model, tmp_path, args, message):
@@ -193,7 +195,7 @@ def test_a_grid_without_theta0_warns_and_reports_it_not_sampled(filled, tiny_mod
     args = ["--model", str(tiny_model), "--prompts", str(prompts), "--max-new-tokens", "2"]
     res = run_cli("scan", "1d", *args, "--range", "-0.2", "0.2", "--points", "4", store=store)
     assert res.returncode == 0, res.stderr
-    assert "warning: α = 0 is not on the grid (4 points from -0.2 to 0.2)" in res.stderr
+    assert "warning: α = 0 (θ₀) is not on the grid (4 points from -0.2 to 0.2)" in res.stderr
     assert "ASR at θ₀: not sampled" in res.stdout and "measured from α = 0" in res.stdout
     row = next(line for line in run_cli("list", store=store).stdout.splitlines() if "1d" in line)
     assert row.split()[row.split().index("complete") + 1] == "—"

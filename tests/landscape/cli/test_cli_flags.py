@@ -46,7 +46,9 @@ def test_flags_alone_build_the_documented_defaults():
     assert spec.alphas.num == 21 and spec.betas.num == 21 and spec.capability is None
     assert spec_of("1d", device="cuda").model.dtype == "bfloat16"
     interp = spec_of("interpolate", "--target", "/t")
-    assert (interp.alphas.start, interp.alphas.stop, interp.alphas.num) == (-0.25, 1.25, 16)
+    assert (interp.alphas.start, interp.alphas.stop, interp.alphas.num) == (-0.25, 1.25, 13)
+    # θ_a (t = 0) and θ_b (t = 1) are grid points (16 points sampled neither: issue 25)
+    assert {0.0, 1.0} <= {round(t, 12) for t in interp.alphas.values()}
 
 
 def test_given_flags_override_the_yaml_field_by_field(yaml_1d):
