@@ -35,19 +35,18 @@ def _seen(param: str, key: str) -> str:
     return f"_url:{key}:{param}"
 
 
-def url_adopt(param: str, key: str, options, default, parse=None) -> None:
+def url_adopt(param: str, key: str, valid, default, parse) -> None:
     """Before widget ``key`` is drawn: take the URL's ``param`` when the URL changed since this page
     last wrote it (a reload, back/forward, a link from a colleague), else keep the widget's own
-    value while it is one of ``options``, else ``default``. ``parse`` maps the URL text to an
-    option (None: not one); the default compares ``str(option)``."""
-    texts = {str(o): o for o in options}
+    value while ``valid(value)``, else ``default``. ``parse`` maps the URL text to a value (None:
+    not one)."""
     raw = st.query_params.get(param)
     if raw is not None and raw != st.session_state.get(_seen(param, key)):
-        value = parse(raw) if parse is not None else texts.get(raw)
-        if value is not None and value in options:
+        value = parse(raw)
+        if value is not None and valid(value):
             st.session_state[key] = value
             return
-    if st.session_state.get(key) not in options:
+    if key not in st.session_state or not valid(st.session_state[key]):
         st.session_state[key] = default
 
 
@@ -62,7 +61,8 @@ def url_keep(param: str, key: str, value) -> None:
 def url_widget(widget, param: str, label: str, options, default, key: str, **kw):
     """``widget`` (st.selectbox, st.radio, …) over ``options`` whose value lives in the URL as
     ``param``: adopted from it, written back to it."""
-    url_adopt(param, key, options, default)
+    texts = {str(o): o for o in options}
+    url_adopt(param, key, lambda v: v in options, default, texts.get)
     value = widget(label, options, key=key, **kw)
     url_keep(param, key, value)
     return value
@@ -88,7 +88,7 @@ def pick_scan(df, label: str, key: str, default_key: str | None = None) -> str:
     fallback = next((k for k in (default_key, shared) if k in keys), None) or default_scan(df)
     if st.session_state.get(key) not in keys and shared in keys:
         st.session_state[key] = shared
-    url_adopt("scan", key, keys, fallback, parse)
+    url_adopt("scan", key, lambda k: k in keys, fallback, parse)
     labels = {r["key"]: data.label(r) for _, r in df.iterrows()}
     choice = st.selectbox(label, keys, format_func=labels.get, key=key)
     st.session_state["selected_scan"] = choice
@@ -131,10 +131,24 @@ def selected_point(event) -> tuple[int, int] | None:
     return None
 
 
-def open_inspector(key: str, i: int, j: int) -> None:
-    """Switch to the point inspector on grid point ``(i, j)`` of scan ``key``."""
-    st.session_state[INSPECT] = {"key": key, "i": int(i), "j": int(j)}
+def open_inspector(key: str, i: int, j: int, family: list[str] | None = None) -> None:
+    """Switch to the point inspector on grid point ``(i, j)`` of scan ``key``; with ``family`` (the
+    K scans a mean curve averages), on that point of every one of them side by side."""
+    fam = list(family) if family and len(family) > 1 else None
+    st.session_state[INSPECT] = {"key": key, "i": int(i), "j": int(j), "family": fam}
     st.switch_page("views/inspector.py")
+
+
+def url_expect(param: str, key: str) -> None:
+    """Treat the URL's current ``param`` as already seen by widget ``key``: a page opened by a click
+    elsewhere takes what it was handed, not what the URL still says from before."""
+    st.session_state[_seen(param, key)] = st.query_params.get(param)
+
+
+def url_drop(param: str) -> None:
+    """Remove ``param`` from the URL (it no longer describes the view)."""
+    if param in st.query_params:
+        del st.query_params[param]
 
 
 def metric_row(key: str, rec: dict) -> None:

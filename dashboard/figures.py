@@ -66,6 +66,14 @@ def _axis_title(name: str) -> dict:
     return {"title": {"text": name}}
 
 
+def _hover_name(name: str) -> str:
+    """A trace name as hover text: HTML-escaped, wrapped near 40 characters, never cut."""
+    import html
+    import textwrap
+
+    return "<br>".join(textwrap.wrap(html.escape(name), 40)) or " "
+
+
 def build_curve_figure(
     curves: list[Curve], title: str = "1D safety landscape", selectable: bool = False
 ) -> go.Figure:
@@ -98,6 +106,7 @@ def build_curve_figure(
                 line={"color": color, "width": 2.5},
                 marker={"size": 6},
                 customdata=[[i, k] for i in range(len(mean))] if selectable else None,
+                hovertemplate=f"{_hover_name(label)}<br>α = %{{x:.4g}}<br>ASR = %{{y:.1f}}%<extra></extra>",
             )
         )
         rates = (

@@ -4,38 +4,75 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data
-from dashboard.common import metric_row, open_inspector, scans_or_stop, selected_point
+from dashboard.common import (
+    default_scan,
+    metric_row,
+    open_inspector,
+    scans_or_stop,
+    selected_point,
+    url_adopt,
+    url_keep,
+)
 from dashboard.figures import build_curve_figure
 from landscape.core.format import format_number
 from landscape.core.stats import BOOTSTRAP_B, BOOTSTRAP_SEED
 from landscape.core.uncertainty import visage_interval_text
 from landscape.core.visage import mean_std
 
+
+def _expand(prefixes: list[str], keys: list[str]) -> list[str] | None:
+    """Full scan keys for the URL's prefixes; None unless each names exactly one scan."""
+    out = []
+    for p in prefixes:
+        hits = [k for k in keys if k.startswith(p.strip().lower())]
+        if len(hits) != 1:
+            return None
+        out.append(hits[0])
+    return out or None
+
+
 st.title("1D safety landscape")
-df = scans_or_stop(("1d", "interpolation", "eval"))
+df = scans_or_stop(("1d", "interpolation"))
 df = df[~df["grid"].str.contains("×")]
 labels = {r["key"]: data.label(r) for _, r in df.iterrows()}
-default = st.session_state.get("selected_scan")
-default = [default] if default in labels else df["key"].tolist()[:1]
-chosen = st.multiselect(
-    "Scans to overlay", list(labels), default=default, format_func=labels.get, key="curve_scans"
+keys = list(labels)
+shared = st.session_state.get("selected_scan")
+default = [shared] if shared in labels else [default_scan(df)]
+# the overlay lives in the URL as ?scans=<12 hex>,<12 hex>
+url_adopt(
+    "scans",
+    "curve_scans",
+    lambda v: isinstance(v, list) and all(k in labels for k in v),
+    default,
+    lambda t: _expand(t.split(","), keys),
 )
+chosen = st.multiselect("Scans to overlay", keys, format_func=labels.get, key="curve_scans")
+url_keep("scans", "curve_scans", ",".join(k[:12] for k in chosen))
 group = st.toggle("Average scans that differ only in their random seed (mean ± std)", value=True)
 if not chosen:
     st.info("Pick at least one scan.")
     st.stop()
+complete = set(df.loc[df["status"] == "complete", "key"])
 curves, members = [], []  # members: the scan keys behind each curve
 if group:
     fam = df.set_index("key").loc[chosen, "family"]
-    for family, keys in fam.groupby(fam).groups.items():
-        keys = list(keys)
-        siblings = df[df["family"] == family]["key"].tolist() if len(keys) == 1 else keys
-        row = df[df["key"] == keys[0]].iloc[0]
+    fam = fam.fillna(pd.Series(fam.index, index=fam.index))  # no family recorded: a family of one
+    for family, keys_ in fam.groupby(fam).groups.items():
+        keys_ = list(keys_)
+        pool = df[df["family"] == family]["key"].tolist() if len(keys_) == 1 else keys_
+        pool = pool or keys_
+        # only complete members are averaged: a cancelled scan's missing points are no measurement
+        done = [k for k in pool if k in complete]
+        left_out = len(pool) - len(done)
+        row = df[df["key"] == keys_[0]].iloc[0]
         name = f"{row['model']} · {row['system prompt']}"
-        curves.append(
-            data.family_curve(siblings, name) if len(siblings) > 1 else data.curve_for(keys[0], name)
-        )
-        members.append(curves[-1].extra.get("keys", [keys[0]]))
+        if len(done) > 1:
+            if left_out:
+                name += f" ({left_out} incomplete left out)"
+            curves.append(data.family_curve(done, name))
+        else:
+            curves.append(data.curve_for(keys_[0], name))
+        members.append(curves[-1].extra.get("keys", [keys_[0]]))
 else:
     for k in chosen:
         row = df[df["key"] == k].iloc[0]
@@ -45,7 +82,8 @@ fig = build_curve_figure(curves, selectable=True)
 event = st.plotly_chart(fig, width="stretch", key="curve_chart", on_select="rerun", selection_mode="points")
 picked = selected_point(event)
 if picked is not None and picked[1] < len(members):
-    open_inspector(members[picked[1]][0], picked[0], 0)  # a family's point: its first direction's scan
+    # a point of a mean opens the mean: every direction's point side by side
+    open_inspector(members[picked[1]][0], picked[0], 0, family=members[picked[1]])
 st.caption("Click a point of an ASR curve to inspect its prompts and responses.")
 vis_rows = []
 for c, keys in zip(curves, members, strict=True):
@@ -68,6 +106,10 @@ st.caption(
     "inside the basin) to the paper estimator's upper quantile."
 )
 rec = data.record(chosen[0])
+if rec and len(members[0]) > 1:
+    st.caption(
+        f"Metrics below: scan {chosen[0][:12]} alone (one of the {len(members[0])} directions averaged)."
+    )
 if rec:
     metric_row(chosen[0], rec)
     st.caption(

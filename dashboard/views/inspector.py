@@ -6,68 +6,184 @@ import streamlit as st
 
 from dashboard import commands, data, jobs
 from dashboard.auth import current_user, may_launch
-from dashboard.common import INSPECT, pick_scan, scans_or_stop
+from dashboard.common import (
+    INSPECT,
+    pick_scan,
+    scans_or_stop,
+    scoped,
+    url_adopt,
+    url_drop,
+    url_expect,
+    url_keep,
+    url_widget,
+)
+from landscape.core.prompts import prompt_set
 from landscape.core.specs import ScanSpec
 from landscape.core.uncertainty import interval_text, point_interval
+
+
+def _direction(rec: dict) -> str:
+    """One direction's name: ``seed 3`` (random), or its kind."""
+    dirs = (rec.get("spec") or {}).get("directions") or []
+    return (
+        ", ".join(f"seed {d['seed']}" if d.get("kind", "random") == "random" else d["kind"] for d in dirs)
+        or "—"
+    )
+
 
 st.title("Point inspector")
 df = scans_or_stop()
 target = st.session_state.pop(INSPECT, None)  # a point clicked on a chart (or a full-responses scan)
+if target is not None and target["key"] not in df["key"].tolist():
+    data.scan_table.clear()  # a scan that finished a moment ago: the 2 s table cache has not seen it
+    df = scans_or_stop()
 if target is not None and target["key"] in df["key"].tolist():
-    st.session_state["selected_scan"] = target["key"]
-    st.session_state.pop("inspector_scan", None)  # the picker starts from selected_scan
-    st.session_state["insp_i"], st.session_state["insp_j"] = target["i"], target["j"]
+    # the page shows what it was handed: scan, point and (for a mean curve) its directions
+    st.session_state["selected_scan"] = st.session_state["inspector_scan"] = target["key"]
+    st.session_state[scoped("insp_i", target["key"])] = target["i"]
+    st.session_state[scoped("insp_j", target["key"])] = target["j"]
+    st.session_state["insp_family"] = target.get("family")
+    for param, widget in (("scan", "inspector_scan"), ("i", "insp_i"), ("j", "insp_j"), ("mean", "insp")):
+        url_expect(param, scoped(widget, target["key"]) if param in ("i", "j") else widget)
 key = pick_scan(df, "Scan", "inspector_scan")
+keys = df["key"].tolist()
+record = data.record(key) or {}
 alphas, betas, values = data.grid(key)
 done = np.isfinite(values["asr_pct"])
 if not done.any():
     st.info("No point of this scan is computed yet.")
     st.stop()
+
+# A mean curve's point: every complete direction of the family at this grid point, side by side.
+raw_mean = st.query_params.get("mean")
+if raw_mean is not None and raw_mean != st.session_state.get("_url:insp:mean"):
+    hits = [[k for k in keys if k.startswith(p)] for p in raw_mean.split(",")]
+    st.session_state["insp_family"] = [h[0] for h in hits] if all(len(h) == 1 for h in hits) else None
+family = st.session_state.get("insp_family")
+if not family or key not in family:  # the picker moved to another scan: one scan again
+    family = st.session_state["insp_family"] = None
+    url_drop("mean")
+else:
+    url_keep("mean", "insp", ",".join(k[:12] for k in family))
 c1, c2 = st.columns(2)
 
 
-def index_slider(where, label: str, axis, key: str) -> int:
-    """A slider over the axis' grid indices; starts at the value nearest 0 unless a point was opened."""
+def index_slider(where, label: str, axis, name: str, param: str) -> int:
+    """A slider over this scan's grid indices (its key carries the scan's key, so another scan's
+    index never shows here), in the URL as ``param``; starts at the value nearest 0."""
+    key_ = scoped(name, key)
     options = list(range(len(axis)))
-    if st.session_state.get(key) not in options:  # none yet, or another scan's index
-        st.session_state[key] = int(np.argmin(np.abs(axis)))
-    return where.select_slider(label, options=options, format_func=lambda k: f"{axis[k]:.4g}", key=key)
+    url_adopt(param, key_, lambda v: v in options, int(np.argmin(np.abs(axis))), _int)
+    value = where.select_slider(label, options=options, format_func=lambda k: f"{axis[k]:.4g}", key=key_)
+    url_keep(param, key_, value)
+    return value
 
 
-i = index_slider(c1, "α", alphas, "insp_i")
-j = 0 if betas is None else index_slider(c2, "β", betas, "insp_j")
-point = data.store().point(key, i, j)
-if point is None:
-    st.warning("This point is not computed yet.")
+def _int(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
+
+
+i = index_slider(c1, "α", alphas, "insp_i", "i")
+j = 0 if betas is None else index_slider(c2, "β", betas, "insp_j", "j")
+main_set = prompt_set(record)
+members = family or [key]
+points = {k: data.store().point(k, i, j) for k in members}
+if any(p is None for p in points.values()):
+    st.warning("This point is not computed yet" + (" in every direction." if family else "."))
     st.stop()
-m = st.columns(4)
-ci = point_interval(point, (data.record(key) or {}).get("n_prompts"))
-m[0].metric("ASR", f"{point['asr_pct']:.1f}%")
-if ci is not None:
-    m[0].caption(f"95% Wilson interval {interval_text(ci)}")
-m[1].metric("refusals", f"{point['refusal_pct']:.1f}%")
-m[2].metric("incoherent", f"{point['incoherent_pct']:.1f}%")
-m[3].metric("time", f"{point['elapsed_s']:.1f} s · {point['tokens']} tokens")
-rows = pd.DataFrame(data.responses(key, i, j))
-show = st.radio("Show", ["all", "successes", "refusals", "incoherent"], horizontal=True, key="insp_filter")
-if show == "successes":
+rate, rate_name = ("asr_pct", "ASR") if main_set == "harmful" else ("refusal_pct", "over-refusal")
+if family:
+    mean = float(np.mean([p[rate] for p in points.values()]))
+    st.info(
+        f"The mean of {len(members)} directions at α = {alphas[i]:.4g}"
+        + ("" if betas is None else f", β = {betas[j]:.4g}")
+        + f": {rate_name} {mean:.1f}%. Each direction's point below; responses of all of them in one table."
+    )
+    if st.button("Show one direction only", key="insp_one"):
+        st.session_state["insp_family"] = None
+        st.rerun()
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "scan": k[:12],
+                    "direction": _direction(data.record(k) or {}),
+                    rate_name + " %": round(p[rate], 1),
+                    "95% Wilson interval": interval_text(
+                        point_interval({"asr_pct": p[rate], "n_prompts": p.get("n_prompts")})
+                    ),
+                    "incoherent %": round(p["incoherent_pct"], 1),
+                }
+                for k, p in points.items()
+            ]
+        ),
+        hide_index=True,
+        key="insp_family_table",
+    )
+else:
+    point = points[key]
+    m = st.columns(4)
+    ci = point_interval(
+        {"asr_pct": point[rate], "n_prompts": point.get("n_prompts")}, record.get("n_prompts")
+    )
+    m[0].metric(rate_name, f"{point[rate]:.1f}%")
+    if ci is not None:
+        m[0].caption(f"95% Wilson interval {interval_text(ci)}")
+    other = ("refusals", "refusal_pct") if main_set == "harmful" else ("answered", "asr_pct")
+    m[1].metric(other[0], f"{point[other[1]]:.1f}%")
+    m[2].metric("incoherent", f"{point['incoherent_pct']:.1f}%")
+    m[3].metric("time", f"{point['elapsed_s']:.1f} s · {point['tokens']} tokens")
+    if main_set == "benign":
+        st.caption("A benign prompt set: a refusal here is over-refusal, an answer is what should happen.")
+frames = []
+for k in members:
+    part = pd.DataFrame(data.responses(k, i, j))
+    if family:
+        part.insert(0, "direction", _direction(data.record(k) or {}))
+    frames.append(part)
+rows = pd.concat(frames, ignore_index=True)
+if "set" not in rows:
+    rows["set"] = main_set
+rows["set"] = rows["set"].fillna(main_set)
+answered = "successes" if main_set == "harmful" else "answered"
+show = url_widget(
+    st.radio,
+    "show",
+    "Show",
+    ["all", answered, "refusals", "incoherent"],
+    "all",
+    key="insp_filter",
+    horizontal=True,
+)
+if show == answered:
     rows = rows[rows["refused"].eq(False)]  # a row without a verdict (refused None) is neither
 elif show == "refusals":
     rows = rows[rows["refused"].eq(True)]
 elif show == "incoherent":
     rows = rows[rows["incoherent"]]
-if "set" not in rows:
-    rows["set"] = "harmful"
 verdict = np.select(
     [rows["refused"].eq(True), rows["refused"].eq(False)], ["refused", "complied"], "no verdict"
 )
 rows["verdict"] = verdict + np.where(rows["incoherent"], " · incoherent", "")
+shown = (["direction"] if family else []) + [
+    "set",
+    "verdict",
+    "prompt",
+    "response",
+    "reason",
+    "incoherent_reason",
+]
 st.dataframe(
-    rows[["set", "prompt", "response", "verdict", "reason", "incoherent_reason"]].fillna(""),
+    rows[shown].fillna(""),
     hide_index=True,
     width="stretch",
     key="insp_table",
+    column_config={
+        "prompt": st.column_config.TextColumn(width="medium"),
+        "response": st.column_config.TextColumn(width="large"),
+    },
 )
+st.caption("Double-click a cell to read a whole prompt or response.")
 
 
 def launch_full_responses(

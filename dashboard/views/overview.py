@@ -4,11 +4,43 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.common import scans_or_stop
+from dashboard.figures import Curve, build_contour_figure, build_curve_figure
+from landscape.core.format import format_number
 from landscape.core.uncertainty import interval_phrase
+
+
+def front_picture(df):
+    """The newest complete basin, small: a 2D contour if there is one, else a 1D curve."""
+    done = df[(df["status"] == "complete") & df["kind"].isin(["1d", "2d", "interpolation"])]
+    if done.empty:
+        return None
+    two = done[done["grid"].str.contains("×")]
+    row = (two if not two.empty else done).iloc[0]
+    alphas, betas, values = data.grid(row["key"])
+    visage = format_number(row["VISAGE"], 2)
+    what = f"Newest basin: scan {row['key'][:12]} ({row['model']}, {row['kind']} {row['grid']}), VISAGE {visage}."
+    if betas is not None:
+        fig = build_contour_figure(alphas, betas, values["asr_pct"], title="")
+    else:
+        fig = build_curve_figure([Curve(name=row["model"], alphas=alphas, asr=values["asr_pct"])], title="")
+    fig.update_layout(height=260, margin={"l": 40, "r": 10, "t": 10, "b": 40}, showlegend=False)
+    return fig, what
+
 
 st.title("Safety Landscape")
 st.caption("Safety basins around aligned language models (Peng et al., NeurIPS 2024).")
 df = scans_or_stop()
+newest = front_picture(df)
+if newest is not None:
+    fig, what = newest
+    pic, words = st.columns([2, 3])
+    pic.plotly_chart(fig, width="stretch", key="overview_picture", config={"displayModeBar": False})
+    words.markdown(
+        "Each scan perturbs a model's weights along random (or fine-tuning) directions and measures "
+        "the attack success rate (ASR) on harmful prompts at every point. Inside the **safety basin** "
+        "the model still refuses; **VISAGE** scores how deep and wide that basin is."
+    )
+    words.caption(what)
 
 with st.expander("Filters", expanded=False):
     c1, c2, c3 = st.columns(3)
@@ -24,22 +56,23 @@ if status:
     view = view[view["status"].isin(status)]
 
 st.write(f"{len(view)} of {len(df)} scans")
+# what a researcher came for first (VISAGE, the ASR at θ₀, the basin's width), then what it is
 columns = [
     "key",
-    "model",
+    "VISAGE",
+    "ASR θ₀ %",
+    "half-width 100%",
+    "VISAGE ref",
+    "status",
     "kind",
-    "directions",
+    "model",
     "grid",
     "range",
+    "directions",
     "prompts",
     "system prompt",
     "judge",
-    "status",
     "done %",
-    "ASR θ₀ %",
-    "VISAGE",
-    "VISAGE ref",
-    "half-width 100%",
     "created",
 ]
 event = st.dataframe(
@@ -61,15 +94,15 @@ rows = event.selection.rows if event is not None else []
 if rows:
     picked = view.iloc[rows[0]]
     st.session_state["selected_scan"] = picked["key"]
-    target = {"2d": "basin", "interpolation": "curve" if picked["grid"].isdigit() else "basin"}.get(
-        picked["kind"], "curve"
-    )
+    if picked["kind"] in ("eval", "point"):
+        page, where = "inspector", "point inspector"  # one point: its responses, no landscape
+    elif picked["kind"] == "2d" or (picked["kind"] == "interpolation" and "×" in picked["grid"]):
+        page, where = "basin", "2D basin"
+    else:
+        page, where = "curve", "1D landscape"
     ci = data.visage_ci([picked["key"]]) if picked["status"] == "complete" else None
     st.success(
         f"Selected {picked['key'][:12]} ({picked['kind']})."
         + (f" VISAGE {ci.visage:.2f}, {interval_phrase(ci)}." if ci is not None else "")
     )
-    st.page_link(
-        f"views/{'basin' if target == 'basin' else 'curve'}.py",
-        label=f"Open in the {'2D basin' if target == 'basin' else '1D landscape'} page →",
-    )
+    st.page_link(f"views/{page}.py", label=f"Open in the {where} page →")

@@ -115,10 +115,10 @@ if problem is None:
     except Exception as exc:  # one line for the user, whatever the flags or the store said
         problem = commands.one_line(exc)
 
-if st.button("Start scan", key="run_start", type="primary"):
-    if problem:
-        st.error(problem)
-    else:
+if problem:  # said before Start, which stays disabled until the form describes a scan that can run
+    st.error(problem)
+if st.button("Start scan", key="run_start", type="primary", disabled=problem is not None):
+    if not problem:
         start_job(
             "scan",
             "run_job",

@@ -180,3 +180,10 @@ def format_chat(
         add_generation_prompt=True,
     )
     return text + answer_prefix
+
+
+def prompt_set(record: dict) -> str:
+    """Which kind of prompts a stored scan asked: "benign" for the built-in benign set (its
+    compliance is the intended behaviour and its refusals are over-refusal), else "harmful"."""
+    source = ((record.get("spec") or {}).get("prompts") or {}).get("source", "builtin:harmful")
+    return "benign" if source == "builtin:benign" else "harmful"

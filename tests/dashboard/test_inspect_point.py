@@ -73,8 +73,11 @@ def _click(monkeypatch, chart_key: str, pick):
 
 
 def _shown_point(at) -> tuple[str, int, int]:
+    """(scan, i, j) as the picker and the sliders show them; the sliders' keys carry their scan."""
+    scan = at.selectbox(key="inspector_scan").value
     sliders = {s.key: s.value for s in at.select_slider}
-    return at.selectbox(key="inspector_scan").value, sliders["insp_i"], sliders.get("insp_j", 0)
+    assert all(k.endswith(f":{scan}") for k in sliders), sliders  # no other scan's slider on screen
+    return scan, sliders[f"insp_i:{scan}"], sliders.get(f"insp_j:{scan}", 0)
 
 
 def test_clicking_a_contour_point_opens_the_inspector_on_it(app_env, monkeypatch):
