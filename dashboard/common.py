@@ -50,10 +50,18 @@ def url_adopt(param: str, key: str, valid, default, parse) -> None:
         st.session_state[key] = default
 
 
-def url_keep(param: str, key: str, value) -> None:
-    """After widget ``key``: the URL says ``param`` = ``value`` (so reload and links reopen it)."""
+def url_keep(param: str, key: str, value, default=None) -> None:
+    """After widget ``key``: the URL says ``param`` = ``value`` (so reload and links reopen it).
+
+    Streamlit pushes a browser-history entry for every URL change made from Python (it replaces the
+    entry during back/forward), so a page shown with its default and no ``param`` in the URL writes
+    nothing: a plain visit adds no history entry and Back leaves the page in one press."""
     text = str(value)
-    if st.query_params.get(param) != text:
+    raw = st.query_params.get(param)
+    if raw is None and default is not None and text == str(default):
+        st.session_state[_seen(param, key)] = None
+        return
+    if raw != text:
         st.query_params[param] = text
     st.session_state[_seen(param, key)] = text
 
@@ -64,7 +72,7 @@ def url_widget(widget, param: str, label: str, options, default, key: str, **kw)
     texts = {str(o): o for o in options}
     url_adopt(param, key, lambda v: v in options, default, texts.get)
     value = widget(label, options, key=key, **kw)
-    url_keep(param, key, value)
+    url_keep(param, key, value, default)
     return value
 
 
@@ -92,8 +100,35 @@ def pick_scan(df, label: str, key: str, default_key: str | None = None) -> str:
     labels = {r["key"]: data.label(r) for _, r in df.iterrows()}
     choice = st.selectbox(label, keys, format_func=labels.get, key=key)
     st.session_state["selected_scan"] = choice
-    url_keep("scan", key, choice[:12])
+    url_keep("scan", key, choice[:12], fallback[:12])
     return choice
+
+
+def expand_keys(prefixes: list[str], keys: list[str]) -> list[str] | None:
+    """Full scan keys for prefixes (as the URL carries them); None unless each names one scan."""
+    out = []
+    for p in prefixes:
+        hits = [k for k in keys if k.startswith(p.strip().lower())]
+        if len(hits) != 1:
+            return None
+        out.append(hits[0])
+    return out or None
+
+
+def pick_scans(df, label: str, key: str, default: list[str]) -> list[str]:
+    """A multiselect over scans, its choice in the URL (``?scans=<12 hex>,<12 hex>``)."""
+    labels = {r["key"]: data.label(r) for _, r in df.iterrows()}
+    keys = list(labels)
+    url_adopt(
+        "scans",
+        key,
+        lambda v: isinstance(v, list) and all(k in labels for k in v),
+        default,
+        lambda t: expand_keys(t.split(","), keys),
+    )
+    chosen = st.multiselect(label, keys, format_func=labels.get, key=key)
+    url_keep("scans", key, ",".join(k[:12] for k in chosen), ",".join(k[:12] for k in default))
+    return chosen
 
 
 def scoped(name: str, *selection) -> str:

@@ -3,7 +3,15 @@
 import streamlit as st
 
 from dashboard import data
-from dashboard.common import metric_row, open_inspector, pick_scan, scans_or_stop, selected_point
+from dashboard.common import (
+    metric_row,
+    open_inspector,
+    pick_scan,
+    scans_or_stop,
+    selected_point,
+    url_adopt,
+    url_keep,
+)
 from dashboard.figures import build_contour_figure, build_surface_figure
 
 st.title("2D safety basin")
@@ -16,7 +24,10 @@ key = pick_scan(df, "Scan", "basin_scan")
 rec = data.record(key)
 alphas, betas, values = data.grid(key)
 visage = data.summary(key).get("visage")
-threshold = st.slider("Basin edge at ASR (%)", 5, 100, 50, 5, key="basin_threshold")
+edges = range(5, 101, 5)
+url_adopt("edge", "basin_threshold", lambda v: v in edges, 50, lambda t: int(t) if t.isdigit() else None)
+threshold = st.slider("Basin edge at ASR (%)", 5, 100, step=5, key="basin_threshold")
+url_keep("edge", "basin_threshold", threshold, 50)
 left, right = st.columns(2)
 with left:
     st.plotly_chart(

@@ -5,10 +5,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data
-from dashboard.common import scans_or_stop
+from dashboard.common import pick_scans, scans_or_stop
 from dashboard.figures import Curve, build_contour_figure, build_curve_figure, build_difference_figure
 from landscape.core.format import format_number
-from landscape.core.visage import reference_text
+from landscape.core.visage import POINT_KINDS, reference_text
 
 st.title("Compare scans")
 st.caption(
@@ -16,13 +16,8 @@ st.caption(
 )
 df = scans_or_stop()
 labels = {r["key"]: data.label(r) for _, r in df.iterrows()}
-chosen = st.multiselect(
-    "Scans (first is the reference)",
-    list(labels),
-    default=df["key"].tolist()[:2],
-    format_func=labels.get,
-    key="compare_scans",
-)
+basins = df[~df["kind"].isin(POINT_KINDS)]["key"].tolist()
+chosen = pick_scans(df, "Scans (first is the reference)", "compare_scans", (basins or list(labels))[:2])
 if len(chosen) < 2:
     st.info("Pick two or more scans to compare.")
     st.stop()

@@ -8,10 +8,9 @@ from dashboard.common import (
     default_scan,
     metric_row,
     open_inspector,
+    pick_scans,
     scans_or_stop,
     selected_point,
-    url_adopt,
-    url_keep,
 )
 from dashboard.figures import build_curve_figure
 from landscape.core.format import format_number
@@ -19,35 +18,12 @@ from landscape.core.stats import BOOTSTRAP_B, BOOTSTRAP_SEED
 from landscape.core.uncertainty import visage_interval_text
 from landscape.core.visage import mean_std
 
-
-def _expand(prefixes: list[str], keys: list[str]) -> list[str] | None:
-    """Full scan keys for the URL's prefixes; None unless each names exactly one scan."""
-    out = []
-    for p in prefixes:
-        hits = [k for k in keys if k.startswith(p.strip().lower())]
-        if len(hits) != 1:
-            return None
-        out.append(hits[0])
-    return out or None
-
-
 st.title("1D safety landscape")
 df = scans_or_stop(("1d", "interpolation"))
 df = df[~df["grid"].str.contains("×")]
-labels = {r["key"]: data.label(r) for _, r in df.iterrows()}
-keys = list(labels)
 shared = st.session_state.get("selected_scan")
-default = [shared] if shared in labels else [default_scan(df)]
-# the overlay lives in the URL as ?scans=<12 hex>,<12 hex>
-url_adopt(
-    "scans",
-    "curve_scans",
-    lambda v: isinstance(v, list) and all(k in labels for k in v),
-    default,
-    lambda t: _expand(t.split(","), keys),
-)
-chosen = st.multiselect("Scans to overlay", keys, format_func=labels.get, key="curve_scans")
-url_keep("scans", "curve_scans", ",".join(k[:12] for k in chosen))
+default = [shared] if shared in df["key"].tolist() else [default_scan(df)]
+chosen = pick_scans(df, "Scans to overlay", "curve_scans", default)
 group = st.toggle("Average scans that differ only in their random seed (mean ± std)", value=True)
 if not chosen:
     st.info("Pick at least one scan.")

@@ -36,11 +36,19 @@ with st.expander("Labels and title"):
     l1, l2, l3, l4 = st.columns(4)
     labels = {
         "curve": l1.text_input(
-            "Line label", defaults["curve"], key=scoped("export_label_curve", key), disabled=is_2d
+            "Line label",
+            defaults["curve"],
+            key=scoped("export_label_curve", key),
+            disabled=is_2d,
+            persist_state="session",
         ),
-        "alpha": l2.text_input("α axis", "α", key=scoped("export_label_alpha", key)),
-        "beta": l3.text_input("β axis", "β", key=scoped("export_label_beta", key), disabled=not is_2d),
-        "asr": l4.text_input("ASR axis / colour bar", "ASR (%)", key=scoped("export_label_asr", key)),
+        "alpha": l2.text_input("α axis", "α", key=scoped("export_label_alpha", key), persist_state="session"),
+        "beta": l3.text_input(
+            "β axis", "β", key=scoped("export_label_beta", key), disabled=not is_2d, persist_state="session"
+        ),
+        "asr": l4.text_input(
+            "ASR axis / colour bar", "ASR (%)", key=scoped("export_label_asr", key), persist_state="session"
+        ),
     }
     show_title = st.checkbox(
         "Title inside the figure (papers put it in the caption)", False, key="export_title"
@@ -51,7 +59,7 @@ store = data.store()
 fig = figure_for(store, key, kind, labels=labels)
 st.plotly_chart(fig, width="stretch", key="export_preview")
 caption = caption_for(store, key, kind)
-st.text_area("Caption", caption, key=scoped("export_caption", key, kind), height=90)
+st.text_area("Caption", caption, key=scoped("export_caption", key, kind), persist_state="session", height=90)
 # the file on offer is the one made from exactly what is on screen, else none
 selection = (key, kind, preset, fmt, tuple(sorted(labels.items())), show_title)
 if st.button("Render file", key="export_render"):

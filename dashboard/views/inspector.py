@@ -75,7 +75,7 @@ def index_slider(where, label: str, axis, name: str, param: str) -> int:
     options = list(range(len(axis)))
     url_adopt(param, key_, lambda v: v in options, int(np.argmin(np.abs(axis))), _int)
     value = where.select_slider(label, options=options, format_func=lambda k: f"{axis[k]:.4g}", key=key_)
-    url_keep(param, key_, value)
+    url_keep(param, key_, value, int(np.argmin(np.abs(axis))))
     return value
 
 
