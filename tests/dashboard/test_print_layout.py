@@ -206,16 +206,16 @@ def test_export_page_edits_labels_and_renders_figure1(app_env):
     at.run()
     at.switch_page("views/export.py").run()
     at.selectbox(key="export_scan").set_value(keys["2d"]).run()
-    at.selectbox(key="export_kind").set_value("contour").run()
-    at.text_input(key="export_label_alpha").set_value("α (random d₁)").run()
+    at.selectbox(key="export_kind:True").set_value("contour").run()  # the 2D figures' picker
+    at.text_input(key=f"export_label_alpha:{keys['2d']}").set_value("α (random d₁)").run()
     assert not at.exception, [e.message for e in at.exception]
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert spec["layout"]["xaxis"]["title"]["text"] == "α (random d₁)"
-    assert "VISAGE" in at.text_area(key="export_caption").value
+    assert "VISAGE" in at.text_area(key=f"export_caption:{keys['2d']}:contour").value
     at.selectbox(key="figure1_format").set_value("svg").run()
     at.button(key="figure1_render").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    blob, name, fmt, caption = at.session_state["figure1_blob"]
+    _selection, (blob, name, fmt, caption) = at.session_state["figure1_blob"]
     assert name == f"{keys['2d'][:12]}-figure1-single-column.svg" and fmt == "svg"
     texts = " ".join(_texts(blob))
     assert "(a) basin surface" in texts and "α (random d₁)" in texts and caption.startswith("Safety basin")
