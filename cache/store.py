@@ -193,14 +193,30 @@ def new_holder() -> str:
 class Store:
     """The on-disk store. Safe to open from several processes at once (SQLite WAL underneath)."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, *, create: bool = True):
+        """Open the store at ``root``, creating it unless ``create`` is False: then a path that
+        holds no store is a one-line StoreError and nothing is written (reading commands)."""
+        if not str(root).strip():
+            raise StoreError("the store path is empty: give a directory (--store DIR)")
         self.root = Path(root).expanduser()
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"{self.root} is a file, not a store directory")
+        if not create and not Store.exists(self.root):
+            raise StoreError(
+                f"no store at {self.root}: nothing has been computed there (check --store, or fill "
+                "one with `landscape demo` or `landscape scan 1d`)"
+            )
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create store directory {self.root}: {exc.strerror}") from exc
         self.meta = _open_cache(self.root / "meta")
         self.points = _open_cache(self.root / "points")
+
+    @staticmethod
+    def exists(root: str | os.PathLike) -> bool:
+        """True when ``root`` holds a store (its ``meta`` database), without creating anything."""
+        return (Path(root).expanduser() / "meta" / "cache.db").is_file()
 
     def close(self) -> None:
         self.meta.close()

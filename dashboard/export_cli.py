@@ -31,15 +31,49 @@ def parse_labels(items: list[str]) -> dict[str, str]:
     return labels
 
 
+def output_format(fmt: str | None, out: Path | None) -> tuple[str, Path | None]:
+    """The format a file is written in, and its path: --out's suffix decides (``x.csv`` is CSV,
+    never a PDF named x.csv); a --format that says otherwise is refused; without a suffix the
+    format's is added; without --out, --format (default pdf)."""
+    if out is None:
+        return fmt or "pdf", None
+    path = out.expanduser()
+    if path.is_dir():
+        raise ExportError(f"--out {out} is a directory: give a file name")
+    if not path.parent.is_dir():
+        raise ExportError(f"--out {out}: the directory {path.parent} does not exist")
+    suffix = out.suffix.lower().lstrip(".")
+    if not suffix:
+        fmt = fmt or "pdf"
+        return fmt, out.with_name(f"{out.name}.{fmt}")
+    if suffix not in FORMATS:
+        raise ExportError(f"--out {out}: .{suffix} is not an export format ({', '.join(FORMATS)})")
+    if fmt is not None and fmt != suffix:
+        raise ExportError(f"--format {fmt} contradicts --out {out} (a .{suffix} file): give one of them")
+    return suffix, out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="landscape export", description="Export a stored scan's figure or data.")
     p.add_argument("scan", nargs="?", help="scan key (a unique prefix is enough)")
     p.add_argument(
         "--kind", choices=KINDS, default=None, help="figure (default: curve for 1D, surface for 2D)"
     )
-    p.add_argument("--format", choices=FORMATS, default="pdf")
-    p.add_argument("--preset", choices=list(PAPER_PRESETS), default="double-column")
-    p.add_argument("--threshold", type=float, default=50.0, help="contour basin edge (ASR %%)")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="file format (default: the suffix of --out, else pdf); a --format that contradicts --out's suffix is refused",
+    )
+    p.add_argument(
+        "--preset",
+        choices=list(PAPER_PRESETS),
+        default="double-column",
+        help="paper size: column width and font (default: %(default)s)",
+    )
+    p.add_argument(
+        "--threshold", type=float, default=50.0, help="contour basin edge, ASR %% (default: %(default)s)"
+    )
     p.add_argument(
         "--label",
         action="append",
@@ -60,8 +94,9 @@ def main(argv=None) -> int:
     p.add_argument("--store", default=os.environ.get("SAFETY_LANDSCAPE_STORE", "~/.cache/safety-landscape"))
     args = p.parse_args(argv)
     try:
+        args.format, args.out = output_format(args.format, args.out)
         labels = parse_labels(args.label)
-        with Store(args.store) as store:
+        with Store(args.store, create=False) as store:
             if args.figure1 or args.study:
                 out, caption = export_figure1(
                     store, args.scan, args.study, args.format, args.out, args.preset, args.threshold, labels

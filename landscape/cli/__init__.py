@@ -16,12 +16,20 @@ import click
 
 from landscape import __version__
 from landscape.cli import judge, scan, store, study, train
-from landscape.cli.options import DEFAULT_STORE, Ctx, auto_device
+from landscape.cli.options import (
+    DEFAULT_STORE,
+    Ctx,
+    auto_device,
+    check_device_available,
+    check_device_name,
+)
 
 __all__ = ["Ctx", "main", "run"]
 
 # the commands that load a model: only they pay for detecting the device (importing torch)
 NEEDS_DEVICE = {"align", "scan", "estimate", "demo", "study", "rejudge"}
+# the commands that only read a store: on a path holding none they say so and create nothing
+READING = {"list", "show", "visage", "export", "agree", "rejudge"}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,15 +42,28 @@ NEEDS_DEVICE = {"align", "scan", "estimate", "demo", "study", "rejudge"}
     show_default=True,
     help="Result store directory (env SAFETY_LANDSCAPE_STORE).",
 )
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 or auto.")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 4096))
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    callback=lambda ctx, param, value: check_device_name(value),
+    help="cpu, cuda, cuda:N or auto (CUDA when available).",
+)
+@click.option(
+    "--batch-size",
+    default=64,
+    show_default=True,
+    type=click.IntRange(1, 4096),
+    help="Prompts generated together per forward pass.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or log lines.")
 @click.pass_context
 def main(ctx, store_dir, device, batch_size, quiet):
     """Safety Landscape: safety basins, VISAGE and defences for language models."""
-    if device == "auto" and ctx.invoked_subcommand in NEEDS_DEVICE:
-        device = auto_device()
-    ctx.obj = Ctx(store_dir, "cpu" if device == "auto" else device, batch_size, quiet)
+    if ctx.invoked_subcommand in NEEDS_DEVICE:  # checked before anything is written
+        device = auto_device() if device == "auto" else check_device_available(device)
+    create = ctx.invoked_subcommand not in READING
+    ctx.obj = Ctx(store_dir, "cpu" if device == "auto" else device, batch_size, quiet, create)
 
 
 for command in (

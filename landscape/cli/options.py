@@ -12,8 +12,9 @@ DEFAULT_STORE = "~/.cache/safety-landscape"
 class Ctx:
     """The global options (store, device, batch size, quiet), as the library's plain arguments."""
 
-    def __init__(self, store_dir: str, device: str, batch_size: int, quiet: bool):
+    def __init__(self, store_dir: str, device: str, batch_size: int, quiet: bool, create: bool = True):
         self.store_dir, self.device, self.batch_size, self.quiet = store_dir, device, batch_size, quiet
+        self.create = create  # False for commands that only read: a path with no store is an error
         self._store = None
 
     @property
@@ -21,7 +22,7 @@ class Ctx:
         from cache import Store
 
         if self._store is None:
-            self._store = Store(self.store_dir)
+            self._store = Store(self.store_dir, create=self.create)
         return self._store
 
     def runtime(self, keep_directions: bool = False, **workers) -> Runtime:
@@ -43,6 +44,30 @@ def auto_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_device_name(device: str) -> str:
+    """``--device`` as written: cpu, cuda, cuda:N or auto (no torch needed to say a name is wrong)."""
+    import re
+
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise click.BadParameter(
+            f"{device!r} is not a device: use cpu, cuda, cuda:N or auto", param_hint="--device"
+        )
+    return device
+
+
+def check_device_available(device: str) -> str:
+    """A CUDA device that this machine has, or a one-line error (before any record is written)."""
+    if device.startswith("cuda"):
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            have = f"{count} CUDA device{'s' if count != 1 else ''}" if count else "no CUDA device"
+            raise click.UsageError(f"--device {device}: this machine has {have}")
+    return device
 
 
 def given_flags(ctx: click.Context, names) -> set[str]:

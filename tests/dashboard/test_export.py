@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -99,3 +100,34 @@ def test_cli_export_uses_the_same_builders(filled_store, tmp_path):
         timeout=120,
     )
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error: no scan")
+
+
+@pytest.mark.parametrize(
+    "flags, name, head, error",
+    [
+        (["--out", "x.csv"], "x.csv", b"i,j,alpha", None),  # was a PDF named x.csv
+        (["--out", "y.svg"], "y.svg", b"<", None),
+        (["--out", "noext"], "noext.pdf", b"%PDF-", None),
+        (["--format", "svg", "--out", "z.png"], None, None, "--format svg contradicts --out"),
+        (["--out", "w.txt"], None, None, ".txt is not an export format"),
+        (["--out", "missing/v.pdf"], None, None, "does not exist"),
+        (["--out", "."], None, None, "is a directory"),
+    ],
+)
+def test_export_writes_the_format_its_file_name_says(filled_store, tmp_path, flags, name, head, error):
+    """Issue 25: `--out x.csv` wrote a PDF named x.csv, `--format svg --out z.png` an SVG."""
+    root, keys = filled_store
+    res = subprocess.run(
+        [sys.executable, "-m", "landscape", "--store", str(root), "export", keys["1d"][:10], *flags],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=300,
+    )
+    if error:
+        assert res.returncode == 2 and error in res.stderr and res.stderr.count("\n") == 1, res.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written
+    else:
+        assert res.returncode == 0, res.stderr
+        assert (tmp_path / name).read_bytes().lstrip()[: len(head)] == head

@@ -89,8 +89,63 @@ def test_readers_recompute_summaries_of_old_records(tmp_path):
 
 
 def test_empty_store_says_how_to_fill_it(tmp_path):
+    from cache import Store
+
+    Store(tmp_path / "empty").close()  # a store with nothing in it yet
     res = run_cli("list", store=tmp_path / "empty")
     assert res.returncode == 0 and "landscape demo" in res.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["list"], "no store at"),
+        (["show", "abc"], "no store at"),
+        (["visage", "abc"], "no store at"),
+        (["export", "abc"], "no store at"),
+        (["agree", "abc", "def"], "no store at"),
+    ],
+)
+def test_reading_a_path_without_a_store_says_so_and_creates_nothing(tmp_path, args, message):
+    """Issue 25: `--store /a/typo list` created a store there."""
+    typo = tmp_path / "a" / "typo"
+    res = run_cli(*args, store=typo)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and message in res.stderr, res.stderr
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize(
+    "global_args, args, message",
+    [
+        (["--store", ""], ["list"], "the store path is empty"),
+        (["--store", ""], ["scan", "1d"], "the store path is empty"),
+        (["--device", "tpu"], ["list"], "'tpu' is not a device"),
+        (["--device", "tpu"], ["scan", "1d", "--limit", "1"], "'tpu' is not a device"),
+        (["--device", "cuda:7"], ["scan", "1d", "--limit", "1"], "--device cuda:7: this machine has"),
+    ],
+)
+def test_bad_store_or_device_is_refused_before_anything_is_written(tmp_path, global_args, args, message):
+    """Issue 25: `--device tpu scan` ended in a 16-frame traceback leaving a `pending 0/1` record,
+    and `--store ""` wrote meta/ and points/ into the current directory."""
+    import subprocess
+    import sys
+
+    from ...conftest import ROOT
+
+    res = subprocess.run(
+        [sys.executable, "-m", "landscape", "-q", *global_args, *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={
+            **__import__("os").environ,
+            "SAFETY_LANDSCAPE_STORE": str(tmp_path / "s"),
+            "PYTHONPATH": str(ROOT),
+        },
+        timeout=300,
+    )
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and message in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_help_everywhere():
