@@ -172,7 +172,17 @@ def table_for(store: Store, key: str) -> pd.DataFrame:
                     **{name: v[idx] for name, v in sorted(g.values.items()) if name not in ("alpha", "beta")},
                 }
             )
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    # coordinates without linspace's float noise (0.05000000000000002 → 0.05), counts as integers
+    for axis in ("alpha", "beta"):
+        df[axis] = df[axis].map(lambda v: float(f"{v:.12g}"))
+    for name in COUNT_COLUMNS:
+        if name in df:
+            df[name] = df[name].round().astype("Int64")
+    return df
+
+
+COUNT_COLUMNS = ("n_prompts", "tokens", "ended_budget", "ended_early_stop", "ended_eos", "n_benign")
 
 
 def figure_bytes(

@@ -51,6 +51,10 @@ def test_data_and_html_exports(store, tmp_path):
     csv = export_scan(s, keys["2d"], "surface", "csv", tmp_path / "d.csv")
     df = pd.read_csv(csv)
     assert len(df) == 12 and {"alpha", "beta", "asr_pct", "incoherent_pct"} <= set(df.columns)
+    # no linspace noise in the coordinates, counts written as integers (issue 25)
+    lines = csv.read_text().splitlines()
+    assert all(len(v) < 16 for row in lines[1:] for v in row.split(",")[2:4]), lines[:3]
+    assert df["n_prompts"].dtype.kind == "i" and df["tokens"].dtype.kind == "i"
     js = json.loads(export_scan(s, keys["1d"], "curve", "json", tmp_path / "d.json").read_text())
     assert js["key"] == keys["1d"] and len(js["points"]) == 5
     html = export_scan(s, keys["2d"], "surface", "html", tmp_path / "f.html").read_text()
