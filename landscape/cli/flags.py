@@ -138,8 +138,36 @@ def scan_directions(kind: str, o: dict, dtype: str) -> list[dict]:
     return [d.model_dump() for d in dirs]
 
 
+def _not_applicable(kind: str, o: dict) -> dict[str, str]:
+    """Flag → why it does not apply to this ``kind`` of scan with these other flags."""
+    beta = kind == "2d" or (kind == "interpolate" and o.get("beta_range"))
+    out = {}
+    if not beta:
+        why = "needs a second direction (scan 2d, or interpolate with --beta-range)"
+        out.update(beta_points=why, seed2=why, no_orthogonalize=why)
+        if kind == "1d":
+            out["beta_range"] = "applies to scan 2d and interpolate"
+    if kind != "interpolate":
+        out["target"] = "applies to scan interpolate only (θ_b)"
+    elif not beta:
+        why = "applies to random directions; this interpolation has none (add --beta-range)"
+        out.update(seed=why, norm=why, no_embeddings=why, n_directions=why)
+    if not o.get("capability"):
+        out["benign_limit"] = "applies with --capability"
+    if not o.get("auto_range"):
+        out["probe_prompts"] = "applies with --auto-range"
+    return out
+
+
 def build_scan_spec(kind: str, o: dict, given: set[str], device: str) -> ScanSpec:
-    """Flags ``o`` (``given``: those the user gave) over an optional YAML spec → one ScanSpec."""
+    """Flags ``o`` (``given``: those the user gave) over an optional YAML spec → one ScanSpec.
+
+    A given flag that cannot change this kind of scan is refused (one line), never silently
+    ignored: ``--beta-range`` on a 1D scan, ``--target`` outside interpolate, and so on."""
+    for name, why in _not_applicable(kind, o).items():
+        if name in given:
+            flag = "--directions" if name == "n_directions" else "--" + name.replace("_", "-")
+            raise click.UsageError(f"{flag} does not apply to scan {kind}: it {why}")
     spec = read_spec_file(o["spec_file"]) if o["spec_file"] else {}
     values = flag_values(kind, o, device)
     names = [n for n in SCAN_FIELDS if n != "benign_limit" or o["capability"]]

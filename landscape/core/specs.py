@@ -294,6 +294,8 @@ class ScanSpec(Spec):
         }
         if not data["directions"]:
             data.pop("orthogonalize")
+        elif len(data["directions"]) < 2:
+            data["orthogonalize"] = True  # nothing to orthogonalise: a 1D result cannot depend on it
         return data
 
 

@@ -3,6 +3,7 @@ the other flags' defaults fill only what it lacks, and every scan option is acco
 
 from __future__ import annotations
 
+import click
 import pytest
 
 from landscape.cli.flags import BETA_FIELDS, DIRECTION_FLAGS, SCAN_FIELDS, build_scan_spec
@@ -96,3 +97,37 @@ def test_merge_dotted_defaults_leave_a_broken_file_field_for_validation():
     assert merge_dotted({"prompts": {"limit": None}}, {"prompts.limit": 8}, fill=True) == {
         "prompts": {"limit": None}
     }
+
+
+@pytest.mark.parametrize(
+    "kind, flags, named",
+    [
+        ("1d", ["--beta-range", "-1", "1"], "--beta-range"),
+        ("1d", ["--beta-points", "7"], "--beta-points"),
+        ("1d", ["--seed2", "5"], "--seed2"),
+        ("1d", ["--no-orthogonalize"], "--no-orthogonalize"),
+        ("1d", ["--target", "/t"], "--target"),
+        ("2d", ["--target", "/t"], "--target"),
+        ("interpolate", ["--target", "/t", "--seed", "3"], "--seed"),
+        ("interpolate", ["--target", "/t", "--directions", "3"], "--directions"),
+        ("1d", ["--benign-limit", "4"], "--benign-limit"),
+        ("1d", ["--probe-prompts", "4"], "--probe-prompts"),
+    ],
+)
+def test_options_that_do_not_apply_are_refused(kind, flags, named):
+    """Issue 25: `scan 1d … --beta-range -1 1 --beta-points 7 --seed2 5 --no-orthogonalize` was
+    accepted, and the last one changed the key (three points recomputed under another key)."""
+    with pytest.raises(click.UsageError, match=f"{named} does not apply to scan {kind}"):
+        spec_of(kind, *flags)
+
+
+def test_a_1d_key_does_not_depend_on_orthogonalize():
+    from landscape.core.specs import ScanSpec
+
+    one = spec_of("1d")
+    other = ScanSpec.model_validate(dict(one.model_dump(), orthogonalize=False))
+    ids = [s.identity("m", "p", (None,)) for s in (one, other)]
+    assert ids[0] == ids[1]
+    two = spec_of("2d")
+    flipped = ScanSpec.model_validate(dict(two.model_dump(), orthogonalize=False))
+    assert two.identity("m", "p", (None, None)) != flipped.identity("m", "p", (None, None))
