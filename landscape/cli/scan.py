@@ -107,12 +107,19 @@ def estimate(ctx, kind, **o):
         click.echo(json.dumps(est, indent=2))
         return
     click.echo(
-        f"scan {est['key'][:12]}: {est['points']} points ({est['missing']} to compute) × {est['prompts']} prompts × ≤{est['max_new_tokens']} tokens"
+        f"scan {est['key'][:12]}: {est['points']} point{'s' if est['points'] != 1 else ''} "
+        f"({est['missing']} to compute) × {est['prompts']} prompts × ≤{est['max_new_tokens']} tokens"
     )
-    click.echo(f"token budget: ≤{est['max_tokens']:,} new tokens")
-    if est["seconds_per_point"] is not None:
-        click.echo(
-            f"measured {est['seconds_per_point']:.1f} s/point → about {format_duration(est['estimated_s'])} for the rest"
-        )
+    click.echo(f"token budget of what is left: ≤{est['max_tokens']:,} new tokens")
+    per = est["seconds_per_point"]
+    if est["timing"] == "stored":
+        n = est["timed_points"]
+        timing = f"{per:.1f} s/point (median of {n} stored point{'s' if n != 1 else ''})"
+    elif est["timing"] == "calibrated":
+        timing = f"{per:.1f} s/point, measured on one point computed now (kept in the store)"
     else:
-        click.echo("everything is in the store already")
+        timing = None
+    if est["missing"] == 0:
+        click.echo("everything is in the store already" + (f"; {timing}" if timing else ""))
+    else:
+        click.echo(f"{timing} → about {format_duration(est['estimated_s'])} for the {est['missing']} missing")

@@ -466,13 +466,14 @@ def read_summary(store: Store, key: str, record: dict | None = None) -> dict:
 
 
 def estimate_scan(spec: ScanSpec, store: Store, runtime: Runtime, log: Log = print) -> dict:
-    """Cost of a scan: points × prompts × tokens, and time measured on one real point.
+    """Cost of a scan: points × prompts × tokens, and the time per point.
 
-    The calibration point is a missing point of the scan itself, stored like any other, so
-    estimating never wastes work. Its time is the whole point (``point_s``: perturb, evaluate,
-    restore), not the decoding alone; model loading and the snapshot, paid once a scan, are in
-    ``calibration_wall_s``.
-    """
+    The time comes from the scan's own stored points when it has any (the median of their
+    ``point_s``: perturb, evaluate, restore), so asking again never computes anything; otherwise one
+    missing point is computed and stored like any other (estimating never wastes work), and its
+    time is used. Model loading and the snapshot, paid once a scan, are in ``calibration_wall_s``
+    when a point was computed. ``timing``: "stored" (``timed_points`` of them), "calibrated" (one
+    point computed now) or None (nothing stored, nothing missing)."""
     prep = prepare_scan(spec, store)
     todo = missing_points(store, prep, log)
     per_point = tokens_per_point(prep)
@@ -484,14 +485,32 @@ def estimate_scan(spec: ScanSpec, store: Store, runtime: Runtime, log: Log = pri
         "max_new_tokens": spec.generation.max_new_tokens,
         "max_tokens": per_point * len(todo),
         "seconds_per_point": None,
+        "timing": None,
+        "timed_points": 0,
         "estimated_s": 0.0,
     }
-    if todo:
+    timed = _stored_point_seconds(store, prep.key)
+    if timed.size:
+        out.update(seconds_per_point=float(np.median(timed)), timing="stored", timed_points=int(timed.size))
+        out["estimated_s"] = out["seconds_per_point"] * len(todo)
+    elif todo:
         t0 = time.perf_counter()
         scan_grid(spec, store, runtime.model_copy(update={"progress": False}), log=log, max_points=1)
         point = store.point(prep.key, todo[0].i, todo[0].j) or {}
         per = point.get("point_s") or (time.perf_counter() - t0)
-        out["seconds_per_point"] = per
+        out.update(seconds_per_point=per, timing="calibrated", timed_points=1, missing=len(todo) - 1)
+        out["max_tokens"] = per_point * (len(todo) - 1)
         out["estimated_s"] = per * (len(todo) - 1)
         out["calibration_wall_s"] = time.perf_counter() - t0
     return out
+
+
+def _stored_point_seconds(store: Store, key: str) -> np.ndarray:
+    """Every stored point's whole-point time (``point_s``; older points have none)."""
+    if store.scan_record(key) is None:
+        return np.zeros(0)
+    values = store.scan_grid(key).values.get("point_s")
+    if values is None:
+        return np.zeros(0)
+    values = np.asarray(values, dtype=float).ravel()
+    return values[np.isfinite(values) & (values > 0)]

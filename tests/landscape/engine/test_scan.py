@@ -122,9 +122,17 @@ def test_corrupt_point_is_recomputed(store, tiny_model, prompts_file):
 def test_estimate_calibrates_on_a_real_point_it_keeps(store, tiny_model, prompts_file):
     spec = spec_for(tiny_model, prompts_file)
     est = estimate_scan(spec, store, RT, log=quiet)
-    assert est["points"] == 3 and est["missing"] == 3 and est["seconds_per_point"] > 0
-    assert est["max_tokens"] == 3 * 4 * 6
+    # one point computed now: what is left is 2 points
+    assert est["points"] == 3 and est["missing"] == 2 and est["seconds_per_point"] > 0
+    assert est["timing"] == "calibrated" and est["max_tokens"] == 2 * 4 * 6
+    # asked again, it reuses that point's stored time and computes nothing (issue 25: it computed
+    # one more point every time it was asked, and said "null" s/point once all existed)
+    again = estimate_scan(spec, store, RT, log=quiet)
+    assert again["timing"] == "stored" and again["missing"] == 2 and again["seconds_per_point"] > 0
+    assert len([p for p in prepare_scan(spec, store).points if store.point(again["key"], p.i, p.j)]) == 1
     assert scan_grid(spec, store, RT, log=quiet).computed == 2
+    done = estimate_scan(spec, store, RT, log=quiet)
+    assert done["missing"] == 0 and done["timed_points"] == 3 and done["seconds_per_point"] > 0
 
 
 def test_estimate_times_the_whole_point(store, tiny_model, prompts_file):
