@@ -53,7 +53,8 @@ def output_format(fmt: str | None, out: Path | None) -> tuple[str, Path | None]:
     return suffix, out
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``landscape export`` options (a test walks them: each has help text)."""
     p = argparse.ArgumentParser(prog="landscape export", description="Export a stored scan's figure or data.")
     p.add_argument("scan", nargs="?", help="scan key (a unique prefix is enough)")
     p.add_argument(
@@ -91,8 +92,16 @@ def main(argv=None) -> int:
         "--study", default=None, help="with --figure1: a study (name or key prefix) instead of a scan"
     )
     p.add_argument("--out", type=Path, default=None, help="output file [SCAN-KIND.FORMAT]")
-    p.add_argument("--store", default=os.environ.get("SAFETY_LANDSCAPE_STORE", "~/.cache/safety-landscape"))
-    args = p.parse_args(argv)
+    p.add_argument(
+        "--store",
+        default=os.environ.get("SAFETY_LANDSCAPE_STORE", "~/.cache/safety-landscape"),
+        help="result store directory (landscape's --store)",
+    )
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         args.format, args.out = output_format(args.format, args.out)
         labels = parse_labels(args.label)

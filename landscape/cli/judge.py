@@ -29,7 +29,7 @@ def _judge_options(fn):
     is_flag=True,
     help="Rows cut by early stopping get no verdict and are counted apart instead of refusing.",
 )
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def rejudge(scan_key, judge_name, judge_model, label_map, judge_max_tokens, count_cut_apart, as_json):
     """Re-score a stored scan's responses with another judge (no generation): a derived scan."""
     from landscape.engine.rejudge import rejudge_scan
@@ -59,7 +59,7 @@ def rejudge(scan_key, judge_name, judge_model, label_map, judge_max_tokens, coun
 @click.command()
 @click.argument("scan_a")
 @click.argument("scan_b")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def agree(scan_a, scan_b, as_json):
     """Per-point agreement of two judges of the same responses: Cohen's κ and % that disagree."""
     from landscape.engine.rejudge import scan_agreement

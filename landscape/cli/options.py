@@ -182,7 +182,11 @@ SCAN_OPTIONS = [
     click.option("--seed", default=0, show_default=True, help="Seed of the first random direction."),
     click.option("--seed2", default=None, type=int, help="Seed of the second direction [seed+1000]."),
     click.option(
-        "--norm", type=click.Choice(["layer", "filter", "none"]), default="layer", show_default=True
+        "--norm",
+        type=click.Choice(["layer", "filter", "none"]),
+        default="layer",
+        show_default=True,
+        help="Scale each random direction to the weights' norm per layer (the paper), per filter, or not.",
     ),
     click.option("--no-embeddings", is_flag=True, help="Leave embeddings and lm_head unperturbed."),
     click.option("--no-orthogonalize", is_flag=True, help="Keep the 2nd direction as drawn."),
@@ -212,7 +216,10 @@ SCAN_OPTIONS = [
     ),
     click.option("--auto-range", is_flag=True, help="Bisect for the basin edges and span them."),
     click.option(
-        "--probe-prompts", default=None, type=click.IntRange(1), help="Prompts per auto-range probe."
+        "--probe-prompts",
+        default=None,
+        type=click.IntRange(1),
+        help="Prompts per auto-range probe.  [default: the scan's own]",
     ),
     click.option(
         "--prompts",
@@ -220,8 +227,14 @@ SCAN_OPTIONS = [
         show_default=True,
         help="builtin:harmful, builtin:benign or a .csv/.jsonl/.txt file.",
     ),
-    click.option("--column", default=None, help="CSV column / JSONL field with the prompt."),
-    click.option("--limit", default=None, type=click.IntRange(1), help="First N prompts only."),
+    click.option(
+        "--column",
+        default=None,
+        help="CSV column / JSONL field with the prompt.  [default: goal, else prompt]",
+    ),
+    click.option(
+        "--limit", default=None, type=click.IntRange(1), help="First N prompts only.  [default: all]"
+    ),
     click.option(
         "--system-prompt",
         default="default",
@@ -235,7 +248,13 @@ SCAN_OPTIONS = [
         help="keywords (paper), prefix, guard or classifier.",
     ),
     *JUDGE_MODEL_OPTIONS,
-    click.option("--max-new-tokens", default=32, show_default=True, type=click.IntRange(1, 4096)),
+    click.option(
+        "--max-new-tokens",
+        default=32,
+        show_default=True,
+        type=click.IntRange(1, 4096),
+        help="Greedy decoding budget per response (the paper judges 512).",
+    ),
     click.option("--no-early-stop", is_flag=True, help="Always generate max-new-tokens."),
     click.option(
         "--full-responses",
@@ -250,7 +269,13 @@ SCAN_OPTIONS = [
         help="Judge incoherence on the first N new tokens (early stopping never cuts them).",
     ),
     click.option("--capability", is_flag=True, help="Also record benign over-refusal and reference NLL."),
-    click.option("--benign-limit", default=16, show_default=True, type=click.IntRange(0)),
+    click.option(
+        "--benign-limit",
+        default=16,
+        show_default=True,
+        type=click.IntRange(0),
+        help="With --capability: benign prompts asked at every point.",
+    ),
     click.option(
         "--directions",
         "n_directions",

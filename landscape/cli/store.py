@@ -27,11 +27,12 @@ from landscape.study.report import family_visage, read_asr_csv, visage_table
     "ci_method",
     type=click.Choice(["bounds", "percentile", "bca"]),
     default="bounds",
-    help="Bootstrap interval over prompts: bounds (default; covers the population VISAGE when points "
+    show_default=True,
+    help="Bootstrap interval over prompts: bounds (covers the population VISAGE when points "
     "near 100% may lie inside the basin), or the plain percentile or BCa interval of the estimator, "
     'which miss it when the basin\'s walls approach 100% smoothly (README, "VISAGE intervals").',
 )
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def visage(keys, asr, csv_file, ci_method, as_json):
     """VISAGE (paper and reference definitions) of stored scans or of numbers you give."""
     c: Ctx = click.get_current_context().obj
@@ -91,7 +92,7 @@ def visage(keys, asr, csv_file, ci_method, as_json):
 
 
 @click.command(name="list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def list_cmd(as_json):
     """Every scan in the store with status and summary metrics."""
     from landscape.engine.scan import read_summary
@@ -112,7 +113,7 @@ def list_cmd(as_json):
 @click.command()
 @click.argument("key")
 @click.option("--point", default=None, help="Show one point's responses: I or I,J.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def show(key, point, as_json):
     """One scan: its spec, grid and summary, or one point's responses."""
     from landscape.study.report import point_text, scan_text

@@ -9,9 +9,17 @@ from landscape.core.specs import AlignSpec, ModelSpec
 
 
 @click.command()
-@click.option("--epochs", default=AlignSpec().epochs, show_default=True, type=click.IntRange(1, 50))
-@click.option("--lr", default=AlignSpec().learning_rate, show_default=True, type=float)
-@click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--epochs",
+    default=AlignSpec().epochs,
+    show_default=True,
+    type=click.IntRange(1, 50),
+    help="Passes over the alignment data.",
+)
+@click.option("--lr", default=AlignSpec().learning_rate, show_default=True, type=float, help="Learning rate.")
+@click.option(
+    "--seed", default=0, show_default=True, help="Seed of the training run (data order, initialisation)."
+)
 @click.option("--base", default="smollm2-135m-instruct", show_default=True, help="Model to align.")
 @click.option("--eval/--no-eval", "do_eval", default=True, help="Measure ASR and over-refusal after.")
 @click.option(

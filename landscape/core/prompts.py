@@ -91,7 +91,12 @@ def load_prompts(spec: PromptSpec) -> list[str]:
     return prompts
 
 
+PROMPT_FIELDS = ("goal", "prompt")  # read without --column: AdvBench's "goal", else "prompt"
+
+
 def _load_file(path: Path, column: str | None) -> list[str]:
+    if path.is_dir():
+        raise SpecError(f"prompt file {path} is a directory: give a .csv, .jsonl or .txt file")
     if not path.is_file():
         raise SpecError(f"prompt file not found: {path}")
     try:
@@ -100,23 +105,42 @@ def _load_file(path: Path, column: str | None) -> list[str]:
         raise SpecError(f"prompt file {path} is not UTF-8 text") from None
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        rows = list(csv.DictReader(text.splitlines()))
-        col = column or "goal"
-        fields = list(rows[0].keys()) if rows else []
-        if col not in fields:
-            raise SpecError(f"{path.name} has no column {col!r} (columns: {', '.join(fields)})")
+        reader = csv.DictReader(text.splitlines())
+        rows = list(reader)
+        fields = list(reader.fieldnames or [])
+        if not rows:
+            return []  # header only, or nothing: "prompt set is empty"
+        col = _field(column, fields, path.name, "column")
         return [(r[col] or "").strip() for r in rows]
     if suffix == ".jsonl":
-        field = column or "prompt"
+        rows = jsonl_rows(text, path.name)
+        keys = [k for _, obj in rows[:1] if isinstance(obj, dict) for k in obj]
+        field = _field(column, keys, path.name, "field") if rows else (column or "prompt")
         out = []
-        for n, obj in jsonl_rows(text, path.name):
+        for n, obj in rows:
             if not isinstance(obj, dict) or field not in obj:
-                raise SpecError(f"{path.name} line {n} has no field {field!r}")
+                raise SpecError(f"{path.name} line {n} has no field {field!r} (choose one with --column)")
             out.append(str(obj[field]).strip())
         return out
     if suffix in (".txt", ""):
         return _lines(text)
     raise SpecError(f"unsupported prompt file type {suffix!r} (use .csv, .jsonl or .txt)")
+
+
+def _field(column: str | None, fields: list[str], name: str, what: str) -> str:
+    """The column (CSV) or field (JSONL) holding the prompt: ``column`` when given, else the first
+    of ``PROMPT_FIELDS`` the file has; a one-line error naming --column otherwise."""
+    if column is not None:
+        if column not in fields:
+            raise SpecError(f"{name} has no {what} {column!r} ({what}s: {', '.join(fields) or 'none'})")
+        return column
+    for candidate in PROMPT_FIELDS:
+        if candidate in fields:
+            return candidate
+    raise SpecError(
+        f"{name} has no {what} 'goal' or 'prompt' ({what}s: {', '.join(fields) or 'none'}); "
+        "name the one with the prompts with --column"
+    )
 
 
 def jsonl_rows(text: str, name: str) -> list[tuple[int, object]]:

@@ -185,14 +185,12 @@ class JudgeSpec(Spec):
         from landscape.core.judges import JUDGES
 
         takes = JUDGES[self.name].options
-        for option in ("model", "label_map"):
+        for option, flag in (("model", "--judge-model"), ("label_map", "--label-map")):
             given = getattr(self, option) is not None
             if option in takes and not given:
-                raise SpecError(
-                    f"judge {self.name!r} needs {option} (e.g. --judge-{option.replace('_', '-')})"
-                )
+                raise SpecError(f"judge {self.name!r} needs {option} ({flag} on the command line)")
             if given and option not in takes:
-                raise SpecError(f"judge {self.name!r} takes no {option}")
+                raise SpecError(f"judge {self.name!r} takes no {option} ({flag})")
         return self
 
 

@@ -166,7 +166,7 @@ def test_help_everywhere():
         (["scan", "1d", "--model", "{tiny}", "--range", "0.5", "-0.5"], "inverted range"),
         (["scan", "1d", "--model", "{tiny}", "--system-prompt", "llama9"], "unknown system-prompt preset"),
         (["scan", "1d", "--model", "{tiny}", "--prompts", "{empty}"], "is empty"),
-        (["scan", "1d", "--model", "{tiny}", "--prompts", "{csv}", "--column", "goal"], "no column 'goal'"),
+        (["scan", "1d", "--model", "{tiny}", "--prompts", "{csv}"], "no column 'goal' or 'prompt'"),
         (["scan", "1d", "--model", "{notlm}"], "not a causal language model"),
         (
             [

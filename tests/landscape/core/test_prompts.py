@@ -71,7 +71,10 @@ def test_csv_jsonl_txt_loaders(tmp_path):
     [
         ("id,text\n1,a\n", "p.csv", "goal", "no column 'goal'"),
         ("", "p.txt", None, "is empty"),
-        ('{"x": 1}\n', "p.jsonl", None, "no field 'prompt'"),
+        ('{"x": 1}\n', "p.jsonl", None, "no field 'goal' or 'prompt'.*--column"),
+        ("id,text\n1,a\n", "p.csv", None, "no column 'goal' or 'prompt'.*--column"),
+        ("prompt\n", "p.csv", None, "is empty"),  # header only
+        ("", "p.csv", None, "is empty"),
         ("{bad\n", "p.jsonl", None, "not valid JSON"),
         ("a", "p.parquet", None, "unsupported prompt file type"),
     ],
@@ -80,6 +83,16 @@ def test_loader_errors_name_the_problem(tmp_path, content, name, column, message
     (tmp_path / name).write_text(content)
     with pytest.raises(SpecError, match=message):
         load_prompts(PromptSpec(source=str(tmp_path / name), column=column))
+
+
+def test_a_csv_with_a_prompt_column_reads_like_jsonl(tmp_path):
+    """Issue 25: a CSV with a `prompt` column failed with "has no column 'goal'"."""
+    (tmp_path / "p.csv").write_text("id,prompt\n1,hello\n")
+    assert load_prompts(PromptSpec(source=str(tmp_path / "p.csv"))) == ["hello"]
+    (tmp_path / "adv.csv").write_text("goal,target,prompt\nA,B,C\n")  # AdvBench's goal first
+    assert load_prompts(PromptSpec(source=str(tmp_path / "adv.csv"))) == ["A"]
+    with pytest.raises(SpecError, match="is a directory"):
+        load_prompts(PromptSpec(source=str(tmp_path)))
 
 
 def test_missing_file_and_unknown_builtin():
