@@ -259,11 +259,13 @@ class Store:
 
     def resolve_scan_key(self, prefix: str) -> str:
         """The full key of the one scan whose key starts with ``prefix`` (git-style short keys)."""
-        matches = [k.removeprefix("scan:") for k in self.keys(f"scan:{prefix}")]
+        prefix = prefix.strip().lower()  # keys are lowercase hex: a pasted upper-case key is the same key
+        matches = sorted(k.removeprefix("scan:") for k in self.keys(f"scan:{prefix}"))
         if not matches:
             raise StoreError(f"no scan with key {prefix!r} in {self.root}")
         if len(matches) > 1:
-            raise StoreError(f"key {prefix!r} is ambiguous: {len(matches)} scans start with it")
+            shown = ", ".join(m[:12] for m in matches[:8]) + (", …" if len(matches) > 8 else "")
+            raise StoreError(f"key {prefix!r} is ambiguous: {len(matches)} scans start with it ({shown})")
         return matches[0]
 
     def put_point(self, key: str, i: int, j: int, metrics: dict, responses: list[dict]) -> None:

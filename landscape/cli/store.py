@@ -121,11 +121,19 @@ def show(key, point, as_json):
     c: Ctx = click.get_current_context().obj
     full = c.store.resolve_scan_key(key)
     if point is not None:
+        record = c.store.scan_record(full)
+        axes = 1 if record.get("betas") is None else 2
+        want = "I (a grid index: this scan has one axis)" if axes == 1 else "I,J (grid indices α, β)"
         try:
             ij = [int(v) for v in point.split(",")]
         except ValueError:
-            raise click.UsageError("--point takes I or I,J (grid indices)") from None
-        click.echo(point_text(c.store, full, ij[0], ij[1] if len(ij) > 1 else 0, as_json))
+            raise click.UsageError(f"--point takes {want}") from None
+        if len(ij) != axes:
+            raise click.UsageError(f"--point {point}: scan {full[:12]} takes {want}")
+        sizes = [len(record["alphas"])] + ([len(record["betas"])] if axes == 2 else [])
+        if any(not 0 <= v < n for v, n in zip(ij, sizes, strict=True)):
+            raise click.UsageError(f"--point {point}: outside the grid ({' × '.join(map(str, sizes))} points)")
+        click.echo(point_text(c.store, full, ij[0], ij[1] if axes == 2 else 0, as_json))
     else:
         click.echo(scan_text(c.store, full, as_json))
 

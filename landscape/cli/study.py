@@ -77,7 +77,9 @@ def study(ctx, file, preset, markdown, keep_directions, workers, ray_address, gp
     from landscape.study.table import study_markdown
 
     c: Ctx = ctx.obj
-    if (file is None) == (preset is None):
+    if file is not None and preset is not None:
+        raise click.UsageError(f"give a study YAML file or --preset {preset}, not both")
+    if file is None and preset is None:
         raise click.UsageError(f"give a study YAML file or --preset ({', '.join(STUDY_PRESETS)})")
     dtype = "bfloat16" if c.device.startswith("cuda") else "float32"
     spec = load_study(file, preset, default_dtype=dtype)

@@ -195,6 +195,14 @@ def visage_table(rows, as_json: bool) -> str:
     return "\n".join(lines)
 
 
+def _derived_text(record: dict) -> str:
+    """``  (rejudge of <source> with <judge>)`` for a derived scan, else ""."""
+    d = record.get("derived")
+    if not d:
+        return ""
+    return f"  (rejudge of {d['source'][:12]} with {d.get('judge', {}).get('name', '?')})"
+
+
 def scan_list_text(scans: list[dict], root) -> str:
     """One line per stored scan: kind, model, grid, status, ASR at θ₀ and VISAGE both ways."""
     if not scans:
@@ -218,6 +226,7 @@ def scan_list_text(scans: list[dict], root) -> str:
             f"{_fmt(summ.get('asr_origin_pct'), 0):>5} {_fmt(summ.get('visage'), 1):>7} "
             f"{interval_text((ci['lo'], ci['hi']) if ci else None) or '—':>14} {created:<16}  "
             + reference_text(summ, 1)
+            + _derived_text(s)
         )
     return "\n".join(lines)
 

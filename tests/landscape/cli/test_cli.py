@@ -256,3 +256,27 @@ def test_a_grid_without_theta0_warns_and_reports_it_not_sampled(filled, tiny_mod
     assert row.split()[row.split().index("complete") + 1] == "—"
     odd = run_cli("scan", "1d", *args, "--range", "-0.2", "0.2", "--points", "3", store=store)
     assert odd.returncode == 0 and "warning" not in odd.stderr and "ASR at θ₀: not sampled" not in odd.stdout
+
+
+def test_keys_points_and_presets_are_read_as_meant(filled, tmp_path):
+    """Issue 25 §3: keys are case-insensitive and an ambiguous prefix lists its candidates; `show
+    --point` takes exactly one index per axis; `study --preset X file` names both."""
+    store, _, result = filled
+    key = result["key"]
+    assert run_cli("show", key[:8].upper(), "--json", store=store).returncode == 0
+    for bad, message in (
+        (["--point", "1,0"], "takes I (a grid index"),
+        (["--point", "9"], "outside the grid"),
+    ):
+        res = run_cli("show", key[:8], *bad, store=store)
+        assert res.returncode == 2 and message in res.stderr, res.stderr
+    from cache import Store
+
+    copy = tmp_path / "two"
+    with Store(copy) as s:
+        for suffix in ("aa", "ab"):
+            s.put_scan_record("cafe" + suffix + "0" * 58, {"alphas": [0.0], "status": "complete"})
+    res = run_cli("show", "cafe", store=copy)
+    assert res.returncode == 2 and "cafeaa000000, cafeab000000" in res.stderr, res.stderr
+    res = run_cli("study", "--preset", "tiny", str(tmp_path / "x.yaml"), store=tmp_path / "s")
+    assert res.returncode == 2 and "not both" in res.stderr, res.stderr

@@ -173,6 +173,12 @@ def test_cli_rejudge_agree_and_full_responses(tiny_model, prompts_file, tmp_path
     assert agree.returncode == 0 and "kappa" in agree.stdout and agree.stdout.count("\n") == 5
     listed = run_cli("list", "--json", store=root)
     assert derived["key"] in {s["key"] for s in json.loads(listed.stdout)}
+    row = next(
+        line
+        for line in run_cli("list", store=root).stdout.splitlines()
+        if line.startswith(derived["key"][:12])
+    )
+    assert row.endswith(f"(rejudge of {full_key[:12]} with guard)")  # marked as derived (issue 25)
     bad = run_cli(
         "rejudge",
         full_key[:10],
