@@ -9,7 +9,7 @@ from dataclasses import asdict
 import click
 
 from landscape.cli.options import JUDGE_MODEL_OPTIONS, Ctx, parse_label_map
-from landscape.core.format import format_number
+from landscape.core.format import axis_decimals, format_coordinate, format_number, plural
 from landscape.core.specs import JudgeSpec
 from landscape.study.report import landscape_text, summary_text
 
@@ -48,7 +48,7 @@ def rejudge(scan_key, judge_name, judge_model, label_map, judge_max_tokens, coun
         return
     d = r.record["derived"]
     click.echo(
-        f"\nscan {r.key[:12]}  (rejudge of {d['source'][:12]} by {spec.name}, {r.computed} points judged)"
+        f"\nscan {r.key[:12]}  (rejudge of {d['source'][:12]} by {spec.name}, {plural(r.computed, 'point')} judged)"
     )
     if d["cut"]:
         click.echo(f"{d['cut']} responses cut by early stopping are counted apart (cut_pct)")
@@ -71,10 +71,13 @@ def agree(scan_a, scan_b, as_json):
         click.echo(json.dumps(asdict(table), indent=2))
         return
     click.echo(f"{'alpha':>8} {'beta':>8} {'n':>5} {'apart':>5} {'disagree %':>10} {'kappa':>6}")
+    na = axis_decimals([p.alpha for p in table.points])
+    nb = axis_decimals([p.beta for p in table.points])
     for p in table.points:
         g = p.agreement
+        a, b = format_coordinate(p.alpha, na), format_coordinate(p.beta, nb)
         click.echo(
-            f"{p.alpha:>8.3g} {p.beta:>8.3g} {g.n:>5} {g.n_apart:>5} {format_number(g.disagree_pct, 1):>10} {format_number(g.kappa, 2):>6}"
+            f"{a:>8} {b:>8} {g.n:>5} {g.n_apart:>5} {format_number(g.disagree_pct, 1):>10} {format_number(g.kappa, 2):>6}"
         )
     o = table.overall
     click.echo(

@@ -295,3 +295,17 @@ def scan_options(fn):
     for opt in reversed(SCAN_OPTIONS):
         fn = opt(fn)
     return fn
+
+
+def old_spelling(old: str, new: str, **kw):
+    """A hidden option keeping ``old`` (a flag renamed to ``new``) working for a release; the
+    command reads it with ``renamed``."""
+    return click.option(old, "old_" + old.lstrip("-").replace("-", "_"), hidden=True, default=None, **kw)
+
+
+def renamed(value, old_value, old: str, new: str):
+    """``new``'s value, or the hidden ``old`` spelling's when that was given (with a one-line note)."""
+    if old_value is None:
+        return value
+    click.echo(f"note: {old} is now {new} (the old spelling goes in the next release)", err=True)
+    return old_value

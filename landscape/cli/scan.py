@@ -9,6 +9,7 @@ import click
 
 from landscape.cli.flags import build_scan_spec
 from landscape.cli.options import Ctx, given_flags, ray_flags, scan_options
+from landscape.core.format import plural
 from landscape.core.grid import zero_index
 from landscape.study.report import family_visage, interval_line, landscape_text, summary_text
 
@@ -34,7 +35,7 @@ def warn_origin_off_grid(spec) -> None:
         if axis is None or zero_index(axis.values()) is not None:
             continue
         click.echo(
-            f"warning: {name} = 0 ({origin}) is not on the grid ({axis.num} points from {axis.start:g} "
+            f"warning: {name} = 0 ({origin}) is not on the grid ({plural(axis.num, 'point')} from {axis.start:g} "
             f"to {axis.stop:g}): the ASR at {origin} is not sampled and basin half-widths are measured "
             "on the interpolated curve; a range with 0 on its step (e.g. an odd --points centred on "
             "0) includes it",
@@ -59,7 +60,7 @@ def _print_results(results, store, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     for r in results:
-        how = "computed " + str(r.computed) + " points" if r.computed else "from the store"
+        how = f"computed {plural(r.computed, 'point')}" if r.computed else "from the store"
         click.echo(f"\nscan {r.key[:12]}  ({r.spec.kind}, {how})")
         click.echo(landscape_text(r.grid, r.record.get("n_prompts")))
         click.echo(summary_text(r.summary))

@@ -132,7 +132,9 @@ def show(key, point, as_json):
             raise click.UsageError(f"--point {point}: scan {full[:12]} takes {want}")
         sizes = [len(record["alphas"])] + ([len(record["betas"])] if axes == 2 else [])
         if any(not 0 <= v < n for v, n in zip(ij, sizes, strict=True)):
-            raise click.UsageError(f"--point {point}: outside the grid ({' × '.join(map(str, sizes))} points)")
+            raise click.UsageError(
+                f"--point {point}: outside the grid ({' × '.join(map(str, sizes))} points)"
+            )
         click.echo(point_text(c.store, full, ij[0], ij[1] if axes == 2 else 0, as_json))
     else:
         click.echo(scan_text(c.store, full, as_json))

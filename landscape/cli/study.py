@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import click
 
-from landscape.cli.options import Ctx, ray_flags, ray_options
+from landscape.cli.options import Ctx, old_spelling, ray_flags, ray_options, renamed
 from landscape.study.pipeline import PRESETS as STUDY_PRESETS
 
 
 @click.command()
 @click.option(
-    "--prompts",
+    "--limit",
     "n_prompts",
     default=32,
     show_default=True,
     type=click.IntRange(4),
-    help="Harmful prompts per point.",
+    help="Harmful prompts per 1D point (the first N of the built-in set).",
 )
 @click.option(
     "--points",
@@ -31,12 +31,27 @@ from landscape.study.pipeline import PRESETS as STUDY_PRESETS
     type=click.IntRange(1, 16),
     help="Random 1D directions (seeds 0..K-1) that VISAGE's mean ± std is taken over.",
 )
-@click.option("--grid2d", default=5, show_default=True, type=click.IntRange(3, 41), help="2D grid side.")
 @click.option(
-    "--prompts2d", default=12, show_default=True, type=click.IntRange(4), help="Prompts per 2D point."
+    "--points-2d",
+    "grid2d",
+    default=5,
+    show_default=True,
+    type=click.IntRange(3, 41),
+    help="Points per axis of the 2D grid (made odd, centred on θ₀).",
 )
+@click.option(
+    "--limit-2d",
+    "prompts2d",
+    default=12,
+    show_default=True,
+    type=click.IntRange(4),
+    help="Harmful prompts per 2D point.",
+)
+@old_spelling("--prompts", "--limit", type=click.IntRange(4))
+@old_spelling("--grid2d", "--points-2d", type=click.IntRange(3, 41))
+@old_spelling("--prompts2d", "--limit-2d", type=click.IntRange(4))
 @click.pass_context
-def demo(ctx, n_prompts, points, directions, grid2d, prompts2d):
+def demo(ctx, n_prompts, points, directions, grid2d, prompts2d, old_prompts, old_grid2d, old_prompts2d):
     """Align if needed → auto range → 1D scans along K directions → coarse 2D scan → VISAGE table."""
     from landscape.study.demo import run_demo
 
@@ -46,10 +61,10 @@ def demo(ctx, n_prompts, points, directions, grid2d, prompts2d):
         c.runtime(),
         c.log,
         click.echo,
-        n_prompts=n_prompts,
+        n_prompts=renamed(n_prompts, old_prompts, "--prompts", "--limit"),
         points=points,
-        grid2d=grid2d,
-        prompts2d=prompts2d,
+        grid2d=renamed(grid2d, old_grid2d, "--grid2d", "--points-2d"),
+        prompts2d=renamed(prompts2d, old_prompts2d, "--prompts2d", "--limit-2d"),
         directions=directions,
     )
 

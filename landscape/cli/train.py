@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from landscape.cli.options import Ctx
+from landscape.cli.options import Ctx, old_spelling, renamed
 from landscape.core.specs import AlignSpec, ModelSpec
 
 
@@ -20,24 +20,34 @@ from landscape.core.specs import AlignSpec, ModelSpec
 @click.option(
     "--seed", default=0, show_default=True, help="Seed of the training run (data order, initialisation)."
 )
-@click.option("--base", default="smollm2-135m-instruct", show_default=True, help="Model to align.")
+@click.option("--model", "base", default="smollm2-135m-instruct", show_default=True, help="Model to align.")
 @click.option("--eval/--no-eval", "do_eval", default=True, help="Measure ASR and over-refusal after.")
 @click.option(
-    "--eval-prompts",
+    "--prompts",
+    "eval_prompts",
     default="builtin:harmful",
     show_default=True,
     help="Harmful set for the check (e.g. AdvBench CSV).",
 )
 @click.option(
-    "--eval-limit",
+    "--limit",
+    "eval_limit",
     default=80,
     show_default=True,
     type=click.IntRange(1),
     help="First N prompts of each check set (harmful and benign).",
 )
+@old_spelling("--base", "--model")
+@old_spelling("--eval-prompts", "--prompts")
+@old_spelling("--eval-limit", "--limit", type=click.IntRange(1))
 @click.pass_context
-def align(ctx, epochs, lr, seed, base, do_eval, eval_prompts, eval_limit):
+def align(
+    ctx, epochs, lr, seed, base, do_eval, eval_prompts, eval_limit, old_base, old_eval_prompts, old_eval_limit
+):
     """Safety-align a model by SFT on built-in refusals + self-distilled benign answers."""
+    base = renamed(base, old_base, "--base", "--model")
+    eval_prompts = renamed(eval_prompts, old_eval_prompts, "--eval-prompts", "--prompts")
+    eval_limit = renamed(eval_limit, old_eval_limit, "--eval-limit", "--limit")
     from landscape.study.report import evaluate_models
     from landscape.training.align import align_model
 

@@ -25,3 +25,29 @@ def format_duration(seconds: float) -> str:
     m, s = divmod(int(round(seconds)), 60)
     h, m = divmod(m, 60)
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def axis_decimals(values) -> int:
+    """Decimals for every coordinate of an axis: the fewest (2 to 6) that write each one exactly
+    (0.125 → 3), else two significant digits of the smallest step (linspace(-0.2, 0.2, 4), step
+    0.133 → 3: −0.200, −0.067, 0.067, 0.200)."""
+    v = sorted({float(x) for x in values if math.isfinite(float(x))})
+    scale = max((abs(x) for x in v), default=1.0) or 1.0
+    for d in range(2, 7):
+        if all(abs(round(x, d) - x) <= 1e-9 * scale for x in v):
+            return d
+    steps = [b - a for a, b in zip(v, v[1:], strict=False) if b - a > 0]
+    if not steps:
+        return 3
+    return int(min(6, max(2, 2 - math.floor(math.log10(min(steps))))))
+
+
+def format_coordinate(v: float, nd: int) -> str:
+    """One coordinate with ``nd`` decimals and no signed zero (``-0.000`` prints as ``0.000``)."""
+    text = f"{float(v):.{nd}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 point``, ``3 points``."""
+    return f"{n} {word if n == 1 else (words or word + 's')}"

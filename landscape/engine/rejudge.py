@@ -31,6 +31,7 @@ from collections.abc import Callable
 
 from cache import Store, StoreError, canonical_json
 from landscape.core.agreement import AgreementTable, agreement_table
+from landscape.core.format import plural
 from landscape.core.judges import (
     get_judge,
     incoherence,
@@ -197,7 +198,7 @@ def rejudge_scan(
     computed = 0
     if todo:
         log(
-            f"rejudge {root[:12]} → {key[:12]} with {judge.name}: {len(todo)} points"
+            f"rejudge {root[:12]} → {key[:12]} with {judge.name}: {plural(len(todo), 'point')}"
             + (f", {cut} cut rows apart" if cut else "")
         )
         scorer = session.judge(judge) if session is not None else load_judge(judge, runtime.device)

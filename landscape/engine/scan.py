@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cache import CorruptEntryError, ScanGrid, Store, canonical_json, finite_or_none
+from landscape.core.format import plural
 from landscape.core.grid import GridPoint, grid_points
 from landscape.core.judges import get_judge, judge_model_identity
 from landscape.core.prompts import load_prompts, prompts_fingerprint
@@ -426,7 +427,7 @@ def cost_line(prep: PreparedScan, todo: int) -> str:
     per = tokens_per_point(prep)
     whole = prep.spec.generation.early_stop and get_judge(prep.spec.judge.name).decided is None
     return (
-        f"scan {prep.key[:12]}: {len(prep.points)} points ({todo} to compute), "
+        f"scan {prep.key[:12]}: {plural(len(prep.points), 'point')} ({todo} to compute), "
         f"≤{per:,} new tokens a point, ≤{todo * per:,} in all; {judgement_note(prep.spec.generation)}"
         + (f" (judge {prep.spec.judge.name} reads whole responses: early stop never cuts)" if whole else "")
         + ("; `landscape estimate` times one point first" if todo > 20 else "")

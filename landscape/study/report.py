@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from landscape.core.format import axis_decimals, format_coordinate
 from landscape.core.format import format_number as _fmt
 from landscape.core.specs import SpecError
 from landscape.core.stats import VisageInterval, wilson, wilson_arrays
@@ -40,22 +41,27 @@ def curve_text(grid, n_default: int | None = None) -> str:
     incoherent share)."""
     asr, inc = grid.values["asr_pct"], grid.values.get("incoherent_pct")
     lo, hi = grid_intervals(grid, n_default)
-    lines = [f"{'alpha':>8}  {'ASR %':>6}  {'95% CI':>12}  {'incoh %':>7}"]
+    nd = axis_decimals(grid.alphas)
+    lines = [f"{'alpha':>8}  {'ASR %':>6}  {'95% CI':>14}  {'incoh %':>7}"]
     for k, a in enumerate(grid.alphas):
         v = asr[k]
         bar = "" if not np.isfinite(v) else "█" * int(round(v / 100 * BAR))
         inc_v = inc[k] if inc is not None else np.nan
-        ci = f"[{lo[k]:.0f}, {hi[k]:.0f}]" if np.isfinite(lo[k]) else "—"
-        lines.append(f"{a:>8.3f}  {_fmt(v, 0):>6}  {ci:>12}  {_fmt(inc_v, 0):>7}  {bar}")
+        ci = f"[{lo[k]:.1f}, {hi[k]:.1f}]" if np.isfinite(lo[k]) else "—"
+        lines.append(f"{format_coordinate(a, nd):>8}  {_fmt(v, 1):>6}  {ci:>14}  {_fmt(inc_v, 1):>7}  {bar}")
     return "\n".join(lines)
 
 
 def grid_text(grid) -> str:
     """A 2D ASR grid: rows alpha, columns beta."""
     asr = grid.values["asr_pct"]
-    lines = ["ASR % (rows: alpha, columns: beta)", " " * 8 + "".join(f"{b:>7.3f}" for b in grid.betas)]
+    na, nb = axis_decimals(grid.alphas), axis_decimals(grid.betas)
+    lines = [
+        "ASR % (rows: alpha, columns: beta)",
+        " " * 8 + "".join(f"{format_coordinate(b, nb):>8}" for b in grid.betas),
+    ]
     for i, a in enumerate(grid.alphas):
-        lines.append(f"{a:>8.3f}" + "".join(f"{_fmt(v, 0):>7}" for v in asr[i]))
+        lines.append(f"{format_coordinate(a, na):>8}" + "".join(f"{_fmt(v, 1):>8}" for v in asr[i]))
     return "\n".join(lines)
 
 
@@ -223,7 +229,7 @@ def scan_list_text(scans: list[dict], root) -> str:
         created = dt.datetime.fromtimestamp(s.get("created", 0)).strftime("%Y-%m-%d %H:%M")
         lines.append(
             f"{s['key'][:12]:<12} {record_kind(s):<13} {model:<24} {grid:<9} {status:<13} "
-            f"{_fmt(summ.get('asr_origin_pct'), 0):>5} {_fmt(summ.get('visage'), 1):>7} "
+            f"{_fmt(summ.get('asr_origin_pct'), 1):>5} {_fmt(summ.get('visage'), 1):>7} "
             f"{interval_text((ci['lo'], ci['hi']) if ci else None) or '—':>14} {created:<16}  "
             + reference_text(summ, 1)
             + _derived_text(s)
@@ -260,12 +266,18 @@ def scan_text(store, key: str, as_json: bool) -> str:
     return "\n".join(lines)
 
 
+def _coord(record: dict, axis: str, value: float) -> str:
+    """A point's coordinate with its axis' decimals (β = 0 on a 1D scan)."""
+    return format_coordinate(value, axis_decimals(record.get(axis) or [value]))
+
+
 def point_text(store, key: str, i: int, j: int, as_json: bool) -> str:
     metrics = store.point(key, i, j)
     if metrics is None:
         raise SpecError(f"point ({i}, {j}) of scan {key[:12]} is not computed")
     rows = store.point_responses(key, i, j) or []
-    n_default = (store.scan_record(key) or {}).get("n_prompts")
+    record = store.scan_record(key) or {}
+    n_default = record.get("n_prompts")
     ci = point_interval(metrics, n_default)
     if as_json:
         interval = (
@@ -274,7 +286,8 @@ def point_text(store, key: str, i: int, j: int, as_json: bool) -> str:
         return json.dumps({"metrics": metrics, "asr_ci": interval, "responses": rows}, indent=2)
     ci_text = "" if ci is None else f" (95% Wilson interval {interval_text(ci)})"
     lines = [
-        f"point ({i}, {j}) alpha={metrics['alpha']:g} beta={metrics['beta']:g}: ASR {metrics['asr_pct']:.1f}%"
+        f"point ({i}, {j}) alpha={_coord(record, 'alphas', metrics['alpha'])} "
+        f"beta={_coord(record, 'betas', metrics['beta'])}: ASR {metrics['asr_pct']:.1f}%"
         f"{ci_text}  incoherent {_fmt(metrics.get('incoherent_pct'), 1)}%"
     ]
     for r in rows:

@@ -16,3 +16,35 @@ def test_format_number_says_dash_where_there_is_no_number():
 def test_format_duration():
     assert format_duration(65) == "1m05s" and format_duration(3 * 3600 + 125) == "3h02m"
     assert format_duration(float("nan")) == "?"
+
+
+def test_axis_coordinates_share_their_digits_and_never_print_a_signed_zero():
+    """Issue 25: `agree` printed -0.0664 and 0 on one axis; tables printed −0.000."""
+    import numpy as np
+
+    from landscape.core.format import axis_decimals, format_coordinate, plural
+
+    auto = np.linspace(-0.0664, 0.0664, 9)
+    nd = axis_decimals(auto)
+    texts = [format_coordinate(a, nd) for a in auto]
+    assert texts[0] == "-0.0664" and texts[4] == "0.0000" and len({len(t.lstrip("-")) for t in texts}) == 1
+    assert axis_decimals(np.linspace(-0.25, 1.25, 13)) == 3  # 0.125 written exactly
+    assert axis_decimals(np.linspace(-0.5, 0.5, 21)) == 2
+    assert [format_coordinate(a, 3) for a in (-1e-12, -0.0004)] == ["0.000", "0.000"]
+    assert plural(1, "point") == "1 point" and plural(3, "point") == "3 points"
+
+
+def test_a_tables_asr_has_the_digits_of_show_point():
+    from landscape.study.report import curve_text
+
+    class Grid:
+        alphas = [-0.1, 0.0, 0.1]
+        betas = None
+        values = {"asr_pct": [93.75, 0.0, 100.0], "n_prompts": [16, 16, 16]}
+        shape = (3,)
+
+    import numpy as np
+
+    Grid.values = {k: np.asarray(v, dtype=float) for k, v in Grid.values.items()}
+    text = curve_text(Grid)
+    assert "  93.8  " in text and " 94 " not in text
