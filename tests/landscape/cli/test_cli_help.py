@@ -106,3 +106,17 @@ def test_every_flag_a_message_names_exists():
                         if flag not in known:
                             unknown.setdefault(flag, set()).add(str(path.relative_to(ROOT)))
     assert not unknown, unknown
+
+
+def test_one_name_per_concept_with_the_old_spellings_hidden_for_a_release():
+    """Issue 25: `demo --prompts` was a count where `scan --prompts` is a source; align had
+    --base/--eval-prompts/--eval-limit for --model/--prompts/--limit."""
+    from landscape.cli.study import demo
+    from landscape.cli.train import align
+
+    demo_help = CliRunner().invoke(main, ["demo", "--help"]).output
+    assert "--limit" in demo_help and "--points-2d" in demo_help and "--prompts" not in demo_help
+    assert demo.make_context("demo", ["--prompts", "8"]).params["old_prompts"] == 8
+    align_help = CliRunner().invoke(main, ["align", "--help"]).output
+    assert all(f in align_help for f in ("--model", "--prompts", "--limit")) and "--base" not in align_help
+    assert align.make_context("align", ["--eval-limit", "2"]).params["old_eval_limit"] == 2
