@@ -13,7 +13,10 @@ import statistics
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
+
 from cache import Store
+from landscape.core.format import format_duration
 from landscape.core.specs import ScanSpec
 
 
@@ -130,6 +133,57 @@ class Estimate(NamedTuple):
     s_per_point: float | None  # median whole-point time of similar stored scans, scaled to prompts
     timed_points: int
     timed_scans: int
+    startup_s: float | None = None  # median start-up of this store's finished jobs (model load, …)
+    startup_jobs: int = 0
+
+    @property
+    def total_s(self) -> float | None:
+        """Start-up plus every point, or None without a per-point history."""
+        if self.s_per_point is None:
+            return None
+        return (self.startup_s or 0.0) + self.s_per_point * self.points
+
+
+def startup_history(store: Store) -> tuple[float | None, int]:
+    """Median seconds a finished scan job spent outside its points (start, model load, snapshot,
+    writing): its wall time minus the ``point_s`` of the points it stored; (None, 0) without one."""
+    from dashboard import jobs
+
+    overheads = []
+    for job in jobs.all_jobs(store):
+        if job.kind != "scan" or job.state != "finished" or job.ended is None:
+            continue
+        inside = 0.0
+        for key in job.scans:
+            rec = store.scan_record(key)
+            if rec is None:
+                continue
+            g = store.scan_grid(key, ("point_s", "finished"), rec).values
+            done = (g["finished"] >= job.started) & (g["finished"] <= job.ended + 1)
+            inside += float(np.nansum(np.where(done, g["point_s"], 0.0)))
+        overheads.append(max(0.0, job.ended - job.started - inside))
+    if not overheads:
+        return None, 0
+    return statistics.median(overheads), len(overheads)
+
+
+def estimate_text(est: Estimate, key: str, tokens: int, auto_range: bool) -> str:
+    """What a scan costs, said with where each number comes from."""
+    line = f"scan {key[:12]}: {est.points} points × {est.prompts} prompts × ≤{tokens} tokens"
+    line += f" = ≤{est.max_tokens:,} new tokens"
+    if est.s_per_point is None:
+        line += " · no timing history for this model and budget in this store yet: no time estimate"
+    else:
+        startup = (
+            f" + {est.startup_s:.0f} s start-up (median of {est.startup_jobs} finished jobs)"
+            if est.startup_s is not None
+            else " + start-up (model load; no finished job to time it yet)"
+        )
+        line += (
+            f" · about {format_duration(est.total_s)}: {est.points} × {est.s_per_point:.1f} s/point "
+            f"(median of {est.timed_points} timed points in {est.timed_scans} completed scans){startup}"
+        )
+    return line + (" · plus auto-range probes; the grid moves to the basin" if auto_range else "")
 
 
 def timing_history(store: Store, spec: ScanSpec) -> tuple[float | None, int, int]:
@@ -165,6 +219,7 @@ def estimate(store: Store, parsed: ParsedScan, n_prompts: int) -> Estimate:
     grid = spec.alphas.num * (spec.betas.num if spec.betas is not None else 1)
     points = grid * len(parsed.members)
     per_prompt, timed, scans = timing_history(store, spec)
+    startup, startup_jobs = startup_history(store)
     return Estimate(
         points=points,
         prompts=n_prompts,
@@ -172,6 +227,8 @@ def estimate(store: Store, parsed: ParsedScan, n_prompts: int) -> Estimate:
         s_per_point=None if per_prompt is None else per_prompt * n_prompts,
         timed_points=timed,
         timed_scans=scans,
+        startup_s=startup,
+        startup_jobs=startup_jobs,
     )
 
 

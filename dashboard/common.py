@@ -209,7 +209,15 @@ def metric_row(key: str, rec: dict) -> None:
 
 
 def my_jobs(store, kind: str) -> None:
-    """This user's jobs of ``kind`` (everyone's when login is off): status, log tail, Cancel."""
+    """This user's jobs of ``kind`` (everyone's when login is off): state (running, finished,
+    cancelled, failed), when, log tail and Cancel; re-read every 2 s only while one is running."""
+    from dashboard import jobs
+
+    running = any(j.running and j.kind == kind for j in jobs.all_jobs(store))
+    st.fragment(_job_list, run_every=2 if running else None)(store, kind)
+
+
+def _job_list(store, kind: str) -> None:
     from dashboard import jobs
     from dashboard.auth import current_user, users_identified
 
@@ -224,8 +232,7 @@ def my_jobs(store, kind: str) -> None:
         st.caption("No jobs of yours yet.")
         return
     for job in mine[:10]:
-        state = "running" if job.running else "ended"
-        with st.expander(f"{job.label or job.kind} · {job.key[:12]} · {state}", expanded=job.running):
+        with st.expander(f"{job.label or job.kind} · {job.key[:12]} · {job.describe}", expanded=job.running):
             st.code(jobs.log_tail(store, job.key, lines=12) or "(no output yet)")
             if job.running and st.button("Cancel", key=f"cancel_{job.key}"):
                 jobs.cancel(store, job.key)

@@ -25,6 +25,7 @@ this key's; a scan's flags give this key).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -48,7 +49,12 @@ from landscape.study.specs import StudySpec
 _KEY = re.compile(r"[0-9a-f]{64}")
 _LOG_TAIL_BYTES = 1 << 16
 KINDS = ("scan", "study")
-_JOB_FILES = ("log", "pid", "yaml")  # not ``point.yaml``: named by its source scan, shared by its points
+_JOB_FILES = (
+    "log",
+    "pid",
+    "yaml",
+    "exit",
+)  # not ``point.yaml``: named by its source scan, shared by its points
 
 
 class JobError(RuntimeError):
@@ -66,6 +72,22 @@ class Job:
     running: bool = True
     scans: tuple[str, ...] = ()  # a scan job's member scans (K directions), for its progress
     attached: bool = False  # True when this submission joined a job already running
+    state: str = "running"  # running, finished, cancelled, failed, or stopped (no exit status)
+    ended: float | None = None  # when its process exited (its exit file), if known
+    code: int | None = None  # its exit status, if known
+
+    @property
+    def describe(self) -> str:
+        """``finished 12:03:07 (41 s)``, ``failed (exit 2) …``, ``running for 12 s``."""
+        if self.state == "running":
+            return f"running for {time.time() - self.started:.0f} s"
+        what = f"failed (exit {self.code})" if self.state == "failed" else self.state
+        if self.ended is None:
+            return what + (
+                " (no exit status: killed, or run by another host)" if self.state == "stopped" else ""
+            )
+        at = time.strftime("%H:%M:%S", time.localtime(self.ended))
+        return f"{what} {at} (after {self.ended - self.started:.0f} s)"
 
 
 def _checked_key(key: str) -> str:
@@ -153,9 +175,35 @@ def _job_pid(store: Store, key: str) -> int | None:
         return None
 
 
-def _job(key: str, rec: dict, pid: int | None, running: bool) -> Job:
+EXIT_ENV = "SAFETY_LANDSCAPE_JOB_EXIT"  # where a job's process writes its exit status (landscape.cli.run)
+
+
+def _exit_status(store: Store, key: str) -> tuple[int | None, float | None]:
+    """(exit code, when) from ``jobs/<key>.exit`` (never through a link), or (None, None)."""
+    try:
+        path = job_file(store, key, "exit")
+        if not _inside_store(store, path):
+            return None, None
+        rec = json.loads(path.read_text())
+        return int(rec["code"]), float(rec["ended"])
+    except (OSError, ValueError, KeyError, TypeError, JobError):
+        return None, None
+
+
+def _state(rec: dict, running: bool, code: int | None) -> str:
+    if running:
+        return "running"
+    if rec.get("cancelled") or code in (130, 143):
+        return "cancelled"
+    if code is None:
+        return "stopped"
+    return "finished" if code == 0 else "failed"
+
+
+def _job(key: str, rec: dict, pid: int | None, running: bool, exit_status=(None, None)) -> Job:
     started, user, kind = rec.get("started"), rec.get("user"), rec.get("kind", "scan")
     scans = rec.get("scans")
+    code, ended = exit_status
     return Job(
         key=key,
         pid=pid,
@@ -167,6 +215,9 @@ def _job(key: str, rec: dict, pid: int | None, running: bool) -> Job:
         scans=tuple(k for k in scans if isinstance(k, str) and _KEY.fullmatch(k))
         if isinstance(scans, list)
         else (key,),
+        state=_state(rec, running, code),
+        ended=ended,
+        code=code,
     )
 
 
@@ -182,7 +233,8 @@ def all_jobs(store: Store) -> list[Job]:
         rec = store.get_json(k)
         rec = rec if isinstance(rec, dict) else {}
         pid = _job_pid(store, key)
-        out.append(_job(key, rec, pid, pid is not None and _is_job_process(store, key, pid)))
+        running = pid is not None and _is_job_process(store, key, pid)
+        out.append(_job(key, rec, pid, running, (None, None) if running else _exit_status(store, key)))
     return sorted(out, key=lambda j: j.started, reverse=True)
 
 
@@ -232,12 +284,16 @@ def _launch(
             with _open_no_follow(job_file(store, key, "yaml"), os.O_TRUNC) as fh:
                 fh.write(record.pop("spec_text").encode())
         with _open_no_follow(job_file(store, key, "log"), os.O_APPEND) as fh:
+            exit_file = job_file(store, key, "exit")
+            if exit_file.exists() or exit_file.is_symlink():  # a rerun's status is its own
+                exit_file.unlink()
             proc = subprocess.Popen(
                 job_command(store.root, args),
                 stdout=fh,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                env={**os.environ, EXIT_ENV: str(exit_file)},
             )
         with _open_no_follow(job_file(store, key, "pid"), os.O_TRUNC) as fh:
             fh.write(str(proc.pid).encode())
@@ -305,6 +361,13 @@ def cancel(store: Store, key: str) -> bool:
     job = job_for(store, key)
     if job is None or job.pid is None or not _is_job_process(store, key, job.pid):
         return False
+    rec = store.get_json(f"job:{key}")
+    store.put_json(f"job:{key}", dict(rec if isinstance(rec, dict) else {}, cancelled=time.time()))
+    try:
+        with _open_no_follow(job_file(store, key, "log"), os.O_APPEND) as fh:
+            fh.write(f"\ncancelled from the dashboard at {time.strftime('%H:%M:%S')}\n".encode())
+    except OSError:
+        pass
     try:
         os.killpg(job.pid, signal.SIGTERM)
     except ProcessLookupError:

@@ -4,8 +4,6 @@ The widgets become the CLI's own flags (``dashboard.commands.scan_args``), parse
 into the ScanSpec whose key is shown; the job runs that command line as a separate process.
 """
 
-import time
-
 import numpy as np
 import streamlit as st
 
@@ -28,31 +26,49 @@ models = settings.models_available()
 local = [m for m in models if m not in ("aligned", "smollm2-135m-instruct")]
 
 kind = st.radio("Kind", ["1d", "2d", "interpolate"], horizontal=True, key="run_kind")
+invalid: list[str] = []  # every field the form cannot launch as shown: Start stays disabled
+
+
+def field(where, label: str, default, lo, hi, key: str, **kw):
+    """A number box that may be cleared or hold any number: the value on screen is the value
+    checked and launched (a bounded Streamlit box keeps its last valid value while showing another
+    in red, and a cleared one falls back to its default without saying so)."""
+    st.session_state.setdefault(key, default)
+    value = where.number_input(label, value=None, key=key, **kw)
+    if value is None:
+        invalid.append(f"{label}: empty")
+    elif not lo <= value <= hi:
+        invalid.append(f"{label}: {value:g} is outside [{lo:g}, {hi:g}]")
+    return value
+
+
 c1, c2, c3 = st.columns(3)
 model = c1.selectbox("Model (θ₀, or θ_a of an interpolation)", models, key="run_model")
 custom = c1.text_input("…or a model path under the allowed roots", key="run_model_path")
 dtype = c1.selectbox("dtype", ["float32", "bfloat16"], key="run_dtype")
+source = custom.strip() or model
 target = None
 if kind == "interpolate":
-    default_b = models.index("aligned") if model != "aligned" else 0
+    others = [m for m in models if m != source] or models  # θ_b = θ_a would interpolate nothing
+    default_b = models.index("aligned") if "aligned" in others else models.index(others[0])
     target = c2.selectbox("θ_b (the model at α = 1)", models, index=default_b, key="run_target")
-    a0 = c2.number_input("α from", -5.0, 5.0, -0.25, format="%.3f", key="run_from")
-    a1 = c2.number_input("α to", -5.0, 5.0, 1.25, format="%.3f", key="run_to")
+    a0 = field(c2, "α from", -0.25, -5.0, 5.0, "run_from", format="%.3f")
+    a1 = field(c2, "α to", 1.25, -5.0, 5.0, "run_to", format="%.3f")
     seed, norm = 0, "layer"
 else:
     norm = c2.selectbox("Normalisation", ["layer", "filter", "none"], key="run_norm")
-    seed = c2.number_input("Seed", 0, 10_000, 0, key="run_seed")
-    half = c2.number_input("Range ± (α and β)", 0.001, 10.0, 0.2, format="%.3f", key="run_half")
-    a0, a1 = -half, half
-points = c3.number_input("Points per axis", 1, 41, 7, step=2, key="run_points")
-k = c3.number_input("Directions K (seeds seed…seed+K−1)", 1, 50, 1, key="run_k")
+    seed = field(c2, "Seed", 0, 0, 10_000, "run_seed", step=1)
+    half = field(c2, "Range ± (α and β)", 0.2, 0.001, 10.0, "run_half", format="%.3f")
+    a0, a1 = (None, None) if half is None else (-half, half)
+points = field(c3, "Points per axis", 7, 1, 41, "run_points", step=2)
+k = field(c3, "Directions K (seeds seed…seed+K−1)", 1, 1, 50, "run_k", step=1)
 auto = c3.checkbox("Auto range (bisect for the basin edges)", key="run_auto", disabled=kind == "interpolate")
 
 p1, p2, p3 = st.columns(3)
 prompts = p1.selectbox("Prompt set", ["builtin:harmful", "builtin:benign"], key="run_prompts")
-limit = p1.number_input("Prompts (first N)", 1, 500, 16, key="run_limit")
+limit = field(p1, "Prompts (first N)", 16, 1, 500, "run_limit", step=1)
 system = p2.selectbox("System prompt", list(SYSTEM_PRESETS), key="run_system")
-tokens = p2.number_input("Max new tokens", 1, 4096, 32, key="run_tokens")
+tokens = field(p2, "Max new tokens", 32, 1, 4096, "run_tokens", step=1)
 judge = p3.selectbox("Judge", ["keywords", "prefix", "guard", "classifier"], key="run_judge")
 judge_model = label_map = None
 if judge in ("guard", "classifier"):
@@ -65,65 +81,75 @@ full = st.checkbox(
 )
 capability = st.checkbox("Capability (benign over-refusal and reference NLL)", key="run_capability")
 
-source = custom.strip() or model
-choice = commands.ScanChoice(
-    kind=kind,
-    model=source,
-    target=target,
-    dtype=dtype,
-    seed=int(seed),
-    norm=norm,
-    directions=int(k),
-    auto_range=bool(auto) and kind != "interpolate",
-    alpha_range=(float(a0), float(a1)),
-    points=int(points),
-    prompts=prompts,
-    limit=int(limit),
-    system_prompt=system,
-    judge=judge,
-    judge_model=judge_model,
-    label_map=label_map,
-    max_new_tokens=int(tokens),
-    full_responses=full,
-    capability=capability,
-)
-problems = [settings.model_allowed(m) for m in (source, target, judge_model) if m]
-problem = next((p for p in problems if p), None)
-if judge_model == "(none found)":
-    problem = "no judge model directory under the model roots"
-args = commands.scan_args(choice) + settings.ray_args()  # the server's Ray cluster, when configured
-st.code("landscape " + " ".join(args), language="bash")
-parsed = None
-if problem is None:
-    try:
-        parsed = commands.scan_spec(args)
-        prep = prepare_scan(parsed.spec, store)
-        est = commands.estimate(store, parsed, len(prep.prompts))
-        line = f"scan {prep.key[:12]}: {est.points} points × {est.prompts} prompts × ≤{int(tokens)} tokens"
-        line += f" = ≤{est.max_tokens:,} new tokens"
-        if est.s_per_point is None:
-            line += " · no timing history yet"
-        else:
-            line += (
-                f" · about {format_duration(est.s_per_point * est.points)} "
-                f"({est.s_per_point:.1f} s/point, median of {est.timed_points} timed points "
-                f"in {est.timed_scans} completed scans)"
-            )
-        st.caption(
-            line + (" · plus auto-range probes; the grid moves to the basin" if choice.auto_range else "")
-        )
-    except Exception as exc:  # one line for the user, whatever the flags or the store said
-        problem = commands.one_line(exc)
+CONFIRM_ABOVE_S = 3600  # a job estimated above an hour (or with no history and a big budget) asks first
+CONFIRM_ABOVE_TOKENS = 10_000_000
 
-if problem:  # said before Start, which stays disabled until the form describes a scan that can run
-    st.error(problem)
-if st.button("Start scan", key="run_start", type="primary", disabled=problem is not None):
-    if not problem:
+
+def launch() -> None:
+    """The command built from the values on screen, its cost, and Start (disabled while the form
+    cannot run, and behind a confirmation above an hour)."""
+    choice = commands.ScanChoice(
+        kind=kind,
+        model=source,
+        target=target,
+        dtype=dtype,
+        seed=int(seed),
+        norm=norm,
+        directions=int(k),
+        auto_range=bool(auto) and kind != "interpolate",
+        alpha_range=(float(a0), float(a1)),
+        points=int(points),
+        prompts=prompts,
+        limit=int(limit),
+        system_prompt=system,
+        judge=judge,
+        judge_model=judge_model,
+        label_map=label_map,
+        max_new_tokens=int(tokens),
+        full_responses=full,
+        capability=capability,
+    )
+    problems = [settings.model_allowed(m) for m in (source, target, judge_model) if m]
+    problem = next((p for p in problems if p), None)
+    if judge_model == "(none found)":
+        problem = "no judge model directory under the model roots"
+    args = commands.scan_args(choice) + settings.ray_args()  # the server's Ray cluster, when configured
+    st.code("landscape " + " ".join(args), language="bash")
+    big = False
+    if problem is None:
+        try:
+            parsed = commands.scan_spec(args)
+            prep = prepare_scan(parsed.spec, store)
+            est = commands.estimate(store, parsed, len(prep.prompts))
+            st.caption(commands.estimate_text(est, prep.key, int(tokens), choice.auto_range))
+            seconds = est.total_s
+            big = (seconds is not None and seconds > CONFIRM_ABOVE_S) or (
+                seconds is None and est.max_tokens > CONFIRM_ABOVE_TOKENS
+            )
+        except Exception as exc:  # one line for the user, whatever the flags or the store said
+            problem = commands.one_line(exc)
+    if problem:  # said before Start, which stays disabled until the form describes a scan that can run
+        st.error(problem)
+    confirmed = True
+    if big and problem is None:
+        confirmed = st.checkbox(
+            "This is a long job (see the estimate above): start it anyway", key="run_confirm_big"
+        )
+    if st.button(
+        "Start scan", key="run_start", type="primary", disabled=problem is not None or not confirmed
+    ):
         start_job(
             "scan",
             "run_job",
             lambda: jobs.submit_scan(args, store, settings.max_jobs, current_user(), settings.job_history),
         )
+
+
+if invalid:  # nothing is built from a value that is not on screen
+    st.error("Fix the form before starting: " + "; ".join(invalid))
+    st.button("Start scan", key="run_start", type="primary", disabled=True)
+else:
+    launch()
 
 
 @st.fragment(run_every=2)
@@ -141,11 +167,19 @@ def progress():
             continue
         alphas, betas, values = data.grid(scan_key)
         done, total = int(np.isfinite(values["asr_pct"]).sum()), rec["total_points"]
-        state = " · running" if job and job.running else " · stopped"
+        state = f" · {job.describe}" if job is not None else ""
         st.progress(done / total, text=f"scan {scan_key[:12]}: {done}/{total} points" + state)
-        if job is not None and job.running and done:
-            age = max(1e-6, time.time() - job.started)
-            st.caption(f"ETA ≈ {age / done * (total - done):.0f} s (from this job's pace)")
+        if job is not None and job.running and done < total:
+            # this job's own points (not its start-up, which is already behind it)
+            mine = values["point_s"][np.isfinite(values["point_s"]) & (values["finished"] >= job.started)]
+            if mine.size:
+                left = float(np.median(mine)) * (total - done)
+                st.caption(
+                    f"about {format_duration(left)} left: {total - done} points × {np.median(mine):.1f} s "
+                    f"(median of this job's {mine.size} points so far)"
+                )
+            else:
+                st.caption("time left: known after this job's first point")
         if betas is None:
             fig = build_curve_figure([Curve(name=scan_key[:8], alphas=alphas, asr=values["asr_pct"])])
         else:

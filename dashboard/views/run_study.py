@@ -10,7 +10,7 @@ import streamlit as st
 from dashboard import commands, data, jobs
 from dashboard.auth import current_user, may_launch
 from dashboard.common import my_jobs, start_job
-from landscape.study.pipeline import PRESETS, load_study, parse_study
+from landscape.study.pipeline import PRESET_MINUTES, PRESETS, load_study, parse_study, preset_duration
 
 MAX_UPLOAD_BYTES = 64 * 1024
 
@@ -23,11 +23,14 @@ if not allowed:
 store = data.store()
 
 source = st.radio("Study", ["preset", "upload"], horizontal=True, key="study_source")
+long = False
 dtype = st.selectbox("dtype (when the study does not set one)", ["float32", "bfloat16"], key="study_dtype")
 spec, problem = None, None
 try:
     if source == "preset":
         preset = st.selectbox("Preset", PRESETS, key="study_preset")
+        st.caption(f"Duration: {preset_duration(preset)}.")
+        long = (PRESET_MINUTES.get(preset) or (61, 61))[1] > 60
         spec = load_study(preset=preset, default_dtype=dtype)
     else:
         upload = st.file_uploader("Study YAML (≤ 64 KB)", type=["yaml", "yml"], key="study_upload")
@@ -46,7 +49,15 @@ if spec is not None:  # every path the study names (adapters, attack data, ...),
         f"base {spec.base.source}, {'aligned first' if spec.align else 'no alignment'}"
     )
 
-if st.button("Start study", key="study_start", type="primary", disabled=spec is None and problem is None):
+confirmed = True
+if source == "preset" and spec is not None and problem is None and long:
+    confirmed = st.checkbox("This study runs for over an hour: start it anyway", key="study_confirm")
+if st.button(
+    "Start study",
+    key="study_start",
+    type="primary",
+    disabled=(spec is None and problem is None) or not confirmed,
+):
     if problem or spec is None:
         st.error(problem or "choose a study first")
     else:

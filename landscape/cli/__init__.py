@@ -83,7 +83,35 @@ for command in (
 
 
 def run(argv=None) -> int:
-    """Entry point: user errors become one line on stderr and exit 2."""
+    """Entry point: user errors become one line on stderr and exit 2. Run as a dashboard job
+    (``SAFETY_LANDSCAPE_JOB_EXIT`` set), SIGTERM (Cancel) stops it like Ctrl-C, and its exit status
+    and time are written to that file so the dashboard tells finished, cancelled and failed apart."""
+    import json
+    import os
+    import signal
+    import time
+
+    exit_file = os.environ.get("SAFETY_LANDSCAPE_JOB_EXIT")
+    if exit_file:
+
+        def stop(signum, frame):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop)
+    code = 1
+    try:
+        code = _run(argv)
+    finally:
+        if exit_file:
+            try:
+                with open(exit_file, "w") as fh:
+                    json.dump({"code": code, "ended": time.time()}, fh)
+            except OSError:
+                pass
+    return code
+
+
+def _run(argv=None) -> int:
     import warnings
 
     # transformers' own deprecation notices (peft triggers them) are not the user's problem

@@ -39,6 +39,24 @@ from landscape.study.stages import (
 )
 
 PRESETS = ("demo", "tiny", "security", "paraphrase")  # landscape/data/studies/<name>.yaml
+# Wall time of each preset on a fresh store, as measured on this project's 2-core CPU machine
+# (README, "Measured"); None where no run was timed. Shown before a study is started.
+PRESET_MINUTES: dict[str, tuple[float, float] | None] = {
+    "demo": (40.6, 93.7),  # quiet machine / shared with other jobs
+    "tiny": (5.3, 5.3),
+    "security": None,
+    "paraphrase": (161.0, 161.0),  # three seeds, shared machine
+}
+
+
+def preset_duration(preset: str) -> str:
+    """How long ``preset`` took when measured, for a user about to start it."""
+    span = PRESET_MINUTES.get(preset)
+    if span is None:
+        return "not timed yet on this project's machines (expect more than an hour on a CPU)"
+    lo, hi = span
+    text = f"{lo:g} min" if lo == hi else f"{lo:g}–{hi:g} min"
+    return f"{text} measured on a 2-core CPU, fresh store (README, Measured); a rerun reuses every stage"
 
 
 def load_study(path=None, preset: str | None = None, default_dtype: str = "float32") -> StudySpec:
@@ -61,17 +79,57 @@ def load_study(path=None, preset: str | None = None, default_dtype: str = "float
 def parse_study(text: str, default_dtype: str = "float32") -> StudySpec:
     """A study from YAML text (``safe_load`` only, so no code runs); one-line ``SpecError``s."""
     import yaml
+    from pydantic import ValidationError
 
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise SpecError(f"study file is not valid YAML: {str(exc).splitlines()[0]}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"study file is not valid YAML{where}: {what}") from None
     if not isinstance(data, dict):
         raise SpecError("a study file holds a mapping (name, runs, …)")
     base = data.setdefault("base", {})
     if isinstance(base, dict):
         base.setdefault("dtype", default_dtype)
-    return StudySpec.model_validate(data)
+    try:
+        return StudySpec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err.get("loc", ()))
+        msg = str(err.get("msg", exc)).removeprefix("Value error, ")
+        line = yaml_line(text, loc)
+        where = ".".join(str(x) for x in loc)
+        raise SpecError(
+            f"study file{f' line {line}' if line else ''}: {where + ': ' if where else ''}{msg}"
+        ) from None
+    except SpecError as exc:
+        raise SpecError(f"study file: {exc}") from None
+
+
+def yaml_line(text: str, loc: tuple) -> int | None:
+    """The 1-based line of the YAML node at ``loc`` (mapping keys and list indices, as pydantic
+    reports an error's location), or of its nearest existing parent; None when unknown."""
+    import yaml
+
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            hit = next(((k, v) for k, v in node.value if getattr(k, "value", None) == part), None)
+            if hit is None:
+                break
+            line, node = hit[0].start_mark.line + 1, hit[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line if line is not None else (node.start_mark.line + 1 if node is not None else None)
 
 
 def study_key(spec: StudySpec, store: Store) -> str:
