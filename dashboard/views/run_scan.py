@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import commands, data, jobs
 from dashboard.auth import current_user, may_launch
-from dashboard.common import my_jobs, start_job
+from dashboard.common import my_jobs, start_job, url_adopt, url_keep, url_widget
 from dashboard.figures import Curve, build_contour_figure, build_curve_figure
 from landscape.core.format import format_duration
 from landscape.core.specs import SYSTEM_PRESETS
@@ -25,7 +25,9 @@ store = data.store()
 models = settings.models_available()
 local = [m for m in models if m not in ("aligned", "smollm2-135m-instruct")]
 
-kind = st.radio("Kind", ["1d", "2d", "interpolate"], horizontal=True, key="run_kind")
+kind = url_widget(
+    st.radio, "kind", "Kind", ["1d", "2d", "interpolate"], "1d", key="run_kind", horizontal=True
+)
 invalid: list[str] = []  # every field the form cannot launch as shown: Start stays disabled
 
 
@@ -33,8 +35,19 @@ def field(where, label: str, default, lo, hi, key: str, **kw):
     """A number box that may be cleared or hold any number: the value on screen is the value
     checked and launched (a bounded Streamlit box keeps its last valid value while showing another
     in red, and a cleared one falls back to its default without saying so)."""
-    st.session_state.setdefault(key, default)
+    param = key.removeprefix("run_")  # in the URL: a reload mid-job still shows what was launched
+    number = int if isinstance(default, int) and not kw.get("format") else float
+
+    def parse(text: str):
+        try:
+            return number(text)
+        except ValueError:
+            return None
+
+    url_adopt(param, key, lambda v: v is None or isinstance(v, int | float), default, parse)
     value = where.number_input(label, value=None, key=key, **kw)
+    if value is not None:
+        url_keep(param, key, value, default)
     if value is None:
         invalid.append(f"{label}: empty")
     elif not lo <= value <= hi:
@@ -43,7 +56,9 @@ def field(where, label: str, default, lo, hi, key: str, **kw):
 
 
 c1, c2, c3 = st.columns(3)
-model = c1.selectbox("Model (θ₀, or θ_a of an interpolation)", models, key="run_model")
+model = url_widget(
+    c1.selectbox, "model", "Model (θ₀, or θ_a of an interpolation)", models, models[0], key="run_model"
+)
 custom = c1.text_input("…or a model path under the allowed roots", key="run_model_path")
 dtype = c1.selectbox("dtype", ["float32", "bfloat16"], key="run_dtype")
 source = custom.strip() or model

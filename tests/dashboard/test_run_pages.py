@@ -310,3 +310,15 @@ def test_ray_settings_are_validated():
     for bad in ({"SAFETY_LANDSCAPE_RAY_ADDRESS": "auto"}, {"SAFETY_LANDSCAPE_RAY_WORKERS": "0"}):
         with pytest.raises(SettingsError):
             load_settings(bad)
+
+
+def test_a_reloaded_run_form_still_shows_what_was_launched(app_env, tiny_model, monkeypatch):
+    """Issue 27 §3: reloading Run mid-job reset the form; its values now live in the URL."""
+    monkeypatch.setenv("SAFETY_LANDSCAPE_MODEL_ROOTS", str(tiny_model.parent))
+    at = open_page()
+    at.switch_page("views/run_scan.py")
+    at.query_params.update({"kind": "2d", "points": "9", "half": "0.35", "limit": "3"})
+    at.run()
+    assert at.radio(key="run_kind").value == "2d"
+    assert at.number_input(key="run_points").value == 9 and at.number_input(key="run_half").value == 0.35
+    assert at.number_input(key="run_limit").value == 3
