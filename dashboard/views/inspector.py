@@ -132,7 +132,8 @@ else:
     other = ("refusals", "refusal_pct") if main_set == "harmful" else ("answered", "asr_pct")
     m[1].metric(other[0], f"{point[other[1]]:.1f}%")
     m[2].metric("incoherent", f"{point['incoherent_pct']:.1f}%")
-    m[3].metric("time", f"{point['elapsed_s']:.1f} s · {point['tokens']} tokens")
+    m[3].metric("time", f"{point['elapsed_s']:.1f} s")
+    m[3].caption(f"{point['tokens']} new tokens")
     if main_set == "benign":
         st.caption("A benign prompt set: a refusal here is over-refusal, an answer is what should happen.")
 frames = []
@@ -179,11 +180,28 @@ st.dataframe(
     width="stretch",
     key="insp_table",
     column_config={
+        "direction": st.column_config.TextColumn(width="small"),
+        "set": st.column_config.TextColumn(width="small"),
+        "verdict": st.column_config.TextColumn(width="small"),
         "prompt": st.column_config.TextColumn(width="medium"),
         "response": st.column_config.TextColumn(width="large"),
     },
 )
-st.caption("Double-click a cell to read a whole prompt or response.")
+if not rows.empty:  # one response in full, readable at any window width (no double-click needed)
+    records = rows.reset_index(drop=True)
+    pick = st.selectbox(
+        "Read one in full",
+        list(range(len(records))),
+        format_func=lambda r: f"{r + 1}. {records.loc[r, 'verdict']} · {str(records.loc[r, 'prompt'])[:80]}",
+        key=scoped("insp_read", key, i, j, show),
+    )
+    row = records.loc[pick]
+    st.markdown(f"**Prompt** ({row['set']})")
+    st.text(str(row["prompt"]))
+    st.markdown(
+        f"**Response** · {row['verdict']}" + (f" · judge: {row['reason']}" if row.get("reason") else "")
+    )
+    st.text(str(row["response"]))
 
 
 def launch_full_responses(
