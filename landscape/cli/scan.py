@@ -11,6 +11,7 @@ from landscape.cli.flags import build_scan_spec
 from landscape.cli.options import Ctx, given_flags, ray_flags, scan_options
 from landscape.core.format import plural
 from landscape.core.grid import zero_index
+from landscape.core.prompts import prompt_field
 from landscape.study.report import family_visage, interval_line, landscape_text, summary_text
 
 
@@ -88,6 +89,9 @@ def scan(ctx, kind, **o):
     spec = _spec(ctx, kind, o)
     if o["full_responses"]:
         c.log("full responses: early stopping is off (generation.early_stop = false, part of the scan key)")
+    field = prompt_field(spec.prompts)
+    if field is not None and o["column"] is None:
+        c.log(f"prompts: {spec.prompts.source}, column {field!r} (choose another with --column)")
     auto = AutoRangeSpec(probe_prompts=o["probe_prompts"]) if o["auto_range"] else None
     runtime = _runtime(ctx, o)
     results = scan_family(spec, o["n_directions"], c.store, runtime, auto, c.log)

@@ -127,6 +127,31 @@ def _load_file(path: Path, column: str | None) -> list[str]:
     raise SpecError(f"unsupported prompt file type {suffix!r} (use .csv, .jsonl or .txt)")
 
 
+def prompt_field(spec: PromptSpec) -> str | None:
+    """The CSV column or JSONL field a file prompt set is read from (``--column``, else the first
+    of ``PROMPT_FIELDS`` present), for the log; None for built-in sets and .txt files."""
+    path = Path(spec.source).expanduser()
+    if spec.source.startswith("builtin:") or path.suffix.lower() not in (".csv", ".jsonl"):
+        return None
+    if spec.column is not None:
+        return spec.column
+    try:
+        head = path.read_text(encoding="utf-8-sig").splitlines()[:1]
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not head:
+        return None
+    if path.suffix.lower() == ".csv":
+        fields = next(csv.reader(head), [])
+    else:
+        try:
+            first = json.loads(head[0])
+        except json.JSONDecodeError:
+            return None
+        fields = list(first) if isinstance(first, dict) else []
+    return next((f for f in PROMPT_FIELDS if f in fields), None)
+
+
 def _field(column: str | None, fields: list[str], name: str, what: str) -> str:
     """The column (CSV) or field (JSONL) holding the prompt: ``column`` when given, else the first
     of ``PROMPT_FIELDS`` the file has; a one-line error naming --column otherwise."""

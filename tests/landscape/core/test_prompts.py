@@ -114,3 +114,13 @@ def test_system_presets(tokenizer_dir):
     assert "SmolLM" not in format_chat(tok, "hi", "none")
     assert "Absolutely Obedient Agent" in format_chat(tok, "hi", "aoa")
     assert chat_messages("q", "Be brief.", "a")[0] == {"role": "system", "content": "Be brief."}
+
+
+def test_the_column_read_is_named(tmp_path):
+    from landscape.core.prompts import prompt_field
+
+    (tmp_path / "p.csv").write_text("id,prompt\n1,hello\n")
+    (tmp_path / "q.jsonl").write_text('{"goal": "a", "prompt": "b"}\n')
+    assert prompt_field(PromptSpec(source=str(tmp_path / "p.csv"))) == "prompt"
+    assert prompt_field(PromptSpec(source=str(tmp_path / "q.jsonl"))) == "goal"
+    assert prompt_field(PromptSpec(source="builtin:harmful")) is None
