@@ -89,8 +89,8 @@ def pick_scan(df, label: str, key: str, default_key: str | None = None) -> str:
     keys = df["key"].tolist()
 
     def parse(text: str) -> str | None:
-        hits = [k for k in keys if k.startswith(text.lower())]
-        return hits[0] if len(hits) == 1 else None
+        found = expand_keys([text], keys)
+        return found[0] if found else None
 
     shared = st.session_state.get("selected_scan")
     fallback = next((k for k in (default_key, shared) if k in keys), None) or default_scan(df)

@@ -8,6 +8,7 @@ from dashboard import commands, data, jobs
 from dashboard.auth import current_user, may_launch
 from dashboard.common import (
     INSPECT,
+    expand_keys,
     pick_scan,
     scans_or_stop,
     scoped,
@@ -57,8 +58,7 @@ if not done.any():
 # A mean curve's point: every complete direction of the family at this grid point, side by side.
 raw_mean = st.query_params.get("mean")
 if raw_mean is not None and raw_mean != st.session_state.get("_url:insp:mean"):
-    hits = [[k for k in keys if k.startswith(p)] for p in raw_mean.split(",")]
-    st.session_state["insp_family"] = [h[0] for h in hits] if all(len(h) == 1 for h in hits) else None
+    st.session_state["insp_family"] = expand_keys(raw_mean.split(","), keys)
 family = st.session_state.get("insp_family")
 if not family or key not in family:  # the picker moved to another scan: one scan again
     family = st.session_state["insp_family"] = None
