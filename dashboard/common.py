@@ -35,13 +35,20 @@ def _seen(param: str, key: str) -> str:
     return f"_url:{key}:{param}"
 
 
+def url_changed(param: str, key: str) -> str | None:
+    """The URL's ``param`` when it changed since widget ``key`` last wrote it (a reload,
+    back/forward, a link), else None."""
+    raw = st.query_params.get(param)
+    return raw if raw is not None and raw != st.session_state.get(_seen(param, key)) else None
+
+
 def url_adopt(param: str, key: str, valid, default, parse) -> None:
     """Before widget ``key`` is drawn: take the URL's ``param`` when the URL changed since this page
     last wrote it (a reload, back/forward, a link from a colleague), else keep the widget's own
     value while ``valid(value)``, else ``default``. ``parse`` maps the URL text to a value (None:
     not one)."""
-    raw = st.query_params.get(param)
-    if raw is not None and raw != st.session_state.get(_seen(param, key)):
+    raw = url_changed(param, key)
+    if raw is not None:
         value = parse(raw)
         if value is not None and valid(value):
             st.session_state[key] = value

@@ -13,6 +13,7 @@ from dashboard.common import (
     scans_or_stop,
     scoped,
     url_adopt,
+    url_changed,
     url_drop,
     url_expect,
     url_keep,
@@ -56,8 +57,7 @@ if not done.any():
     st.stop()
 
 # A mean curve's point: every complete direction of the family at this grid point, side by side.
-raw_mean = st.query_params.get("mean")
-if raw_mean is not None and raw_mean != st.session_state.get("_url:insp:mean"):
+if (raw_mean := url_changed("mean", "insp")) is not None:
     st.session_state["insp_family"] = expand_keys(raw_mean.split(","), keys)
 family = st.session_state.get("insp_family")
 if not family or key not in family:  # the picker moved to another scan: one scan again
