@@ -220,8 +220,23 @@ def my_jobs(store, kind: str) -> None:
     cancelled, failed), when, log tail and Cancel; re-read every 2 s only while one is running."""
     from dashboard import jobs
 
-    running = any(j.running and j.kind == kind for j in jobs.all_jobs(store))
-    st.fragment(_job_list, run_every=2 if running else None)(store, kind)
+    live_fragment(
+        _job_list, lambda: any(j.running and j.kind == kind for j in jobs.all_jobs(store)), store, kind
+    )
+
+
+def live_fragment(body, running_now, *args) -> None:
+    """Draw ``body(*args)`` as a fragment that re-runs every 2 s only while ``running_now()``: a tab
+    left open on an idle page costs the server nothing, and when the job ends the page is redrawn
+    once (states, buttons) and the timer stops."""
+    running = running_now()
+
+    def frag(*a):
+        body(*a)
+        if running and not running_now():
+            st.rerun()  # the whole page, now without the timer
+
+    st.fragment(frag, run_every=2 if running else None)(*args)
 
 
 def _job_list(store, kind: str) -> None:

@@ -9,6 +9,7 @@ from dashboard.auth import current_user, may_launch
 from dashboard.common import (
     INSPECT,
     expand_keys,
+    live_fragment,
     pick_scan,
     scans_or_stop,
     scoped,
@@ -225,7 +226,6 @@ def launch_full_responses(
     st.session_state["insp_full_args"] = args
 
 
-@st.fragment(run_every=2)
 def full_responses_status() -> None:
     """The point job's command, state and log; once its scan is complete, a button to inspect it."""
     key = st.session_state.get("insp_full_job")
@@ -260,4 +260,7 @@ if may_launch(data.settings())[0]:  # read-only, or an account that may not laun
         launch_full_responses(
             key, spec, (float(alphas[i]), None if betas is None else float(betas[j])), int(tokens)
         )
-    full_responses_status()
+    job_key = st.session_state.get("insp_full_job")
+    live_fragment(
+        full_responses_status, lambda: bool(job_key) and jobs.job_for(data.store(), job_key) is not None
+    )

@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import commands, data, jobs
 from dashboard.auth import current_user, may_launch
-from dashboard.common import my_jobs, start_job, url_adopt, url_keep, url_widget
+from dashboard.common import live_fragment, my_jobs, start_job, url_adopt, url_keep, url_widget
 from dashboard.figures import Curve, build_contour_figure, build_curve_figure
 from landscape.core.format import format_duration
 from landscape.core.specs import SYSTEM_PRESETS
@@ -167,7 +167,6 @@ else:
     launch()
 
 
-@st.fragment(run_every=2)
 def progress():
     running = [j for j in jobs.running_jobs(store) if j.kind == "scan"]
     key = st.session_state.get("run_job") or (running[0].key if running else None)
@@ -202,5 +201,5 @@ def progress():
         st.plotly_chart(fig, width="stretch", key=f"run_chart_{n}")
 
 
-progress()
+live_fragment(progress, lambda: any(j.kind == "scan" for j in jobs.running_jobs(store)))
 my_jobs(store, "scan")

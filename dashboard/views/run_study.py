@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import commands, data, jobs
 from dashboard.auth import current_user, may_launch
-from dashboard.common import my_jobs, start_job
+from dashboard.common import live_fragment, my_jobs, start_job
 from landscape.study.pipeline import PRESET_MINUTES, PRESETS, load_study, parse_study, preset_duration
 
 MAX_UPLOAD_BYTES = 64 * 1024
@@ -70,7 +70,6 @@ elif problem:
     st.error(problem)
 
 
-@st.fragment(run_every=2)
 def progress():
     key = st.session_state.get("study_job")
     if not key:
@@ -91,5 +90,5 @@ def progress():
         )
 
 
-progress()
+live_fragment(progress, lambda: jobs.job_for(store, st.session_state.get("study_job") or "") is not None)
 my_jobs(store, "study")
