@@ -13,8 +13,6 @@ import statistics
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import numpy as np
-
 from cache import Store
 from landscape.core.format import format_duration
 from landscape.core.specs import ScanSpec
@@ -144,29 +142,6 @@ class Estimate(NamedTuple):
         return (self.startup_s or 0.0) + self.s_per_point * self.points
 
 
-def startup_history(store: Store) -> tuple[float | None, int]:
-    """Median seconds a finished scan job spent outside its points (start, model load, snapshot,
-    writing): its wall time minus the ``point_s`` of the points it stored; (None, 0) without one."""
-    from dashboard import jobs
-
-    overheads = []
-    for job in jobs.all_jobs(store):
-        if job.kind != "scan" or job.state != "finished" or job.ended is None:
-            continue
-        inside = 0.0
-        for key in job.scans:
-            rec = store.scan_record(key)
-            if rec is None:
-                continue
-            g = store.scan_grid(key, ("point_s", "finished"), rec).values
-            done = (g["finished"] >= job.started) & (g["finished"] <= job.ended + 1)
-            inside += float(np.nansum(np.where(done, g["point_s"], 0.0)))
-        overheads.append(max(0.0, job.ended - job.started - inside))
-    if not overheads:
-        return None, 0
-    return statistics.median(overheads), len(overheads)
-
-
 def estimate_text(est: Estimate, key: str, tokens: int, auto_range: bool) -> str:
     """What a scan costs, said with where each number comes from."""
     line = f"scan {key[:12]}: {est.points} points × {est.prompts} prompts × ≤{tokens} tokens"
@@ -213,13 +188,16 @@ def timing_history(store: Store, spec: ScanSpec) -> tuple[float | None, int, int
     return statistics.median(per_prompt), len(per_prompt), scans
 
 
-def estimate(store: Store, parsed: ParsedScan, n_prompts: int) -> Estimate:
-    """Points × prompts × tokens of the K scans, and the expected time from the store's history."""
+def estimate(
+    store: Store, parsed: ParsedScan, n_prompts: int, startup: tuple[float | None, int] = (None, 0)
+) -> Estimate:
+    """Points × prompts × tokens of the K scans, and the expected time from the store's history;
+    ``startup``: (median seconds, jobs) a scan job spends outside its points (``jobs.startup_history``)."""
     spec = parsed.spec
     grid = spec.alphas.num * (spec.betas.num if spec.betas is not None else 1)
     points = grid * len(parsed.members)
     per_prompt, timed, scans = timing_history(store, spec)
-    startup, startup_jobs = startup_history(store)
+    startup_s, startup_jobs = startup
     return Estimate(
         points=points,
         prompts=n_prompts,
@@ -227,7 +205,7 @@ def estimate(store: Store, parsed: ParsedScan, n_prompts: int) -> Estimate:
         s_per_point=None if per_prompt is None else per_prompt * n_prompts,
         timed_points=timed,
         timed_scans=scans,
-        startup_s=startup,
+        startup_s=startup_s,
         startup_jobs=startup_jobs,
     )
 

@@ -29,12 +29,14 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import psutil  # a dependency of accelerate and peft, so always installed beside landscape
 import yaml
 
@@ -387,3 +389,24 @@ def log_tail(store: Store, key: str, lines: int = 5) -> str:
     except (OSError, JobError):
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+def startup_history(store: Store) -> tuple[float | None, int]:
+    """Median seconds a finished scan job spent outside its points (start, model load, snapshot,
+    writing): its wall time minus the ``point_s`` of the points it stored; (None, 0) without one."""
+    overheads = []
+    for job in all_jobs(store):
+        if job.kind != "scan" or job.state != "finished" or job.ended is None:
+            continue
+        inside = 0.0
+        for key in job.scans:
+            rec = store.scan_record(key)
+            if rec is None:
+                continue
+            g = store.scan_grid(key, ("point_s", "finished"), rec).values
+            done = (g["finished"] >= job.started) & (g["finished"] <= job.ended + 1)
+            inside += float(np.nansum(np.where(done, g["point_s"], 0.0)))
+        overheads.append(max(0.0, job.ended - job.started - inside))
+    if not overheads:
+        return None, 0
+    return statistics.median(overheads), len(overheads)

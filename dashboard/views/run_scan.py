@@ -135,7 +135,7 @@ def launch() -> None:
         try:
             parsed = commands.scan_spec(args)
             prep = prepare_scan(parsed.spec, store)
-            est = commands.estimate(store, parsed, len(prep.prompts))
+            est = commands.estimate(store, parsed, len(prep.prompts), jobs.startup_history(store))
             st.caption(commands.estimate_text(est, prep.key, int(tokens), choice.auto_range))
             seconds = est.total_s
             big = (seconds is not None and seconds > CONFIRM_ABOVE_S) or (
