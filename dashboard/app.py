@@ -20,7 +20,9 @@ if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` from a checkou
 from dashboard.auth import require_login  # noqa: E402
 from dashboard.settings import SettingsError, load_settings  # noqa: E402
 
-st.set_page_config(page_title="Safety Landscape", page_icon=":material/landscape:", layout="wide")
+# an emoji, not ":material/…:": a Material icon as page_icon makes every visitor's browser fetch it
+# from an internet font host (a failed request on an air-gapped server; a tell-tale on a connected one)
+st.set_page_config(page_title="Safety Landscape", page_icon="⛰️", layout="wide")
 
 try:
     settings = load_settings()

@@ -116,8 +116,10 @@ def figure_for(
     return fig
 
 
-def caption_for(store: Store, key: str, kind: str, threshold: float = 50.0) -> str:
-    """The text a paper puts under the figure: what it shows, the grid, VISAGE with its interval."""
+def caption_for(store: Store, key: str, kind: str, threshold: float = 50.0, ci=...) -> str:
+    """The text a paper puts under the figure: what it shows, the grid, VISAGE with its interval
+    (``ci``: the scan's interval when the caller has it cached, e.g. the dashboard's
+    ``data.visage_ci``; else it is bootstrapped here)."""
     record, g = _scan(store, key)
     summ = scan_summary(record, g.values["asr_pct"])
     what = {"curve": "1D safety landscape", "surface": "Safety basin", "contour": "Safety basin (contour)"}
@@ -125,7 +127,8 @@ def caption_for(store: Store, key: str, kind: str, threshold: float = 50.0) -> s
     span = f"α ∈ [{g.alphas[0]:.3g}, {g.alphas[-1]:.3g}]" + (
         f", β ∈ [{g.betas[0]:.3g}, {g.betas[-1]:.3g}]" if g.betas is not None else ""
     )
-    ci = visage_interval(store, [key]) if summ.get("complete") else None
+    if ci is ...:
+        ci = visage_interval(store, [key]) if summ.get("complete") else None
     text = f"{what.get(kind, kind)} of {scan_label(record)}: {grid} points, {span}"
     if record.get("n_prompts"):
         text += f", {record['n_prompts']} prompts"

@@ -10,14 +10,29 @@ from dashboard.figures import Curve, build_contour_figure, build_curve_figure, b
 from landscape.core.format import format_number
 from landscape.core.visage import POINT_KINDS, reference_text
 
+
+def comparable_pair(df) -> list[str]:
+    """The newest two scans that can be compared: same kind and grid shape, same prompt set, not
+    single points; else the newest two scans of any kind (the page explains why they differ)."""
+    basins = df[~df["kind"].isin(POINT_KINDS)]
+    for _, row in basins.iterrows():
+        same = basins[
+            (basins["kind"] == row["kind"])
+            & (basins["grid"] == row["grid"])
+            & (basins["prompts"] == row["prompts"])
+        ]
+        if len(same) >= 2:
+            return same["key"].tolist()[:2]
+    return (basins if len(basins) >= 2 else df)["key"].tolist()[:2]
+
+
 st.title("Compare scans")
 st.caption(
     "Before/after a defence, aligned vs fine-tuned, or system-prompt presets: one shared colour scale."
 )
 df = scans_or_stop()
 labels = {r["key"]: data.label(r) for _, r in df.iterrows()}
-basins = df[~df["kind"].isin(POINT_KINDS)]["key"].tolist()
-chosen = pick_scans(df, "Scans (first is the reference)", "compare_scans", (basins or list(labels))[:2])
+chosen = pick_scans(df, "Scans (first is the reference)", "compare_scans", comparable_pair(df))
 if len(chosen) < 2:
     st.info("Pick two or more scans to compare.")
     st.stop()

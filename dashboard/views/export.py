@@ -58,7 +58,10 @@ labels = {k: v for k, v in labels.items() if v and v != defaults[k] and (k != "c
 store = data.store()
 fig = figure_for(store, key, kind, labels=labels)
 st.plotly_chart(fig, width="stretch", key="export_preview")
-caption = caption_for(store, key, kind)
+# the interval from the page cache (re-drawn only when the scan moves), not 1,000 resamples a rerun
+caption = caption_for(
+    store, key, kind, ci=data.visage_ci([key]) if data.summary(key).get("complete") else None
+)
 st.text_area("Caption", caption, key=scoped("export_caption", key, kind), persist_state="session", height=90)
 # the file on offer is the one made from exactly what is on screen, else none
 selection = (key, kind, preset, fmt, tuple(sorted(labels.items())), show_title)

@@ -199,3 +199,24 @@ def test_export_keeps_its_view_in_the_url_and_offers_only_the_file_on_screen(ser
         page.wait_for_timeout(1500)
         assert "/export" in page.url and keys["1d_b"][:8] in _picked(page, 0)
         browser.close()
+
+
+def test_no_page_requests_a_host_but_the_server(server):
+    """Issue 26: page_icon=":material/landscape:" made every browser fetch from an internet font
+    host. Every page, every request: the server's own host only."""
+    from urllib.parse import urlparse
+
+    from playwright.sync_api import sync_playwright
+
+    url, _keys = server
+    own = urlparse(url).netloc
+    seen: set[str] = set()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=list(CHROMIUM_ARGS))
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("request", lambda r: seen.add(urlparse(r.url).netloc or r.url.split(":")[0]))
+        for path in ("", "curve", "basin", "inspector", "compare", "study", "export", "about"):
+            page.goto(f"{url}/{path}", wait_until="domcontentloaded")
+            page.wait_for_timeout(4000)
+        browser.close()
+    assert seen - {own, "data", "blob"} == set(), seen

@@ -90,7 +90,9 @@ def test_estimate_line_counts_tokens_and_uses_the_stores_timing(app_env, tiny_mo
     assert "s/point (median of" in line and "completed scans" in line  # the filled store's points
     # start-up (model load) is part of the estimate, or said to be unknown (issue 27: "0m01s" for 17 s);
     # which one depends on whether an earlier test finished a job in this shared store
-    assert re.search(r"\+ \d+ s start-up \(median of \d+ finished jobs?\)|start-up \(model load; no finished", line)
+    assert re.search(
+        r"\+ \d+ s start-up \(median of \d+ finished jobs?\)|start-up \(model load; no finished", line
+    )
     at.number_input(key="run_tokens").set_value(8).run()  # no scan at 8 tokens: no history
     assert any("no timing history for this model and budget" in c.value for c in at.caption)
 
