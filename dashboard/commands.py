@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from cache import Store
 from landscape.core.format import format_duration
-from landscape.core.specs import ScanSpec
+from landscape.core.specs import ScanSpec, error_line
 
 
 @dataclass(frozen=True)
@@ -212,13 +212,9 @@ def estimate(
 
 def one_line(exc: Exception) -> str:
     """An error as the CLI prints it: pydantic's first error with its field, else the first line."""
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
+    if callable(getattr(exc, "errors", None)):
         try:
-            err = errors()[0]
-            where = ".".join(str(x) for x in err.get("loc", ()))
-            msg = str(err.get("msg", exc)).removeprefix("Value error, ")
-            return f"{where}: {msg}" if where else msg
+            return error_line(exc)
         except (IndexError, TypeError, AttributeError):
             pass
     text = getattr(exc, "format_message", lambda: str(exc))()

@@ -89,10 +89,10 @@ def default_scan(df) -> str:
     return (basins if not basins.empty else df)["key"].iloc[0]
 
 
-def pick_scan(df, label: str, key: str, default_key: str | None = None) -> str:
+def pick_scan(df, label: str, key: str) -> str:
     """A selectbox over scans, its choice in the URL (``?scan=<first 12 hex>``) and shared with the
     other pages (``selected_scan``). Opened from the URL, then the page's own choice, then the
-    other pages' choice, then ``default_key``, then the newest scan that is not a single point."""
+    other pages' choice, then the newest scan that is not a single point."""
     keys = df["key"].tolist()
 
     def parse(text: str) -> str | None:
@@ -100,9 +100,7 @@ def pick_scan(df, label: str, key: str, default_key: str | None = None) -> str:
         return found[0] if found else None
 
     shared = st.session_state.get("selected_scan")
-    fallback = next((k for k in (default_key, shared) if k in keys), None) or default_scan(df)
-    if st.session_state.get(key) not in keys and shared in keys:
-        st.session_state[key] = shared
+    fallback = shared if shared in keys else default_scan(df)
     url_adopt("scan", key, lambda k: k in keys, fallback, parse)
     labels = {r["key"]: data.label(r) for _, r in df.iterrows()}
     choice = st.selectbox(label, keys, format_func=labels.get, key=key)

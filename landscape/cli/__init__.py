@@ -119,7 +119,7 @@ def _run(argv=None) -> int:
     from pydantic import ValidationError
 
     from cache import StoreError
-    from landscape.core.specs import SpecError
+    from landscape.core.specs import SpecError, error_line
 
     try:
         code = main.main(args=argv, prog_name="landscape", standalone_mode=False)
@@ -137,10 +137,7 @@ def _run(argv=None) -> int:
         click.echo(f"error: {exc.format_message()}", err=True)
         return 2
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(x) for x in err.get("loc", ()))
-        msg = str(err.get("msg", exc)).removeprefix("Value error, ")
-        click.echo(f"error: {where + ': ' if where else ''}{msg}", err=True)
+        click.echo(f"error: {error_line(exc)}", err=True)
         return 2
     except (SpecError, StoreError) as exc:  # NonFiniteError and ModelError are SpecErrors
         click.echo(f"error: {exc}", err=True)

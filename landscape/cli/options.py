@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from landscape.core.format import plural
 from landscape.core.specs import SYSTEM_PRESETS, Runtime
 
 DEFAULT_STORE = "~/.cache/safety-landscape"
@@ -65,7 +66,7 @@ def check_device_available(device: str) -> str:
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         index = int(device.partition(":")[2] or 0)
         if index >= count:
-            have = f"{count} CUDA device{'s' if count != 1 else ''}" if count else "no CUDA device"
+            have = plural(count, "CUDA device") if count else "no CUDA device"
             raise click.UsageError(f"--device {device}: this machine has {have}")
     return device
 

@@ -112,14 +112,14 @@ def estimate(ctx, kind, **o):
         click.echo(json.dumps(est, indent=2))
         return
     click.echo(
-        f"scan {est['key'][:12]}: {est['points']} point{'s' if est['points'] != 1 else ''} "
+        f"scan {est['key'][:12]}: {plural(est['points'], 'point')} "
         f"({est['missing']} to compute) × {est['prompts']} prompts × ≤{est['max_new_tokens']} tokens"
     )
     click.echo(f"token budget of what is left: ≤{est['max_tokens']:,} new tokens")
     per = est["seconds_per_point"]
     if est["timing"] == "stored":
         n = est["timed_points"]
-        timing = f"{per:.1f} s/point (median of {n} stored point{'s' if n != 1 else ''})"
+        timing = f"{per:.1f} s/point (median of {plural(n, 'stored point')})"
     elif est["timing"] == "calibrated":
         timing = f"{per:.1f} s/point, measured on one point computed now (kept in the store)"
     else:

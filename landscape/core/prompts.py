@@ -149,6 +149,11 @@ def prompt_field(spec: PromptSpec) -> str | None:
         except json.JSONDecodeError:
             return None
         fields = list(first) if isinstance(first, dict) else []
+    return _default_field(fields)
+
+
+def _default_field(fields: list[str]) -> str | None:
+    """The first of ``PROMPT_FIELDS`` a file has (read when no --column is given)."""
     return next((f for f in PROMPT_FIELDS if f in fields), None)
 
 
@@ -159,9 +164,8 @@ def _field(column: str | None, fields: list[str], name: str, what: str) -> str:
         if column not in fields:
             raise SpecError(f"{name} has no {what} {column!r} ({what}s: {', '.join(fields) or 'none'})")
         return column
-    for candidate in PROMPT_FIELDS:
-        if candidate in fields:
-            return candidate
+    if (found := _default_field(fields)) is not None:
+        return found
     raise SpecError(
         f"{name} has no {what} 'goal' or 'prompt' ({what}s: {', '.join(fields) or 'none'}); "
         "name the one with the prompts with --column"

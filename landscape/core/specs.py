@@ -24,6 +24,20 @@ class SpecError(ValueError):
     """A spec that cannot describe a valid run; the message names the problem in one line."""
 
 
+def first_error(exc) -> tuple[tuple, str]:
+    """A pydantic ValidationError's first error: its location (field path) and its message
+    without pydantic's "Value error, " prefix (every one-line report of a spec error uses this)."""
+    err = exc.errors()[0]
+    return tuple(err.get("loc", ())), str(err.get("msg", exc)).removeprefix("Value error, ")
+
+
+def error_line(exc) -> str:
+    """``field.path: message`` of a pydantic ValidationError's first error."""
+    loc, msg = first_error(exc)
+    where = ".".join(str(x) for x in loc)
+    return f"{where}: {msg}" if where else msg
+
+
 class NonFiniteError(SpecError):
     """A perturbation produced NaN or inf weights: the coefficient is too large for the dtype."""
 

@@ -508,9 +508,10 @@ def estimate_scan(spec: ScanSpec, store: Store, runtime: Runtime, log: Log = pri
 
 def _stored_point_seconds(store: Store, key: str) -> np.ndarray:
     """Every stored point's whole-point time (``point_s``; older points have none)."""
-    if store.scan_record(key) is None:
+    record = store.scan_record(key)
+    if record is None:
         return np.zeros(0)
-    values = store.scan_grid(key).values.get("point_s")
+    values = store.scan_grid(key, ("point_s",), record).values.get("point_s")
     if values is None:
         return np.zeros(0)
     values = np.asarray(values, dtype=float).ravel()

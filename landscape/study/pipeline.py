@@ -25,6 +25,8 @@ from landscape.core.specs import (
     ModelSpec,
     Runtime,
     SpecError,
+    error_line,
+    first_error,
     spec_hash,
 )
 from landscape.core.visage import mean_std
@@ -96,14 +98,8 @@ def parse_study(text: str, default_dtype: str = "float32") -> StudySpec:
     try:
         return StudySpec.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err.get("loc", ()))
-        msg = str(err.get("msg", exc)).removeprefix("Value error, ")
-        line = yaml_line(text, loc)
-        where = ".".join(str(x) for x in loc)
-        raise SpecError(
-            f"study file{f' line {line}' if line else ''}: {where + ': ' if where else ''}{msg}"
-        ) from None
+        line = yaml_line(text, first_error(exc)[0])
+        raise SpecError(f"study file{f' line {line}' if line else ''}: {error_line(exc)}") from None
     except SpecError as exc:
         raise SpecError(f"study file: {exc}") from None
 

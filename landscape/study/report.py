@@ -19,6 +19,7 @@ from landscape.core.uncertainty import (
     interval_label,
     interval_phrase,
     interval_text,
+    point_counts,
     point_interval,
     visage_interval,
 )
@@ -301,9 +302,10 @@ def point_text(store, key: str, i: int, j: int, as_json: bool) -> str:
 def rate_text(pct: float | None, n: int | None) -> str:
     """A rate with what it is measured over: ``10.0% (5/50) [5.2, 20.8]``, the bracket its 95%
     Wilson interval; "—" without a rate."""
-    if pct is None or not n:
+    counts = None if pct is None else point_counts({"asr_pct": pct, "n_prompts": n})
+    if counts is None:
         return "—"
-    k = int(round(pct * n / 100))
+    k, n = counts
     return f"{pct:.1f}% ({k}/{n}) {interval_text(wilson(k, n))}"
 
 
