@@ -391,6 +391,11 @@ def log_tail(store: Store, key: str, lines: int = 5) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+# (store root, job key, ended) → seconds that finished job spent outside its points: a finished job
+# never changes, so each is read once, not on every rerun of the Run page
+_OVERHEADS: dict[tuple[str, str, float], float] = {}
+
+
 def startup_history(store: Store) -> tuple[float | None, int]:
     """Median seconds a finished scan job spent outside its points (start, model load, snapshot,
     writing): its wall time minus the ``point_s`` of the points it stored; (None, 0) without one."""
@@ -398,15 +403,22 @@ def startup_history(store: Store) -> tuple[float | None, int]:
     for job in all_jobs(store):
         if job.kind != "scan" or job.state != "finished" or job.ended is None:
             continue
-        inside = 0.0
-        for key in job.scans:
-            rec = store.scan_record(key)
-            if rec is None:
-                continue
-            g = store.scan_grid(key, ("point_s", "finished"), rec).values
-            done = (g["finished"] >= job.started) & (g["finished"] <= job.ended + 1)
-            inside += float(np.nansum(np.where(done, g["point_s"], 0.0)))
-        overheads.append(max(0.0, job.ended - job.started - inside))
+        memo = (str(store.root), job.key, job.ended)
+        if memo not in _OVERHEADS:
+            _OVERHEADS[memo] = _overhead(store, job)
+        overheads.append(_OVERHEADS[memo])
     if not overheads:
         return None, 0
     return statistics.median(overheads), len(overheads)
+
+
+def _overhead(store: Store, job: Job) -> float:
+    inside = 0.0
+    for key in job.scans:
+        rec = store.scan_record(key)
+        if rec is None:
+            continue
+        g = store.scan_grid(key, ("point_s", "finished"), rec).values
+        done = (g["finished"] >= job.started) & (g["finished"] <= job.ended + 1)
+        inside += float(np.nansum(np.where(done, g["point_s"], 0.0)))
+    return max(0.0, job.ended - job.started - inside)
