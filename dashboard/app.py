@@ -1,7 +1,7 @@
 """Safety Landscape dashboard: ``streamlit run dashboard/app.py``.
 
 Pages live in ``dashboard/views`` (a folder named ``pages/`` would also be auto-registered by
-Streamlit); each wires widgets → ``dashboard.data`` → ``dashboard.figures``.
+Streamlit); each wires widgets → ``dashboard.data`` → ``landscape.figures.plots``.
 When OIDC login is configured in ``.streamlit/secrets.toml`` ([auth]), every page needs a signed-in
 user; otherwise the server is open (put it behind an authenticating reverse proxy for a team).
 """

@@ -13,11 +13,11 @@ import pandas as pd
 import streamlit as st
 
 from cache import Store, StoreError
-from dashboard.figures import Curve
 from dashboard.settings import Settings, load_settings
 from landscape.core.stats import VisageInterval, wilson_arrays
 from landscape.core.uncertainty import visage_interval
 from landscape.core.visage import mean_std, record_kind, reference_text, scan_summary
+from landscape.figures.plots import Curve
 
 
 @st.cache_resource

@@ -196,7 +196,7 @@ def scans_in_store(server: Server) -> list:
 def browser():
     from playwright.sync_api import sync_playwright
 
-    from dashboard.export import CHROMIUM_ARGS, chromium_path
+    from landscape.figures.export import CHROMIUM_ARGS, chromium_path
 
     exe = chromium_path()
     if exe is None:

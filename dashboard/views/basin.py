@@ -12,7 +12,7 @@ from dashboard.common import (
     url_adopt,
     url_keep,
 )
-from dashboard.figures import build_contour_figure, build_surface_figure
+from landscape.figures.plots import build_contour_figure, build_surface_figure
 
 st.title("2D safety basin")
 df = scans_or_stop(("2d", "interpolation"))

@@ -6,9 +6,9 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.common import pick_scans, scans_or_stop
-from dashboard.figures import Curve, build_contour_figure, build_curve_figure, build_difference_figure
 from landscape.core.format import format_number
 from landscape.core.visage import POINT_KINDS, reference_text
+from landscape.figures.plots import Curve, build_contour_figure, build_curve_figure, build_difference_figure
 
 
 def comparable_pair(df) -> list[str]:

@@ -12,11 +12,11 @@ from dashboard.common import (
     scans_or_stop,
     selected_point,
 )
-from dashboard.figures import build_curve_figure
 from landscape.core.format import format_number
 from landscape.core.stats import BOOTSTRAP_B, BOOTSTRAP_SEED
 from landscape.core.uncertainty import visage_interval_text
 from landscape.core.visage import mean_std
+from landscape.figures.plots import build_curve_figure
 
 st.title("1D safety landscape")
 df = scans_or_stop(("1d", "interpolation"))

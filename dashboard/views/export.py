@@ -5,8 +5,8 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.common import keep, kept, pick_scan, scans_or_stop, scoped, url_widget
-from dashboard.export import ExportError, caption_for, figure_bytes, figure_for, table_for
-from dashboard.paper import PAPER_PRESETS, scan_label
+from landscape.figures.export import ExportError, caption_for, figure_bytes, figure_for, table_for
+from landscape.figures.paper import PAPER_PRESETS, scan_label
 
 MIME = {"pdf": "application/pdf", "svg": "image/svg+xml", "png": "image/png", "html": "text/html"}
 
@@ -90,7 +90,7 @@ f1_preset = f2.selectbox("Width", [p for p, v in PAPER_PRESETS.items() if v["pri
 f1_fmt = f3.selectbox("Format", ["pdf", "svg", "png"], key="figure1_format")
 f1_selection = (key if source == "this scan" else source, f1_preset, f1_fmt, tuple(sorted(labels.items())))
 if st.button("Render Figure 1", key="figure1_render"):
-    from dashboard.figure1 import figure1_bytes
+    from landscape.figures.figure1 import figure1_bytes
 
     study = source.removeprefix("study ") if source != "this scan" else None
     try:

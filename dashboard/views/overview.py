@@ -4,9 +4,9 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.common import scans_or_stop
-from dashboard.figures import Curve, build_contour_figure, build_curve_figure
 from landscape.core.format import format_number
 from landscape.core.uncertainty import interval_phrase
+from landscape.figures.plots import Curve, build_contour_figure, build_curve_figure
 
 
 def front_picture(df):

@@ -10,10 +10,10 @@ import streamlit as st
 from dashboard import commands, data, jobs
 from dashboard.auth import current_user, may_launch
 from dashboard.common import live_fragment, my_jobs, start_job, url_adopt, url_keep, url_widget
-from dashboard.figures import Curve, build_contour_figure, build_curve_figure
 from landscape.core.format import format_duration
 from landscape.core.specs import SYSTEM_PRESETS
 from landscape.engine.scan import prepare_scan
+from landscape.figures.plots import Curve, build_contour_figure, build_curve_figure
 
 st.title("Run a scan")
 settings = data.settings()

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import data
-from dashboard.figures import build_curve_figure, build_study_figure, build_trajectory_figure
+from landscape.figures.plots import build_curve_figure, build_study_figure, build_trajectory_figure
 from landscape.study.claims import claims_markdown
 
 st.title("Study: attacks and defences")

@@ -32,7 +32,50 @@ NEEDS_DEVICE = {"align", "scan", "estimate", "demo", "study", "rejudge"}
 READING = {"list", "show", "visage", "export", "agree", "rejudge"}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# the group's options that take a value, and its flags: either may also follow the command's name
+GLOBAL_VALUES = ("--store", "--device", "--batch-size")
+GLOBAL_FLAGS = ("-q", "--quiet")
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """``landscape list --store S`` as ``landscape --store S list``: the global options written
+    after the command's name move before it (up to a ``--``), so they work in either place."""
+    i = 0
+    while i < len(args) and args[i].startswith("-"):  # the group's own options, then the command
+        i += 2 if args[i] in GLOBAL_VALUES else 1
+    if i >= len(args):
+        return args
+    head, cmd, rest, moved, j = args[:i], args[i], [], [], i + 1
+    while j < len(args):
+        a = args[j]
+        if a == "--":
+            rest += args[j:]
+            break
+        if a in GLOBAL_VALUES:  # with its value
+            if j + 1 == len(args):
+                raise click.UsageError(f"option {a} requires a value")
+            moved += args[j : j + 2]
+            j += 2
+            continue
+        if a in GLOBAL_FLAGS or a.split("=", 1)[0] in GLOBAL_VALUES and "=" in a:
+            moved.append(a)
+        else:
+            rest.append(a)
+        j += 1
+    return head + moved + [cmd] + rest
+
+
+class LandscapeGroup(click.Group):
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, hoist_global_options(list(args)))
+
+
+@click.group(
+    cls=LandscapeGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="The global options may also follow the command (landscape list --store S). "
+    "Documentation: docs/ in the repository (make docs), CLI reference docs/reference/cli.md.",
+)
 @click.version_option(__version__, prog_name="landscape")
 @click.option(
     "--store",

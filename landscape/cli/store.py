@@ -1,10 +1,9 @@
-"""Reading the store: ``list``, ``show``, ``visage`` and ``export`` (which runs the dashboard's
-exporter as a separate process, so the CLI never imports plotly)."""
+"""Reading the store: ``list``, ``show``, ``visage`` and ``export`` (figures from
+``landscape.figures``, imported only when ``export`` runs, so the other commands never load plotly)."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
@@ -13,6 +12,7 @@ import numpy as np
 from landscape.cli.options import Ctx
 from landscape.core.uncertainty import complied_interval, family_complied, visage_interval
 from landscape.core.visage import mean_std, scan_summary, summarize
+from landscape.figures import FORMATS, KINDS, PAPER_PRESETS, ExportError, output_format
 from landscape.study.report import family_visage, read_asr_csv, visage_table
 
 
@@ -20,7 +20,11 @@ from landscape.study.report import family_visage, read_asr_csv, visage_table
 @click.argument("keys", nargs=-1)
 @click.option("--asr", default=None, help="A 1D ASR curve in percent, e.g. 100,60,0,10,100.")
 @click.option(
-    "--csv", "csv_file", type=click.Path(dir_okay=False), default=None, help="A 2D ASR grid (rows = alpha)."
+    "--csv",
+    "csv_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A scan's table from `landscape export --out FILE.csv` (its real grid), or a bare ASR grid (rows = alpha).",
 )
 @click.option(
     "--ci",
@@ -47,9 +51,9 @@ def visage(keys, asr, csv_file, ci_method, as_json):
         # A curve given by hand is taken as a 1D random scan on a grid centred at its middle value.
         rows.append(("--asr", curve, summarize(np.linspace(-1, 1, len(curve)), None, curve, kind="1d")))
     if csv_file is not None:
-        grid = read_asr_csv(Path(csv_file))
-        axes = (np.arange(n) - n // 2 for n in grid.shape)
-        rows.append((Path(csv_file).name, grid, summarize(*axes, grid, kind="2d")))
+        alphas, betas, grid = read_asr_csv(Path(csv_file))
+        kind = "1d" if betas is None else "2d"
+        rows.append((Path(csv_file).name, grid, summarize(alphas, betas, grid, kind=kind)))
     families: dict[str, list[tuple[str, dict]]] = {}
     fulls = list(dict.fromkeys(c.store.resolve_scan_key(k) for k in keys))  # a scan given twice counts once
     for full in fulls:
@@ -131,28 +135,91 @@ def show(key, point, as_json):
         if len(ij) != axes:
             raise click.UsageError(f"--point {point}: scan {full[:12]} takes {want}")
         sizes = [len(record["alphas"])] + ([len(record["betas"])] if axes == 2 else [])
-        if any(not 0 <= v < n for v, n in zip(ij, sizes, strict=True)):
-            raise click.UsageError(
-                f"--point {point}: outside the grid ({' × '.join(map(str, sizes))} points)"
-            )
+        for axis, v, n in zip(("α", "β"), ij, sizes, strict=False):
+            if not 0 <= v < n:
+                where = f"{axis} index " if axes == 2 else "point "
+                raise click.UsageError(f"{where}{v} is out of range 0–{n - 1} (this scan has {n})")
         click.echo(point_text(c.store, full, ij[0], ij[1] if axes == 2 else 0, as_json))
     else:
         click.echo(scan_text(c.store, full, as_json))
 
 
-@click.command(
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False
+def parse_labels(items) -> dict[str, str]:
+    """``--label NAME=TEXT`` (repeatable) as a mapping."""
+    labels = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"takes NAME=TEXT, got {item!r}", param_hint="--label")
+        labels[name.strip()] = text
+    return labels
+
+
+@click.command()
+@click.argument("scan", required=False)
+@click.option(
+    "--kind", type=click.Choice(KINDS), default=None, help="Figure (default: curve for 1D, surface for 2D)."
 )
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@click.pass_context
-def export(ctx, args):
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="File format (default: the suffix of --out, else pdf); a --format that contradicts --out's suffix is refused.",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(list(PAPER_PRESETS)),
+    default="double-column",
+    show_default=True,
+    help="Paper size: column width and font.",
+)
+@click.option("--threshold", type=float, default=50.0, show_default=True, help="Contour basin edge, ASR %.")
+@click.option(
+    "--label",
+    "label_items",
+    multiple=True,
+    metavar="NAME=TEXT",
+    help="Replace a text: curve, alpha, beta, asr, title (a study: also a model's name); repeatable.",
+)
+@click.option("--title", is_flag=True, help="Keep the in-figure title (print presets drop it).")
+@click.option(
+    "--figure1",
+    is_flag=True,
+    help="The paper's Figure 1: surface, contour with basin edge and θ₀, 1D curve, VISAGE under each.",
+)
+@click.option(
+    "--study",
+    "study_name",
+    default=None,
+    help="With --figure1: a study (name or key prefix) instead of a scan.",
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=None, help="Output file  [default: SCAN-KIND.FORMAT]."
+)
+def export(scan, kind, fmt, preset, threshold, label_items, title, figure1, study_name, out):
     """Export a scan's figure (PNG/SVG/PDF/HTML) or data (CSV/JSON), or the paper's Figure 1 of a
-    scan or a study (`--figure1`, `--study NAME`): `landscape export --help`.
+    scan or a study (`--figure1`, `--study NAME`). Prints the file and its caption (title, VISAGE
+    and its interval: papers put them under the figure, not in it)."""
+    from landscape.figures.export import caption_for, export_scan
+    from landscape.figures.figure1 import export_figure1
 
-    The figures come from the dashboard's builders, run as a separate process so the engine never
-    imports plotly.
-    """
-    import subprocess
-
-    cmd = [sys.executable, "-m", "dashboard.export_cli", "--store", ctx.obj.store_dir, *args]
-    raise click.exceptions.Exit(subprocess.run(cmd).returncode)
+    c: Ctx = click.get_current_context().obj
+    labels = parse_labels(label_items)
+    try:
+        fmt, out = output_format(fmt, out)
+        store = c.store
+        if figure1 or study_name:
+            out, caption = export_figure1(store, scan, study_name, fmt, out, preset, threshold, labels)
+        else:
+            if scan is None:
+                raise click.UsageError("give a scan key (or --study NAME --figure1)")
+            key = store.resolve_scan_key(scan)
+            kind = kind or ("curve" if store.scan_record(key).get("betas") is None else "surface")
+            out = out or Path(f"{key[:12]}-{kind}.{fmt}")
+            export_scan(store, key, kind, fmt, out, preset, threshold, labels, title or None)
+            caption = caption_for(store, key, kind, threshold)
+    except (ExportError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(str(out))
+    click.echo(f"caption: {caption}")

@@ -37,33 +37,49 @@ def grid_intervals(grid, n_default: int | None = None) -> tuple[np.ndarray, np.n
     return wilson_arrays(grid.values["asr_pct"], n)
 
 
+# capability measured with --capability, shown beside the ASR: (field, header, decimals)
+CAPABILITY_COLUMNS = (("benign_refusal_pct", "benign refusal %", 1), ("nll", "NLL", 3))
+
+
+def _capability(grid) -> list[tuple[str, str, int]]:
+    return [c for c in CAPABILITY_COLUMNS if c[0] in grid.values and np.isfinite(grid.values[c[0]]).any()]
+
+
 def curve_text(grid, n_default: int | None = None) -> str:
     """ASR along alpha as a bar chart in the terminal, with its 95% Wilson interval (plus the
-    incoherent share)."""
+    incoherent share and, for a scan with ``--capability``, the benign refusal rate and the NLL)."""
     asr, inc = grid.values["asr_pct"], grid.values.get("incoherent_pct")
     lo, hi = grid_intervals(grid, n_default)
     nd = axis_decimals(grid.alphas)
-    lines = [f"{'alpha':>8}  {'ASR %':>6}  {'95% CI':>14}  {'incoh %':>7}"]
+    extra = _capability(grid)
+    head = "".join(f"  {h:>{max(len(h), 7)}}" for _, h, _ in extra)
+    lines = [f"{'alpha':>8}  {'ASR %':>6}  {'95% CI':>14}  {'incoh %':>7}{head}"]
     for k, a in enumerate(grid.alphas):
         v = asr[k]
         bar = "" if not np.isfinite(v) else "█" * int(round(v / 100 * BAR))
         inc_v = inc[k] if inc is not None else np.nan
         ci = f"[{lo[k]:.1f}, {hi[k]:.1f}]" if np.isfinite(lo[k]) else "—"
-        lines.append(f"{format_coordinate(a, nd):>8}  {_fmt(v, 1):>6}  {ci:>14}  {_fmt(inc_v, 1):>7}  {bar}")
+        cells = "".join(f"  {_fmt(grid.values[f][k], d):>{max(len(h), 7)}}" for f, h, d in extra)
+        lines.append(
+            f"{format_coordinate(a, nd):>8}  {_fmt(v, 1):>6}  {ci:>14}  {_fmt(inc_v, 1):>7}{cells}  {bar}"
+        )
     return "\n".join(lines)
 
 
 def grid_text(grid) -> str:
-    """A 2D ASR grid: rows alpha, columns beta."""
-    asr = grid.values["asr_pct"]
+    """A 2D ASR grid: rows alpha, columns beta (then the capability grids, when measured)."""
     na, nb = axis_decimals(grid.alphas), axis_decimals(grid.betas)
-    lines = [
-        "ASR % (rows: alpha, columns: beta)",
-        " " * 8 + "".join(f"{format_coordinate(b, nb):>8}" for b in grid.betas),
-    ]
-    for i, a in enumerate(grid.alphas):
-        lines.append(f"{format_coordinate(a, na):>8}" + "".join(f"{_fmt(v, 1):>8}" for v in asr[i]))
-    return "\n".join(lines)
+    blocks = []
+    for field, name, d in (("asr_pct", "ASR %", 1), *_capability(grid)):
+        values = grid.values[field]
+        lines = [
+            f"{name} (rows: alpha, columns: beta)",
+            " " * 8 + "".join(f"{format_coordinate(b, nb):>8}" for b in grid.betas),
+        ]
+        for i, a in enumerate(grid.alphas):
+            lines.append(f"{format_coordinate(a, na):>8}" + "".join(f"{_fmt(v, d):>8}" for v in values[i]))
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def landscape_text(grid, n_default: int | None = None) -> str:
@@ -143,17 +159,61 @@ def family_visage(summaries: list[dict], ci: VisageInterval | None = None) -> st
     return line
 
 
-def read_asr_csv(path: Path) -> np.ndarray:
-    """A 2D grid of ASR percentages, one row per alpha, comma-separated numbers only."""
+def read_asr_csv(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """An ASR grid from a CSV: ``(alphas, betas or None, asr %)``.
+
+    Two layouts: the table ``landscape export --out x.csv`` writes (a header with ``alpha``,
+    ``asr_pct`` and, for 2D, ``beta``: one row per point, the grid's real coordinates; a point not
+    in the file is NaN), or a bare grid of numbers, one row per alpha (its axes are then grid
+    indices centred on the middle row and column)."""
     if not path.is_file():
         raise SpecError(f"CSV file not found: {path}")
+    rows = [row for row in csv.reader(path.read_text().splitlines()) if row]
+    if not rows:
+        raise SpecError(f"{path.name} is empty")
+    header = [c.strip() for c in rows[0]]
+    if "asr_pct" in header or "alpha" in header:
+        return _read_point_table(path.name, header, rows[1:])
     try:
-        rows = [[float(v) for v in row] for row in csv.reader(path.read_text().splitlines()) if row]
+        grid = (
+            np.array([[float(v) for v in row] for row in rows]) if len({len(r) for r in rows}) == 1 else None
+        )
     except ValueError:
-        raise SpecError(f"{path.name} must hold only numbers (ASR %, one row per alpha)") from None
-    if not rows or len({len(r) for r in rows}) != 1:
+        raise SpecError(
+            f"{path.name} must hold only numbers (ASR %, one row per alpha) or be a table from "
+            "`landscape export --out FILE.csv`"
+        ) from None
+    if grid is None:
         raise SpecError(f"{path.name} must be a rectangular grid of numbers")
-    return np.array(rows)
+    return tuple(np.arange(n, dtype=float) - n // 2 for n in grid.shape) + (grid,)
+
+
+def _read_point_table(name: str, header: list[str], rows: list[list[str]]):
+    missing = [c for c in ("alpha", "asr_pct") if c not in header]
+    if missing:
+        raise SpecError(f"{name}: a point table needs the column(s) {', '.join(missing)}")
+    col = {c: header.index(c) for c in header}
+    try:
+        pts = [
+            (
+                float(r[col["alpha"]]),
+                float(r[col["beta"]]) if "beta" in col else 0.0,
+                float(r[col["asr_pct"]]),
+            )
+            for r in rows
+        ]
+    except (ValueError, IndexError):
+        raise SpecError(f"{name}: alpha, beta and asr_pct must be numbers on every row") from None
+    if not pts:
+        raise SpecError(f"{name} has a header but no points")
+    alphas = np.unique([p[0] for p in pts])
+    betas = np.unique([p[1] for p in pts])
+    grid = np.full((len(alphas), len(betas)), np.nan)
+    for a, b, v in pts:
+        grid[np.searchsorted(alphas, a), np.searchsorted(betas, b)] = v
+    if len(betas) == 1:  # a 1D scan's table has beta = 0 on every row
+        return alphas, None, grid[:, 0]
+    return alphas, betas, grid
 
 
 def visage_table(rows, as_json: bool) -> str:

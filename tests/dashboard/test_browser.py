@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cache import Store
-from dashboard.export import CHROMIUM_ARGS, chromium_path
+from landscape.figures.export import CHROMIUM_ARGS, chromium_path
 
 from ..conftest import ROOT
 
@@ -158,7 +158,7 @@ def test_export_keeps_its_view_in_the_url_and_offers_only_the_file_on_screen(ser
     scan's; another scan drops the offer and shows its own label; reload and back reopen the view."""
     from playwright.sync_api import sync_playwright
 
-    from dashboard.paper import scan_label
+    from landscape.figures.paper import scan_label
 
     url, keys = server
     with Store(filled_store[0]) as store:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from cache import Store
-from dashboard.export import ExportError, chromium_path, export_scan, figure_for
+from landscape.figures.export import ExportError, chromium_path, export_scan, figure_for
 
 from ..conftest import ROOT
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dashboard.figures import (
+from landscape.figures.paper import apply_paper_preset
+from landscape.figures.plots import (
     Curve,
     build_contour_figure,
     build_curve_figure,
@@ -13,7 +14,6 @@ from dashboard.figures import (
     build_surface_figure,
     plotly_z,
 )
-from dashboard.paper import apply_paper_preset
 
 ALPHAS = np.array([-1.0, 0.0, 1.0])
 BETAS = np.array([-0.5, 0.0, 0.5, 1.0])

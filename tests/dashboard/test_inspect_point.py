@@ -13,7 +13,7 @@ import streamlit as st
 from cache import Store
 from dashboard import jobs
 from dashboard.common import selected_point
-from dashboard.figures import Curve, build_contour_figure, build_curve_figure
+from landscape.figures.plots import Curve, build_contour_figure, build_curve_figure
 
 from .conftest import copy_store
 from .test_pages import open_page

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 from cache import Store
-from dashboard.export import chromium_path, figure_bytes, figure_for, render_session
-from dashboard.figure1 import build_figure1, figure1_bytes, scan_panels
-from dashboard.figures import build_difference_figure, build_study_figure, build_trajectory_figure
-from dashboard.paper import MIN_FONT_PT, PAPER_PRESETS, apply_paper_preset, pt_to_px
+from landscape.figures.export import chromium_path, figure_bytes, figure_for, render_session
+from landscape.figures.figure1 import build_figure1, figure1_bytes, scan_panels
+from landscape.figures.paper import MIN_FONT_PT, PAPER_PRESETS, apply_paper_preset, pt_to_px
+from landscape.figures.plots import build_difference_figure, build_study_figure, build_trajectory_figure
 
 from ..conftest import ROOT
 from .svg_layout import layouts, problems

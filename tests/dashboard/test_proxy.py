@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from dashboard.export import chromium_path
+from landscape.figures.export import chromium_path
 
 from ..conftest import ROOT
 from .test_browser import _free_port, streamlit_server

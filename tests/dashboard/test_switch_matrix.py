@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 
 from cache import Store
-from dashboard.export import caption_for
-from dashboard.paper import scan_label
 from landscape.core.format import format_number
 from landscape.core.specs import (
     AxisSpec,
@@ -25,6 +23,8 @@ from landscape.core.specs import (
 )
 from landscape.core.visage import scan_summary
 from landscape.engine.scan import scan_grid
+from landscape.figures.export import caption_for
+from landscape.figures.paper import scan_label
 
 from .conftest import copy_store
 from .test_inspect_point import _click, _shown_point

@@ -266,7 +266,7 @@ def test_keys_points_and_presets_are_read_as_meant(filled, tmp_path):
     assert run_cli("show", key[:8].upper(), "--json", store=store).returncode == 0
     for bad, message in (
         (["--point", "1,0"], "takes I (a grid index"),
-        (["--point", "9"], "outside the grid"),
+        (["--point", "9"], "point 9 is out of range 0–"),
     ):
         res = run_cli("show", key[:8], *bad, store=store)
         assert res.returncode == 2 and message in res.stderr, res.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import ast
 import re
 
@@ -32,40 +31,23 @@ def _commands(group: click.Group, path=()):
             yield (*path, name), cmd
 
 
-def _export_parser() -> argparse.ArgumentParser:
-    from dashboard.export_cli import build_parser
-
-    return build_parser()
-
-
 def known_flags() -> set[str]:
     flags = set()
     for _path, cmd in _commands(main):
         for p in cmd.params:
             if isinstance(p, click.Option):
                 flags.update(o for o in (*p.opts, *p.secondary_opts) if o.startswith("--"))
-    for action in _export_parser()._actions:
-        flags.update(o for o in action.option_strings if o.startswith("--"))
     return flags
 
 
 def test_every_option_of_every_command_has_help_text():
     missing = []
     for path, cmd in _commands(main):
-        if path == ("export",):  # runs dashboard.export_cli (argparse), walked below
-            continue
         res = CliRunner().invoke(main, [*path, "--help"])
         assert res.exit_code == 0 and "Usage" in res.output, path
         for p in cmd.params:
             if isinstance(p, click.Option) and not p.hidden and not (p.help or "").strip():
                 missing.append(f"landscape {' '.join(path)} {p.opts[0]}")
-    for action in _export_parser()._actions:
-        if (
-            action.option_strings
-            and action.help in (None, "", argparse.SUPPRESS)
-            and "--help" not in action.option_strings
-        ):
-            missing.append(f"landscape export {action.option_strings[0]}")
     assert not missing, missing
 
 
@@ -88,13 +70,13 @@ def test_help_shows_the_defaults_that_change_a_result():
         assert text in scan, text
     assert "[default: bounds]" in help_of("visage")
     assert "[default: 80" in help_of("align")
-    export = re.sub(r"-\s+", "-", " ".join(_export_parser().format_help().split()))  # argparse wraps at "-"
+    export = help_of("export")
     assert "default: double-column" in export and "default: 50.0" in export and "suffix of --out" in export
 
 
 def test_every_flag_a_message_names_exists():
     """`needs label_map (e.g. --judge-label-map)` named an option no command has."""
-    from dashboard.export import CHROMIUM_ARGS
+    from landscape.figures.export import CHROMIUM_ARGS
 
     known = known_flags() | FOREIGN | {a.split("=")[0] for a in CHROMIUM_ARGS}  # Chromium's own
     unknown = {}

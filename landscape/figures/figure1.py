@@ -19,15 +19,11 @@ import numpy as np
 import plotly.graph_objects as go
 
 from cache import Store, StoreError
-from dashboard.export import ExportError, _scan, figure_bytes, scan_curve
-from dashboard.figures import (
-    FONT,
-    Curve,
-    build_contour_figure,
-    build_curve_figure,
-    build_surface_figure,
-)
-from dashboard.paper import (
+from landscape.core.stats import BOOTSTRAP_B, BOOTSTRAP_SEED, wilson_arrays
+from landscape.core.uncertainty import visage_interval
+from landscape.core.visage import mean_std, scan_summary, summarize
+from landscape.figures.export import ExportError, _scan, figure_bytes, scan_curve
+from landscape.figures.paper import (
     PAPER_PRESETS,
     SURFACE_CAMERA,
     check_labels,
@@ -35,9 +31,13 @@ from dashboard.paper import (
     scan_label,
     visage_text,
 )
-from landscape.core.stats import BOOTSTRAP_B, BOOTSTRAP_SEED, wilson_arrays
-from landscape.core.uncertainty import visage_interval
-from landscape.core.visage import mean_std, scan_summary, summarize
+from landscape.figures.plots import (
+    FONT,
+    Curve,
+    build_contour_figure,
+    build_curve_figure,
+    build_surface_figure,
+)
 
 FIGURE1_CAMERA = {"eye": {"x": 2.6, "y": -2.6, "z": 1.5}}  # a narrower scene than a single figure's
 HEIGHT_IN = {"single-column": 2.3, "double-column": 2.7, "slide": 5.0}  # per row of panels

@@ -15,15 +15,10 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from dashboard.figures import FONT
 from landscape.core.uncertainty import interval_label
+from landscape.figures import PAPER_PRESETS
+from landscape.figures.plots import FONT
 
-# Width in inches; Plotly lays out in CSS px (1/96 in), so a font of p pt is p·96/72 px at print size.
-PAPER_PRESETS = {
-    "single-column": {"width_in": 3.3, "height_in": 2.6, "font_pt": 8, "print": True},
-    "double-column": {"width_in": 7.0, "height_in": 3.6, "font_pt": 9, "print": True},
-    "slide": {"width_in": 10.0, "height_in": 5.6, "font_pt": 14, "print": False},
-}
 MIN_FONT_PT = 7.0
 PX_PER_IN = 96
 PT_PER_IN = 72

@@ -1,8 +1,8 @@
 """Figure export for papers: PNG/SVG/PDF via kaleido 1.x (headless Chromium), data as CSV/JSON,
 and self-contained interactive HTML (the command line behind ``landscape export`` is
-``dashboard.export_cli``, which also reaches ``dashboard.figure1``; this module imports neither).
+``dashboard.export_cli``, which also reaches ``landscape.figures.figure1``; this module imports neither).
 
-Figures come from the same builders the pages use, laid out for print by ``dashboard.paper``; lines
+Figures come from the same builders the pages use, laid out for print by ``landscape.figures.paper``; lines
 are labelled from the scan's spec (model · system prompt · direction), every label can be replaced,
 and the title and VISAGE go to the caption (printed, and returned by ``caption_for``) rather than into
 the figure. Kaleido drives the system Chromium (Debian's ``chromium``; ``BROWSER_PATH`` overrides
@@ -22,9 +22,11 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cache import Store
-from dashboard.figures import Curve, build_contour_figure, build_curve_figure, build_surface_figure
-from dashboard.paper import (
-    PAPER_PRESETS,
+from landscape.core.stats import wilson_arrays
+from landscape.core.uncertainty import visage_interval
+from landscape.core.visage import scan_summary
+from landscape.figures import FORMATS, PAPER_PRESETS, ExportError
+from landscape.figures.paper import (
     apply_paper_preset,
     check_labels,
     interval_note,
@@ -32,17 +34,7 @@ from dashboard.paper import (
     scan_label,
     visage_text,
 )
-from landscape.core.stats import wilson_arrays
-from landscape.core.uncertainty import visage_interval
-from landscape.core.visage import scan_summary
-
-FORMATS = ("png", "svg", "pdf", "html", "csv", "json")
-KINDS = ("surface", "contour", "curve")
-
-
-class ExportError(ValueError):
-    pass
-
+from landscape.figures.plots import Curve, build_contour_figure, build_curve_figure, build_surface_figure
 
 # Flags for a headless Chromium driven by Playwright (the browser tests and docker/smoke.py): no
 # sandbox (root in a container), no GPU, and none of its own network traffic (updates, sync, QUIC).
@@ -94,7 +86,7 @@ def scan_curve(record: dict, g, label: str | None = None) -> Curve:
 def figure_for(
     store: Store, key: str, kind: str, threshold: float = 50.0, labels: dict[str, str] | None = None
 ) -> go.Figure:
-    """The scan's figure of ``kind``; ``labels`` replaces texts (``dashboard.paper.LABEL_KEYS``)."""
+    """The scan's figure of ``kind``; ``labels`` replaces texts (``landscape.figures.paper.LABEL_KEYS``)."""
     labels = labels or {}
     try:
         check_labels(labels)
