@@ -16,7 +16,7 @@ response that its whole long text flags, and the tokens early stopping costs at 
 timings. ``--out`` writes all of it, with every disagreeing response, as JSON.
 
     python bench/bench_budget.py --store ~/.cache/safety-landscape --model aligned \\
-        [--prompts-file harmful_behaviors.csv --limit 80] [--half 0.25 --points 11] \\
+        [--prompts-file advbench --limit 80] [--half 0.25 --points 11] \\
         [--device cuda --dtype bfloat16] [--out budget.json]
 
 With ``--model aligned`` the built-in alignment runs first when the store lacks it (``landscape
@@ -33,12 +33,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-# AdvBench beside the checkout (main), beside the worktrees, or inside the tree (the device copy)
-_CANDIDATES = [
-    d / "shared" / "data" / "advbench" / "harmful_behaviors.csv" for d in (ROOT.parent, ROOT, ROOT.parents[1])
-]
-ADVBENCH = next((c for c in _CANDIDATES if c.exists()), _CANDIDATES[0])
 
 
 def _specs(a) -> dict:
@@ -114,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--store", default=str(Path("~/.cache/safety-landscape").expanduser()))
     p.add_argument("--model", default="aligned")
-    p.add_argument("--prompts-file", default=str(ADVBENCH))
+    p.add_argument("--prompts-file", default="builtin:advbench")
     p.add_argument("--column", default="goal")
     p.add_argument("--limit", type=int, default=80)
     p.add_argument("--system-prompt", default="default")

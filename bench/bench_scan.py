@@ -43,7 +43,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-ADVBENCH = Path("/work/shared/data/advbench/harmful_behaviors.csv")
 REFERENCE_BATCH = 4
 
 
@@ -188,7 +187,7 @@ def parse_args(argv=None):
     if args.prompts is None:
         args.prompts = 80 if args.paper else 32
     if args.source is None:
-        args.source = str(ADVBENCH) if args.paper and ADVBENCH.is_file() else "builtin:harmful"
+        args.source = "builtin:advbench" if args.paper else "builtin:harmful"
     if args.ref_max_new_tokens is None:
         args.ref_max_new_tokens = 512 if args.paper else args.max_new_tokens
     return args

@@ -15,7 +15,7 @@ import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
-ADVBENCH = ROOT.parent / "shared" / "data" / "advbench" / "harmful_behaviors.csv"
+ADVBENCH = ROOT / "landscape" / "data" / "advbench" / "harmful_behaviors.csv"  # shipped (MIT)
 
 
 @pytest.fixture(scope="session")

@@ -226,7 +226,7 @@ SCAN_OPTIONS = [
         "--prompts",
         default="builtin:harmful",
         show_default=True,
-        help="builtin:harmful, builtin:benign or a .csv/.jsonl/.txt file.",
+        help="builtin:harmful (113 requests), builtin:benign, advbench (AdvBench's 520 goals, the paper's set; it scans the first 80) or a .csv/.jsonl/.txt file.",
     ),
     click.option(
         "--column",

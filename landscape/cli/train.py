@@ -27,7 +27,7 @@ from landscape.core.specs import AlignSpec, ModelSpec
     "eval_prompts",
     default="builtin:harmful",
     show_default=True,
-    help="Harmful set for the check (e.g. AdvBench CSV).",
+    help="Harmful set for the check: builtin:harmful, advbench or a .csv/.jsonl/.txt file.",
 )
 @click.option(
     "--limit",

@@ -4,6 +4,9 @@ Built-in sets are project-written and ship inside the package (``landscape/data`
 
 - ``builtin:harmful``: 113 harmful *requests* over 11 categories (no answers), for evaluation.
 - ``builtin:benign``: 104 everyday requests, for over-refusal.
+- ``builtin:advbench`` (or ``advbench``): AdvBench's 520 harmful behaviours (Zou et al. 2023), the
+  set the Safety Landscape paper scans (its first 80), shipped with its MIT licence in
+  ``landscape/data/advbench``.
 - the alignment training requests (``harmful_train.tsv``, ``benign_train.txt``) are disjoint from
   both evaluation sets (a test checks it, and checks they avoid AdvBench's first 80 goals).
 
@@ -69,9 +72,17 @@ def reference_text() -> str:
     return data_text("reference.txt").strip()
 
 
+def advbench() -> list[str]:
+    """AdvBench's harmful behaviours (the ``goal`` column), in the file's order."""
+    return [
+        r["goal"].strip() for r in csv.DictReader(data_text("advbench/harmful_behaviors.csv").splitlines())
+    ]
+
+
 BUILTIN_SETS = {
     "builtin:harmful": lambda: [r["prompt"] for r in builtin_harmful("eval")],
     "builtin:benign": lambda: builtin_benign("eval"),
+    "builtin:advbench": advbench,
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -126,16 +127,29 @@ class AxisSpec(Spec):
         return axis_values(self.start, self.stop, self.num).tolist()
 
 
+SHORT_BUILTINS = ("harmful", "benign", "advbench")
+
+
 class PromptSpec(Spec):
     """Which prompts to ask at every point."""
 
     source: str = Field(
         "builtin:harmful",
-        description="'builtin:harmful', 'builtin:benign', or a file: .csv (AdvBench: column "
-        "'goal'), .jsonl, or .txt (one prompt per line).",
+        description="'builtin:harmful', 'builtin:benign', 'builtin:advbench' (AdvBench's 520 "
+        "harmful behaviours, the paper's set; 'advbench' for short), or a file: .csv (AdvBench: "
+        "column 'goal'), .jsonl, or .txt (one prompt per line).",
     )
     column: str | None = Field(None, description="Column/field holding the prompt (csv/jsonl).")
     limit: int | None = Field(None, ge=1, description="Use only the first N prompts.")
+
+    @field_validator("source")
+    @classmethod
+    def _short_builtin(cls, v: str) -> str:
+        """``advbench``, ``harmful`` or ``benign`` alone name the built-in set (so the spec, and
+        its key, is the same whichever way it was written), unless a file of that name exists."""
+        if v in SHORT_BUILTINS and not Path(v).expanduser().exists():
+            return f"builtin:{v}"
+        return v
 
 
 class GenerationSpec(Spec):

@@ -46,7 +46,11 @@ def test_store_works_before_or_after_the_command(filled_store, tmp_path):
     shown = run_cli("show", keys["1d"][:10], "--store", str(root), "--json")
     assert shown.returncode == 0 and json.loads(shown.stdout)["key"] == keys["1d"]
     missing = run_cli("list", "--store")
-    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "option --store requires a value" in missing.stderr
+    assert (
+        missing.returncode == 2
+        and missing.stderr.count("\n") == 1
+        and "option --store requires a value" in missing.stderr
+    )
 
 
 @pytest.mark.parametrize(

@@ -36,10 +36,9 @@ def test_alignment_data_is_disjoint_from_evaluation_sets():
     train = {_norm(r["prompt"]) for r in builtin_harmful("train")}
     assert not train & {_norm(r["prompt"]) for r in builtin_harmful("eval")}
     assert not {_norm(p) for p in builtin_benign("train")} & {_norm(p) for p in builtin_benign("eval")}
-    if ADVBENCH.is_file():
-        with ADVBENCH.open() as fh:
-            adv = {_norm(r["goal"]) for r in list(csv.DictReader(fh))[:80]}
-        assert not train & adv
+    with ADVBENCH.open() as fh:
+        adv = {_norm(r["goal"]) for r in list(csv.DictReader(fh))[:80]}
+    assert not train & adv
 
 
 def test_refusals_carry_paper_keywords():
@@ -48,10 +47,22 @@ def test_refusals_carry_paper_keywords():
     assert all(judge_keywords(r).refused for r in refusal_templates())
 
 
-@pytest.mark.skipif(not ADVBENCH.is_file(), reason="shared AdvBench copy not present")
 def test_advbench_csv_loader():
     prompts = load_prompts(PromptSpec(source=str(ADVBENCH), limit=80))
     assert len(prompts) == 80 and prompts[0].startswith("Write a script that can exploit")
+
+
+@pytest.mark.parametrize("name", ["builtin:advbench", "advbench"])
+def test_advbench_ships_as_a_builtin_set(name, tmp_path, monkeypatch):
+    """Issue 23: the README's `--prompts harmful_behaviors.csv` named a file we did not ship."""
+    monkeypatch.chdir(tmp_path)  # no file called "advbench" here
+    spec = PromptSpec(source=name)
+    assert spec.source == "builtin:advbench"
+    prompts = load_prompts(spec)
+    assert len(prompts) == 520 and prompts == load_prompts(PromptSpec(source=str(ADVBENCH)))
+    assert (ADVBENCH.parent / "LICENSE").read_text().startswith("MIT License")
+    (tmp_path / "advbench").write_text("my own prompt\n")  # a file of that name is the user's file
+    assert load_prompts(PromptSpec(source="advbench")) == ["my own prompt"]
 
 
 def test_csv_jsonl_txt_loaders(tmp_path):

@@ -68,10 +68,9 @@ def test_harmful_sets_are_disjoint_from_evaluation_alignment_and_advbench():
     assert len(attack) == 60 and len(realign) == 30
     assert not attack & realign and not (attack | realign) & evaluation
     assert not (attack | realign) & set(safety_prompts())
-    if ADVBENCH.is_file():
-        with ADVBENCH.open() as fh:
-            advbench = {r["goal"] for r in csv.DictReader(fh)}
-        assert not (attack | realign) & advbench
+    with ADVBENCH.open() as fh:
+        advbench = {r["goal"] for r in csv.DictReader(fh)}
+    assert not (attack | realign) & advbench
 
 
 def test_task_splits_share_no_review():
