@@ -148,6 +148,40 @@ def _browser() -> None:
     if chromium_path() is None:
         raise ExportError("static export needs Chromium: apt-get install chromium (or set BROWSER_PATH)")
     os.environ.setdefault("BROWSER_PATH", chromium_path())
+    _pdf_without_margins()
+
+
+async def _print_pdf_full_page(tab) -> str:
+    """kaleido's ``print_pdf`` with no page margin: the page is the figure's size (the ``@page``
+    rule kaleido writes), so the figure fills it exactly."""
+    from kaleido._kaleido_tab import _devtools_utils
+
+    response = await tab.send_command(
+        "Page.printToPDF",
+        params={
+            "printBackground": True,
+            "marginTop": 0,
+            "marginBottom": 0,
+            "marginLeft": 0,
+            "marginRight": 0,
+            "preferCSSPageSize": True,
+            "pageRanges": "1",
+        },
+    )
+    _devtools_utils._raise_error(response)
+    return response.get("result", {}).get("data")
+
+
+def _pdf_without_margins() -> None:
+    """kaleido 1.5 prints a PDF with a 0.1 in margin on every side of a page the figure's own size:
+    the figure sat 0.1 in lower and further right than in the PNG and lost 0.2 in at the bottom and
+    right (the 1D curve's α title, Figure 1's CI lines, legends). Its printer is swapped for one
+    without margins; ``tests/dashboard/test_print_layout.py`` compares every PDF's ink with its PNG's,
+    so a kaleido that changes this code fails there, not in a paper."""
+    from kaleido._kaleido_tab import _devtools_utils
+
+    if _devtools_utils.print_pdf is not _print_pdf_full_page:
+        _devtools_utils.print_pdf = _print_pdf_full_page
 
 
 def table_for(store: Store, key: str) -> pd.DataFrame:

@@ -34,6 +34,7 @@ pytestmark = [
 ]
 PRINT = [p for p, v in PAPER_PRESETS.items() if v["print"]]
 KINDS = (("curve", "1d"), ("surface", "2d"), ("contour", "2d"))
+FORMATS = ("svg", "pdf", "png")
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +46,14 @@ def rendered(filled_store):
         for kind, scan in KINDS:
             fig = figure_for(s, keys[scan], kind)
             for preset in PRINT:
-                out[kind, preset] = {fmt: figure_bytes(fig, fmt, preset) for fmt in ("svg", "pdf")}
+                out[kind, preset] = {fmt: figure_bytes(fig, fmt, preset) for fmt in FORMATS}
         for preset in PRINT:
             out["figure1", preset] = {
-                fmt: figure1_bytes(s, keys["2d"], None, fmt, preset)[0] for fmt in ("svg", "pdf")
+                fmt: figure1_bytes(s, keys["2d"], None, fmt, preset)[0] for fmt in FORMATS
             }
         for kind, fig in _synthetic_figures().items():  # the kinds only the pages draw
             for preset in PRINT:
-                out[kind, preset] = {fmt: figure_bytes(fig, fmt, preset) for fmt in ("svg", "pdf")}
+                out[kind, preset] = {fmt: figure_bytes(fig, fmt, preset) for fmt in FORMATS}
         if png_dir := os.environ.get("FIGURES_PNG_DIR"):  # to look at them: FIGURES_PNG_DIR=/tmp/x pytest …
             for kind, scan in KINDS:
                 for preset in PRINT:
@@ -93,6 +94,72 @@ def test_no_overlapping_text_no_covering_legend_no_small_font(rendered):
     report = {n: problems(lay, pt_to_px(MIN_FONT_PT)) for n, lay in zip(names, found, strict=True)}
     assert all(lay.texts for lay in found)  # the page did lay the SVGs out
     assert not {n: p for n, p in report.items() if p}, report
+
+
+def _ink_box(image) -> tuple[float, float, float, float]:
+    """Left, top, right, bottom of everything darker than near-white, as fractions of the size."""
+    a = np.asarray(image.convert("L")) < 200
+    ys, xs = np.nonzero(a)
+    h, w = a.shape
+    return xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h
+
+
+def _pdf_image(raw: bytes, size: tuple[int, int]):
+    import pypdfium2
+
+    page = pypdfium2.PdfDocument(raw)[0]
+    width_pt, _ = page.get_size()
+    return page.render(scale=size[0] / width_pt).to_pil().resize(size)
+
+
+def _svg_images(svgs: list[bytes], sizes: list[tuple[int, int]], tmp: Path) -> list:
+    """Each SVG as Chromium draws it, at its PNG's size (one headless screenshot each)."""
+    from PIL import Image
+
+    from landscape.figures.export import CHROMIUM_ARGS
+
+    out = []
+    for n, (svg, (w, h)) in enumerate(zip(svgs, sizes, strict=True)):
+        src, shot = tmp / f"f{n}.svg", tmp / f"f{n}.png"
+        src.write_bytes(svg)
+        root = ET.fromstring(svg)
+        css_w, css_h = (round(float(root.get(k))) for k in ("width", "height"))
+        subprocess.run(
+            [
+                chromium_path(),
+                "--headless",
+                *CHROMIUM_ARGS,
+                "--hide-scrollbars",
+                f"--window-size={css_w},{css_h}",
+                f"--force-device-scale-factor={w / css_w}",
+                f"--screenshot={shot}",
+                src.as_uri(),
+            ],
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+        out.append(Image.open(shot).convert("RGB").resize((w, h)))
+    return out
+
+
+def test_pdf_and_svg_hold_the_same_picture_as_the_png(rendered, tmp_path):
+    """Issue 23: every PDF sat ≈0.1 in lower and further right than its PNG and was cut at the
+    bottom and right (kaleido prints with a 0.1 in margin on a page the figure's size). Rasterised
+    to the PNG's size, the ink of the PDF and of the SVG covers the PNG's within 1% on every side."""
+    from PIL import Image
+
+    names = list(rendered)
+    pngs = {n: Image.open(io.BytesIO(rendered[n]["png"])) for n in names}
+    svgs = _svg_images([rendered[n]["svg"] for n in names], [pngs[n].size for n in names], tmp_path)
+    bad = {}
+    for n, svg in zip(names, svgs, strict=True):
+        want = _ink_box(pngs[n])
+        for fmt, image in (("pdf", _pdf_image(rendered[n]["pdf"], pngs[n].size)), ("svg", svg)):
+            got = _ink_box(image)
+            if max(abs(g - w) for g, w in zip(got, want, strict=True)) > 0.01:
+                bad[n, fmt] = [round(v, 3) for v in (*want, *got)]
+    assert not bad, bad  # (png left, top, right, bottom, then the other format's)
 
 
 def test_pdf_pages_are_the_preset_size_with_fonts_embedded(rendered):
