@@ -6,14 +6,13 @@ scan that is still filling in is re-read as soon as a point lands, and a finishe
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from cache import Store, StoreError
 from dashboard.settings import Settings, load_settings
+from landscape.core.format import model_name
 from landscape.core.stats import VisageInterval, wilson_arrays
 from landscape.core.uncertainty import visage_interval
 from landscape.core.visage import mean_std, record_kind, reference_text, scan_summary
@@ -70,7 +69,7 @@ def _describe(store: Store, s: dict) -> dict:
     total = s.get("total_points") or 1
     return {
         "key": s["key"],
-        "model": Path(spec.get("model", {}).get("source", "?")).name,
+        "model": model_name(spec.get("model") or {}),
         "kind": record_kind(s),
         "directions": ", ".join(
             f"{d['kind']}" + (f" s{d['seed']} {d['norm']}" if d["kind"] == "random" else "") for d in dirs

@@ -6,6 +6,7 @@ One formatter each, so "no number" reads the same everywhere ("—", never "nan"
 from __future__ import annotations
 
 import math
+import re
 
 MISSING = "—"
 
@@ -51,3 +52,34 @@ def format_coordinate(v: float, nd: int) -> str:
 def plural(n: int, word: str, words: str | None = None) -> str:
     """``1 point``, ``3 points``."""
     return f"{n} {word if n == 1 else (words or word + 's')}"
+
+
+# a model built by the store is a directory named by its 64-hex key: name it by what it is
+ARTIFACT_NAMES = {
+    "models": "aligned",
+    "finetunes": "fine-tuned",
+    "defended": "defended",
+    "security": "security vector",
+    "gguf": "converted",
+}
+_ARTIFACT = re.compile(r"artifacts/(?P<kind>[a-z]+)/(?P<key>[0-9a-f]{64})(?:/(?P<sub>[^/]+))?$")
+
+
+def source_name(source: str | None) -> str:
+    """A readable name for a model or adapter path: ``aligned b46521`` for the store's aligned
+    model of key b46521…, ``fine-tuned 8791ca epoch 3`` for a checkpoint of a fine-tuning run,
+    else the file or directory name (``smollm2-135m-instruct``)."""
+    text = str(source or "?").rstrip("/").replace("\\", "/")
+    m = _ARTIFACT.search(text)
+    if m is None:
+        return text.rsplit("/", 1)[-1] or "?"
+    name = f"{ARTIFACT_NAMES.get(m['kind'], m['kind'])} {m['key'][:6]}"
+    if m["sub"]:
+        name += " " + m["sub"].replace("epoch_", "epoch ")
+    return name
+
+
+def model_name(model: dict) -> str:
+    """A model spec's readable name: its source's, then `` + `` its adapter's."""
+    name = source_name(model.get("source"))
+    return name + (f" + {source_name(model['adapter'])}" if model.get("adapter") else "")

@@ -11,10 +11,9 @@ the α/β/ASR titles fit. Pure: figures and dicts in, figures and strings out.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import plotly.graph_objects as go
 
+from landscape.core.format import model_name, source_name
 from landscape.core.uncertainty import interval_label
 from landscape.figures import PAPER_PRESETS
 from landscape.figures.plots import FONT
@@ -160,12 +159,12 @@ def apply_paper_preset(
 
 
 def _name(source: str | None) -> str:
-    return Path(str(source or "?").rstrip("/")).name or "?"
+    return source_name(source)
 
 
 def model_label(model: dict) -> str:
-    label = _name(model.get("source"))
-    return label + (f"+{_name(model['adapter'])}" if model.get("adapter") else "")
+    """``aligned b46521 + fine-tuned 8791ca epoch 3``: never the store's 64-hex directory names."""
+    return model_name(model)
 
 
 def direction_label(directions: list[dict]) -> str:

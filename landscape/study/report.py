@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landscape.core.format import axis_decimals, format_coordinate
+from landscape.core.format import axis_decimals, format_coordinate, model_name
 from landscape.core.format import format_number as _fmt
 from landscape.core.specs import SpecError
 from landscape.core.stats import VisageInterval, wilson, wilson_arrays
@@ -275,7 +275,7 @@ def scan_list_text(scans: list[dict], root) -> str:
     if not scans:
         return f"no scans in {root} yet: run `landscape demo` or `landscape scan 1d`"
     lines = [
-        f"{'key':<12} {'kind':<13} {'model':<24} {'grid':<9} {'status':<13} {'ASR0':>5} {'VISAGE':>7} "
+        f"{'key':<12} {'kind':<13} {'model':<42} {'grid':<9} {'status':<13} {'ASR0':>5} {'VISAGE':>7} "
         f"{'95% CI':>14} {'created':<16}  VISAGE ref"
     ]
     for s in scans:
@@ -286,10 +286,11 @@ def scan_list_text(scans: list[dict], root) -> str:
         )
         summ = s.get("summary") or {}  # recomputed by the caller (``read_summary``)
         ci = s.get("visage_ci")  # the caller's bootstrap over prompts (a dict), or None
-        model = Path(spec.get("model", {}).get("source", "?")).name[:24]
+        model = model_name(spec.get("model") or {})
+        model = model if len(model) <= 42 else model[:41] + "…"
         created = dt.datetime.fromtimestamp(s.get("created", 0)).strftime("%Y-%m-%d %H:%M")
         lines.append(
-            f"{s['key'][:12]:<12} {record_kind(s):<13} {model:<24} {grid:<9} {status:<13} "
+            f"{s['key'][:12]:<12} {record_kind(s):<13} {model:<42} {grid:<9} {status:<13} "
             f"{_fmt(summ.get('asr_origin_pct'), 1):>5} {_fmt(summ.get('visage'), 1):>7} "
             f"{interval_text((ci['lo'], ci['hi']) if ci else None) or '—':>14} {created:<16}  "
             + reference_text(summ, 1)

@@ -49,8 +49,41 @@ def build_examples(tokenizer, distilled: dict[str, str], seed: int) -> list[tupl
     return out
 
 
+def stored_alignments(store: Store) -> list[tuple[str, dict]]:
+    """``(key, record)`` of every aligned model in the store, newest first."""
+    root = store.root / "artifacts" / "models"
+    found = [(d.name, store.artifact("models", d.name)) for d in root.glob("*") if not d.name.startswith(".")]
+    return sorted(((k, r) for k, r in found if r), key=lambda kr: -kr[1].get("created", 0))
+
+
+def alignment_difference(spec: AlignSpec, store: Store, key: str) -> str | None:
+    """Why ``spec`` (of key ``key``) is not served by an aligned model already in the store, in one
+    line: the settings that differ from the newest one of the same base (``epochs 3 → 5``), or that
+    the settings agree but the base model's weights or the alignment data changed; None when the
+    store has ``key`` or no aligned model at all."""
+    others = [(k, r) for k, r in stored_alignments(store) if k != key]
+    if store.artifact("models", key) is not None or not others:
+        return None
+    want = spec.model_dump(mode="json")
+    same_base = [(k, r) for k, r in others if (r.get("spec") or {}).get("base") == want["base"]]
+    k, r = (same_base or others)[0]
+    have = r.get("spec") or {}
+    diffs = [
+        f"{name} {have.get(name)!r} → {value!r}" if name != "base" else "another base model"
+        for name, value in want.items()
+        if have.get(name) != value
+    ]
+    why = (
+        ", ".join(diffs)
+        if diffs
+        else "same settings, but the base model's weights or the alignment data changed"
+    )
+    return f"the store's aligned model {k[:6]} differs ({why}): aligning a new one"
+
+
 def align_model(spec: AlignSpec, store: Store, runtime: Runtime | None = None, log=print) -> AlignResult:
-    """Align ``spec.base`` (or return the stored result)."""
+    """Align ``spec.base`` (or return the stored result: ``landscape align`` with its defaults
+    reuses the one ``landscape demo`` made; otherwise the log says what differs from it)."""
     from landscape.core.generate import generate_greedy
 
     runtime = runtime or Runtime()
@@ -92,5 +125,8 @@ def align_model(spec: AlignSpec, store: Store, runtime: Runtime | None = None, l
             "epoch_losses": losses,
         }
 
-    art = cached_artifact(store, "models", align_key(spec, store), build)
+    key = align_key(spec, store)
+    if note := alignment_difference(spec, store, key):
+        log(note)
+    art = cached_artifact(store, "models", key, build)
     return AlignResult.from_artifact(art)

@@ -131,3 +131,19 @@ def test_a_1d_key_does_not_depend_on_orthogonalize():
     two = spec_of("2d")
     flipped = ScanSpec.model_validate(dict(two.model_dump(), orthogonalize=False))
     assert two.identity("m", "p", (None, None)) != flipped.identity("m", "p", (None, None))
+
+
+def test_align_with_its_defaults_is_the_demos_alignment():
+    """Issue 23: `landscape align` with no flags must reuse the aligned model `landscape demo`
+    made (the same spec, so the same key), not train a second one for 19 minutes."""
+    from click.testing import CliRunner
+
+    from landscape.cli import main
+    from landscape.core.specs import AlignSpec, ModelSpec
+
+    params = {p.name: p.default for p in main.commands["align"].params}
+    spec = AlignSpec(
+        base=ModelSpec(source=params["base"]), epochs=params["epochs"], learning_rate=params["lr"], seed=params["seed"]
+    )
+    assert spec == AlignSpec()  # what demo aligns (landscape/study/demo.py)
+    assert CliRunner().invoke(main, ["align", "--help"]).exit_code == 0

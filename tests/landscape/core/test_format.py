@@ -48,3 +48,19 @@ def test_a_tables_asr_has_the_digits_of_show_point():
     Grid.values = {k: np.asarray(v, dtype=float) for k, v in Grid.values.items()}
     text = curve_text(Grid)
     assert "  93.8  " in text and " 94 " not in text
+
+
+def test_models_are_named_by_what_they_are_never_by_a_64_hex_path():
+    """Issue 23: `list`, captions and legends showed b46521b07fe78754ba9cc190dc4ccb6481d4… for the
+    demo's aligned model."""
+    from landscape.core.format import model_name, source_name
+
+    key, run = "b4" * 32, "87" * 32
+    store = "/home/me/.cache/safety-landscape/artifacts"
+    assert source_name(f"{store}/models/{key}") == "aligned b4b4b4"
+    assert source_name(f"{store}/finetunes/{run}/epoch_3/") == "fine-tuned 878787 epoch 3"
+    assert source_name("smollm2-135m-instruct") == "smollm2-135m-instruct"
+    assert source_name("/models/llama-2-7b-chat") == "llama-2-7b-chat"
+    name = model_name({"source": f"{store}/models/{key}", "adapter": f"{store}/finetunes/{run}/epoch_3"})
+    assert name == "aligned b4b4b4 + fine-tuned 878787 epoch 3"
+    assert not any(len(w) > 20 for w in name.split())

@@ -6,7 +6,8 @@ import torch
 
 from landscape.core.models import load_model
 from landscape.core.specs import AlignSpec, ModelSpec, Runtime
-from landscape.training.align import align_model, build_examples
+from landscape.core.models import align_key
+from landscape.training.align import align_model, alignment_difference, build_examples
 from landscape.training.finetune import length_buckets
 
 
@@ -42,8 +43,15 @@ def test_align_trains_saves_and_caches(store, tiny_model):
     )
     first = align_model(spec, store, Runtime(progress=False), log=lambda m: None)
     assert not first.cached and first.epoch_losses[1] < first.epoch_losses[0]
-    again = align_model(spec, store, Runtime(progress=False), log=lambda m: None)
+    logged = []
+    again = align_model(spec, store, Runtime(progress=False), log=logged.append)
     assert again.cached and again.path == first.path
+    assert not any("differs" in m for m in logged)  # the same settings reuse it, silently
+    # issue 23: another setting says in one line what differs from the stored one (before training)
+    other = spec.model_copy(update={"epochs": 3})
+    assert alignment_difference(other, store, align_key(other, store)) == (
+        f"the store's aligned model {first.key[:6]} differs (epochs 2 → 3): aligning a new one"
+    )
     base = load_model(ModelSpec(source=str(tiny_model)))
     aligned = load_model(ModelSpec(source=first.path))
     assert aligned.fingerprint != base.fingerprint
