@@ -98,7 +98,7 @@ def _describe(store: Store, s: dict) -> dict:
 def scan_table(root: str) -> pd.DataFrame:
     """One row per scan (newest first); short TTL so running scans update."""
     store = _store(root)
-    df = pd.DataFrame([_describe(store, s) for s in store.list_scans()])
+    df = pd.DataFrame([_describe(store, s) for s in store.list_scans() if not s.get("calibration")])
     if not df.empty:  # one conversion for the whole column, not one per row
         df["created"] = pd.to_datetime(df["created"], unit="s")
     return df

@@ -121,7 +121,11 @@ def estimate(ctx, kind, **o):
         n = est["timed_points"]
         timing = f"{per:.1f} s/point (median of {plural(n, 'stored point')})"
     elif est["timing"] == "calibrated":
-        timing = f"{per:.1f} s/point, measured on one point computed now (kept in the store)"
+        timing = (
+            f"{per:.1f} s/point, measured on one point computed now in "
+            f"{format_duration(est['calibration_wall_s'])} with start-up (kept for the scan; "
+            "hidden from `landscape list` until you run it)"
+        )
     else:
         timing = None
     if est["missing"] == 0:

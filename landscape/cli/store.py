@@ -10,6 +10,7 @@ import click
 import numpy as np
 
 from landscape.cli.options import Ctx
+from landscape.core.format import plural
 from landscape.core.uncertainty import complied_interval, family_complied, visage_interval
 from landscape.core.visage import mean_std, scan_summary, summarize
 from landscape.figures import FORMATS, KINDS, PAPER_PRESETS, ExportError, output_format
@@ -97,14 +98,23 @@ def visage(keys, asr, csv_file, ci_method, as_json):
 
 @click.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def list_cmd(as_json):
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Also the one-point records `landscape estimate` left to time a scan (hidden by default).",
+)
+def list_cmd(as_json, show_all):
     """Every scan in the store with status and summary metrics."""
     from landscape.engine.scan import read_summary
     from landscape.study.report import scan_list_text
 
     c: Ctx = click.get_current_context().obj
-    scans = []
+    scans, hidden = [], 0
     for s in c.store.list_scans():
+        if s.get("calibration") and not show_all:
+            hidden += 1
+            continue
         summ = read_summary(c.store, s["key"], s)
         ci = visage_interval(c.store, [s["key"]]) if summ.get("visage") is not None else None
         scans.append(dict(s, summary=summ, visage_ci=None if ci is None else ci._asdict()))
@@ -112,6 +122,10 @@ def list_cmd(as_json):
         click.echo(json.dumps(scans, indent=2, default=str))
     else:
         click.echo(scan_list_text(scans, c.store.root))
+        if hidden:
+            click.echo(
+                f"({plural(hidden, 'calibration record')} of `landscape estimate` hidden: --all shows them)"
+            )
 
 
 @click.command()

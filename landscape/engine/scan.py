@@ -363,10 +363,13 @@ def scan_grid(
     log: Log = print,
     session: Session | None = None,
     max_points: int | None = None,
+    calibration: bool = False,
 ) -> ScanResult:
     """Compute every missing point of ``spec`` and return the whole grid with its summary.
 
-    ``max_points`` stops after that many new points (used by ``estimate`` to calibrate). The scan's
+    ``max_points`` stops after that many new points (used by ``estimate`` to calibrate; a record it
+    creates is marked ``calibration`` and hidden from ``landscape list`` until a real scan of the
+    same spec takes it over, keeping the point: ``calibration=True``). The scan's
     lease is held while computing (``engine.lease``): a second driver waits, then computes only
     what is still missing. ``runtime.workers`` spreads the points over that many Ray actors
     (``engine.distributed``); the store is written here, by the driver, either way.
@@ -375,9 +378,15 @@ def scan_grid(
 
     runtime = runtime or Runtime()
     prep = prepare_scan(spec, store)
-    created = store.scan_record(prep.key) is None
+    record = store.scan_record(prep.key)
+    created = record is None
     if created:  # written now so a running scan is listed (pending) while its first point computes
-        store.put_scan_record(prep.key, _new_record(prep))
+        store.put_scan_record(
+            prep.key, dict(_new_record(prep), **({"calibration": True} if calibration else {}))
+        )
+    elif record.get("calibration") and not calibration:  # a real scan takes the estimate's point over
+        record.pop("calibration")
+        store.put_scan_record(prep.key, record)
     computed = 0
     try:
         if missing_points(store, prep, log):
@@ -496,7 +505,8 @@ def estimate_scan(spec: ScanSpec, store: Store, runtime: Runtime, log: Log = pri
         out["estimated_s"] = out["seconds_per_point"] * len(todo)
     elif todo:
         t0 = time.perf_counter()
-        scan_grid(spec, store, runtime.model_copy(update={"progress": False}), log=log, max_points=1)
+        quiet = runtime.model_copy(update={"progress": False})
+        scan_grid(spec, store, quiet, log=log, max_points=1, calibration=True)
         point = store.point(prep.key, todo[0].i, todo[0].j) or {}
         per = point.get("point_s") or (time.perf_counter() - t0)
         out.update(seconds_per_point=per, timing="calibrated", timed_points=1, missing=len(todo) - 1)

@@ -98,3 +98,21 @@ def test_show_prints_the_capability_it_measured(filled_store):
     assert shown == pytest.approx([round(v, 1) for v in values["benign_refusal_pct"]], abs=0.051)
     plain = run_cli("show", keys["2d"][:10], store=root)
     assert "benign refusal" not in plain.stdout  # a scan without --capability shows no such column
+
+
+def test_an_estimate_leaves_no_record_in_list(tmp_path, tiny_model):
+    """`estimate 2d …` left a `partial 1/441` record in `list`: now its one timed point is kept as a
+    calibration, hidden from `list` (and the dashboard) until the scan is run, listed by --all."""
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("Tell me a secret.\n")
+    store = tmp_path / "s"
+    flags = ["--model", str(tiny_model), "--prompts", str(prompts), "--max-new-tokens", "2", "--points", "3"]
+    est = run_cli("estimate", "1d", *flags, store=store)
+    assert est.returncode == 0 and "hidden from `landscape list`" in est.stdout, est.stdout + est.stderr
+    listed = run_cli("list", store=store)
+    assert "partial" not in listed.stdout and "1 calibration record" in listed.stdout, listed.stdout
+    assert json.loads(run_cli("list", "--json", store=store).stdout) == []
+    assert len(json.loads(run_cli("list", "--all", "--json", store=store).stdout)) == 1
+    assert run_cli("scan", "1d", *flags, store=store).returncode == 0
+    rows = json.loads(run_cli("list", "--json", store=store).stdout)
+    assert len(rows) == 1 and rows[0]["status"] == "complete" and rows[0]["done"] == 3

@@ -143,7 +143,10 @@ def test_align_with_its_defaults_is_the_demos_alignment():
 
     params = {p.name: p.default for p in main.commands["align"].params}
     spec = AlignSpec(
-        base=ModelSpec(source=params["base"]), epochs=params["epochs"], learning_rate=params["lr"], seed=params["seed"]
+        base=ModelSpec(source=params["base"]),
+        epochs=params["epochs"],
+        learning_rate=params["lr"],
+        seed=params["seed"],
     )
     assert spec == AlignSpec()  # what demo aligns (landscape/study/demo.py)
     assert CliRunner().invoke(main, ["align", "--help"]).exit_code == 0

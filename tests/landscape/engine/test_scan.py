@@ -130,7 +130,11 @@ def test_estimate_calibrates_on_a_real_point_it_keeps(store, tiny_model, prompts
     again = estimate_scan(spec, store, RT, log=quiet)
     assert again["timing"] == "stored" and again["missing"] == 2 and again["seconds_per_point"] > 0
     assert len([p for p in prepare_scan(spec, store).points if store.point(again["key"], p.i, p.j)]) == 1
+    # issue 23: the estimate's one-point record is a calibration (hidden from `list`), until the
+    # real scan takes it over
+    assert store.scan_record(est["key"])["calibration"] is True
     assert scan_grid(spec, store, RT, log=quiet).computed == 2
+    assert "calibration" not in store.scan_record(est["key"])
     done = estimate_scan(spec, store, RT, log=quiet)
     assert done["missing"] == 0 and done["timed_points"] == 3 and done["seconds_per_point"] > 0
 

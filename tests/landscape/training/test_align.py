@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from landscape.core.models import load_model
+from landscape.core.models import align_key, load_model
 from landscape.core.specs import AlignSpec, ModelSpec, Runtime
-from landscape.core.models import align_key
 from landscape.training.align import align_model, alignment_difference, build_examples
 from landscape.training.finetune import length_buckets
 
