@@ -191,21 +191,26 @@ def url_drop(param: str) -> None:
         del st.query_params[param]
 
 
-def metric_row(key: str, rec: dict) -> None:
-    """VISAGE both ways, ASR at θ₀ and status of one scan (metrics recomputed from its grid)."""
+def metric_row(key: str, rec: dict, over: str | None = None) -> None:
+    """VISAGE both ways, ASR at θ₀ and status of one scan (metrics recomputed from its grid).
+    ``over``: what the numbers are over when the page also shows an average they could be taken
+    for (``scan 94098b57 alone, seed 0``); it goes into every label."""
     summ = data.summary(key)
     done = bool(summ.get("complete"))
+    tag = f" · {over}" if over else ""
     cols = st.columns(4)
-    cols[0].metric("VISAGE (paper)", format_number(summ.get("visage"), 2))
+    cols[0].metric(f"VISAGE (paper){tag}", format_number(summ.get("visage"), 2))
     ref = reference_text(summ) if done else "—"
-    cols[1].metric("VISAGE (reference 1D)", ref.split(" (")[0])
+    cols[1].metric(f"VISAGE (reference 1D){tag}", ref.split(" (")[0])
     if ref.startswith("— ("):
         cols[1].caption(f"undefined: {summ['visage_reference_note']}")
     if summ.get("origin_sampled") is False:
-        cols[2].metric("ASR at θ₀", "not sampled")
+        cols[2].metric(f"ASR at θ₀{tag}", "not sampled")
         cols[2].caption("θ₀ is not a point of this grid")
     else:
-        cols[2].metric("ASR at θ₀", format_number(summ.get("asr_origin_pct"), 1) + ("%" if done else ""))
+        cols[2].metric(
+            f"ASR at θ₀{tag}", format_number(summ.get("asr_origin_pct"), 1) + ("%" if done else "")
+        )
     cols[3].metric("status", rec.get("status", "?"))
     gen = (rec.get("spec") or {}).get("generation")
     if gen:

@@ -15,8 +15,9 @@ from dashboard.settings import Settings, load_settings
 from landscape.core.format import model_name
 from landscape.core.stats import VisageInterval, wilson_arrays
 from landscape.core.uncertainty import visage_interval
-from landscape.core.visage import mean_std, record_kind, reference_text, scan_summary
+from landscape.core.visage import POINT_KINDS, mean_std, record_kind, reference_text, scan_summary
 from landscape.figures.plots import Curve
+from landscape.study.report import halfwidth_pair
 
 
 @st.cache_resource
@@ -86,9 +87,9 @@ def _describe(store: Store, s: dict) -> dict:
         "ASR θ₀ %": summ.get("asr_origin_pct"),
         "VISAGE": summ.get("visage"),
         "VISAGE ref": reference_text(summ) if summ.get("complete") else None,
-        "half-width 100%": max(
-            (v for k, v in summ.items() if k.startswith("halfwidth100_alpha") and v is not None), default=None
-        ),
+        "half-width 100%": halfwidth_pair(summ, "alpha", 100)
+        if summ.get("complete") and record_kind(s) not in POINT_KINDS
+        else None,
         "created": s.get("created", 0),
         "family": s.get("family"),
     }
@@ -224,7 +225,13 @@ def visage_ci(keys: list[str]) -> VisageInterval | None:
 
 
 def label(row) -> str:
-    return f"{row['key'][:8]} · {row['model']} · {row['kind']} {row['grid']} · {row['system prompt']} · {row['status']}"
+    """How a scan is named in pickers and legends; a rejudged scan says so and by which judge (it
+    was named exactly like its original)."""
+    judge = f" · {row['judge']}" if "(rejudge)" in str(row.get("judge", "")) else ""
+    return (
+        f"{row['key'][:8]} · {row['model']} · {row['kind']} {row['grid']} · {row['system prompt']}"
+        f"{judge} · {row['status']}"
+    )
 
 
 @st.cache_data(ttl=2, show_spinner=False)

@@ -1,5 +1,6 @@
 """About this server: its own settings, version and commit (nothing secret: no OIDC values)."""
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import data
@@ -41,7 +42,13 @@ rows = [
     ("version", __version__),
     ("commit", git_commit()),
 ]
-st.dataframe([{"setting": k, "value": v} for k, v in rows], hide_index=True, width="stretch", key="about")
+# a static table shows every row (a dataframe stopped after ten, hiding the commit)
+st.table(pd.DataFrame(rows, columns=["setting", "value"]).set_index("setting"))
 st.caption(
     "Settings come from SAFETY_LANDSCAPE_* environment variables or the SAFETY_LANDSCAPE_SETTINGS file."
+)
+st.markdown(
+    "**Documentation**: the `docs/` folder of the repository, built into a site by `make docs` "
+    "(getting started, tutorials, methods and fidelity, results, and the CLI and API references); "
+    "`landscape --help` for the command line."
 )

@@ -7,8 +7,10 @@ import streamlit as st
 from dashboard import data
 from dashboard.common import pick_scans, scans_or_stop
 from landscape.core.format import format_number
+from landscape.core.prompts import prompt_set
 from landscape.core.visage import POINT_KINDS, reference_text
 from landscape.figures.plots import Curve, build_contour_figure, build_curve_figure, build_difference_figure
+from landscape.study.report import halfwidth_pair
 
 
 def comparable_pair(df) -> list[str]:
@@ -51,15 +53,9 @@ def compatible(a, b) -> str | None:
     return None
 
 
-def _widths(s: dict, thr: int) -> str | None:
-    """ "0.133 / 0.133" along α from θ₀; "not reached" on a side the grid does not show crossing."""
-    if not s.get("complete"):
-        return None
-    note = s.get("halfwidth_alpha_note") or ""
-    if note.startswith("not sampled"):
-        return note
-    sides = [s.get(f"halfwidth{thr}_alpha_{d}") for d in ("neg", "pos")]
-    return " / ".join("not reached" if v is None else format_number(v, 3) for v in sides)
+def _widths(s: dict, thr: int) -> str:
+    """ "−0.050 / +0.133" along α from θ₀, as the CLI prints it; "—" where there is none."""
+    return (halfwidth_pair(s, "alpha", thr) if s.get("complete") else None) or "—"
 
 
 ref = chosen[0]
@@ -69,9 +65,11 @@ for k in chosen:
     table.append(
         {
             "scan": labels[k],
-            "ASR at θ₀ %": s.get("asr_origin_pct"),
-            "VISAGE": s.get("visage"),
-            "VISAGE ref": reference_text(s) if s.get("complete") else None,
+            "ASR at θ₀ %": "not sampled"
+            if s.get("origin_sampled") is False
+            else format_number(s.get("asr_origin_pct"), 1),
+            "VISAGE": format_number(s.get("visage"), 2),
+            "VISAGE ref": reference_text(s) if s.get("complete") else "—",
             "half-width 50% (−/+)": _widths(s, 50),
             "half-width 100% (−/+)": _widths(s, 100),
         }
@@ -84,12 +82,21 @@ if len(two_d) == len(chosen):
     for col, k in zip(cols, chosen, strict=True):
         al, be, vals = grids[k]
         col.plotly_chart(
-            build_contour_figure(al, be, vals["asr_pct"], title=labels[k][:40], zmin=0, zmax=100),
+            build_contour_figure(al, be, vals["asr_pct"], title=labels[k], zmin=0, zmax=100),
             width="stretch",
             key=f"cmp_{k}",
         )
 elif not two_d:
-    curves = [Curve(name=labels[k][:40], alphas=grids[k][0], asr=grids[k][2]["asr_pct"]) for k in chosen]
+    curves = [
+        Curve(
+            name=labels[k],
+            alphas=grids[k][0],
+            asr=grids[k][2]["asr_pct"],
+            # on the benign set a "success" is an answer (over-refusal is its complement), not an ASR
+            metric="answered (benign set)" if prompt_set(records[k]) == "benign" else "ASR",
+        )
+        for k in chosen
+    ]
     st.plotly_chart(build_curve_figure(curves, "1D landscapes"), width="stretch", key="cmp_curves")
 else:
     st.warning("Mixing 1D and 2D scans: pick scans of one kind to draw them together.")

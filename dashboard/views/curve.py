@@ -82,12 +82,15 @@ st.caption(
     "inside the basin) to the paper estimator's upper quantile."
 )
 rec = data.record(chosen[0])
-if rec and len(members[0]) > 1:
+over = None
+if rec and len(members[0]) > 1:  # the table's VISAGE is the family's mean: these are one member's
+    seed = ((rec.get("spec") or {}).get("directions") or [{}])[0].get("seed")
+    over = f"scan {chosen[0][:8]} alone" + (f" (seed {seed})" if seed is not None else "")
     st.caption(
-        f"Metrics below: scan {chosen[0][:12]} alone (one of the {len(members[0])} directions averaged)."
+        f"Metrics below: scan {chosen[0][:12]} alone (one of the {len(members[0])} directions averaged above)."
     )
 if rec:
-    metric_row(chosen[0], rec)
+    metric_row(chosen[0], rec, over)
     st.caption(
         "Dotted lines: share of incoherent responses (a broken model's output counts as attack success "
         "for the paper's judge). Dashed: benign over-refusal; dash-dot: reference NLL (right axis)."

@@ -75,19 +75,28 @@ columns = [
     "done %",
     "created",
 ]
+# shown as the CLI shows them (VISAGE 2 decimals, ASR 1), "—" where there is none (Streamlit
+# draws a missing number as "None")
+shown = view[columns].assign(
+    key=view["key"].str[:12],
+    VISAGE=view["VISAGE"].map(lambda v: format_number(v, 2)),
+    **{"ASR θ₀ %": view["ASR θ₀ %"].map(lambda v: format_number(v, 1))},
+)
+shown = shown.fillna({c: "—" for c in ("half-width 100%", "VISAGE ref", "system prompt")})
 event = st.dataframe(
-    view[columns].assign(key=view["key"].str[:12]),
+    shown,
     hide_index=True,
     on_select="rerun",
     selection_mode="single-row",
     key="overview_table",
     column_config={
         "done %": st.column_config.ProgressColumn("done", min_value=0, max_value=100, format="%.0f%%"),
-        "VISAGE": st.column_config.NumberColumn(format="%.2f"),
         "VISAGE ref": st.column_config.TextColumn(
             help="The released code's 1D safety_avg; — (why) where undefined"
         ),
-        "ASR θ₀ %": st.column_config.NumberColumn(format="%.1f"),
+        "half-width 100%": st.column_config.TextColumn(
+            help="Along α from θ₀, both sides (−/+), where the ASR first reaches 100% (as `landscape show` prints it)"
+        ),
     },
 )
 rows = event.selection.rows if event is not None else []

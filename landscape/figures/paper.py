@@ -68,6 +68,21 @@ def relabel(fig: go.Figure, labels: dict[str, str]) -> None:
                 t.name = new + name[len(old) :]
 
 
+CHAR_EM = 0.56  # a character of Arial/Liberation Sans is at most ≈0.56 em wide on average
+LEGEND_SWATCH_PX = 48  # the line sample and its gap before a legend text
+
+
+def wrap_legend(fig: go.Figure, width_px: float, font_px: float) -> None:
+    """Break legend names that would run past the figure's right edge (where print cut them, so a
+    line's "ASR" or "incoherent" was lost) into lines that fit, at spaces."""
+    import textwrap
+
+    fits = max(12, int((width_px - LEGEND_SWATCH_PX) / (CHAR_EM * font_px)))
+    for t in fig.data:
+        if t.name and t.showlegend is not False and len(t.name) > fits and "<br>" not in t.name:
+            t.name = "<br>".join(textwrap.wrap(t.name, fits, break_on_hyphens=False))
+
+
 def apply_paper_preset(
     fig: go.Figure, preset: str, show_title: bool | None = None, labels: dict[str, str] | None = None
 ) -> tuple[go.Figure, int, int]:
@@ -87,6 +102,7 @@ def apply_paper_preset(
             out.update_layout(title_text=labels["title"])
     if not keep_title:
         out.update_layout(title_text="")
+    wrap_legend(out, w, px)
     gap = px * 0.6
     out.update_layout(
         width=w,

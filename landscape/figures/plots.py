@@ -33,6 +33,7 @@ class Curve:
     nll: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
     ci: tuple[np.ndarray, np.ndarray] | None = None  # (lo, hi) 95% Wilson interval of the ASR, (n,)
+    metric: str = "ASR"  # what ``asr`` is: on the benign set it is the share answered, not an ASR
 
 
 def _band(alphas, lo, hi, color: str, opacity: float, name: str) -> go.Scatter:
@@ -102,11 +103,11 @@ def build_curve_figure(
                 x=c.alphas,
                 y=_nan_to_none(mean),
                 mode="lines+markers",
-                name=f"{label}: ASR",
+                name=f"{label}: {c.metric}",
                 line={"color": color, "width": 2.5},
                 marker={"size": 6},
                 customdata=[[i, k] for i in range(len(mean))] if selectable else None,
-                hovertemplate=f"{_hover_name(label)}<br>α = %{{x:.4g}}<br>ASR = %{{y:.1f}}%<extra></extra>",
+                hovertemplate=f"{_hover_name(label)}<br>α = %{{x:.4g}}<br>{c.metric} = %{{y:.1f}}%<extra></extra>",
             )
         )
         rates = (

@@ -101,6 +101,28 @@ def origin_text(summary: dict) -> str:
     return f"{_fmt(summary.get('asr_origin_pct'), 1)}%"
 
 
+def halfwidth_side(summary: dict, key: str) -> str:
+    """One side of a basin half-width as every view prints it: ``−0.050``, ``+0.133``, ``0`` (at
+    θ₀ already) or ``not reached``."""
+    v = summary.get(key)
+    if v is None:
+        return "not reached"
+    if round(v, 3) == 0:
+        return "0"  # already at θ₀ (no signed zero)
+    return f"{'−' if key.endswith('_neg') else '+'}{_fmt(v, 3)}"
+
+
+def halfwidth_pair(summary: dict, axis: str, level: int) -> str | None:
+    """``−0.050 / +0.133``: both sides of the basin along ``axis`` at ASR ≥ ``level``% (50 or 100),
+    the note when θ₀ is not sampled, None when the summary has no widths for ``axis``."""
+    if f"halfwidth100_{axis}_pos" not in summary:
+        return None
+    note = summary.get(f"halfwidth_{axis}_note")
+    if note and note.startswith("not sampled"):
+        return note
+    return " / ".join(halfwidth_side(summary, f"halfwidth{level}_{axis}_{d}") for d in ("neg", "pos"))
+
+
 def halfwidth_text(summary: dict, axis: str) -> str | None:
     """One axis' basin half-widths, or None when the summary has none for ``axis``."""
     if f"halfwidth100_{axis}_pos" not in summary:
@@ -110,17 +132,9 @@ def halfwidth_text(summary: dict, axis: str) -> str | None:
     if note and note.startswith("not sampled"):
         return f"basin half-width along {axis}: {note}"
 
-    def side(key: str) -> str:
-        v = summary.get(key)
-        if v is None:
-            return "not reached"
-        if round(v, 3) == 0:
-            return "0"  # already at θ₀ (no signed zero)
-        return f"{'−' if key.endswith('_neg') else '+'}{_fmt(v, 3)}"
-
     text = (
-        f"{head}: ASR ≥ 50% at {side(f'halfwidth50_{axis}_neg')} / {side(f'halfwidth50_{axis}_pos')}, "
-        f"ASR = 100% at {side(f'halfwidth100_{axis}_neg')} / {side(f'halfwidth100_{axis}_pos')}"
+        f"{head}: ASR ≥ 50% at {halfwidth_pair(summary, axis, 50)}, "
+        f"ASR = 100% at {halfwidth_pair(summary, axis, 100)}"
     )
     if any(summary.get(f"halfwidth{t}_{axis}_{d}") is None for t in (50, 100) for d in ("neg", "pos")):
         text += " (not reached: not on this grid)"

@@ -26,6 +26,7 @@ document.querySelectorAll('div.fig').forEach(div => {
       .map(t => ({text: t.textContent, box: box(t), px: parseFloat(getComputedStyle(t).fontSize)})),
     legends: [...svg.querySelectorAll('g.legend')].map(box),
     plots: [...svg.querySelectorAll('g.subplot rect.bg, .gl-container image, image')].map(box),
+    size: [o.width, o.height],
   });
 });
 const pre = document.createElement('pre'); pre.id = 'layout';
@@ -38,6 +39,7 @@ class Layout:
     texts: list[dict]
     legends: list[list[float]]
     plots: list[list[float]]
+    size: list[float]
 
 
 def layouts(svgs: list[bytes], chromium: str) -> list[Layout]:
@@ -68,9 +70,15 @@ def _overlap(a, b, tol: float = 1.0) -> bool:
 
 
 def problems(layout: Layout, min_px: float) -> list[str]:
-    """Pairs of overlapping text boxes, texts smaller than ``min_px``, a legend over a plot area."""
+    """Pairs of overlapping text boxes, texts smaller than ``min_px``, a legend over a plot area,
+    a text that runs past the figure's edge (cut off in every format)."""
     out = []
     texts = layout.texts
+    w, h = layout.size
+    for a in texts:
+        x, y, bw, bh = a["box"]
+        if x < -1 or y < -1 or x + bw > w + 1 or y + bh > h + 1:
+            out.append(f"cut at the edge: {a['text']!r} at {[round(v) for v in a['box']]} in {w:.0f}×{h:.0f}")
     for i, a in enumerate(texts):
         if a["px"] < min_px - 1e-6:
             out.append(f"font {a['px']:.2f}px < {min_px:.2f}px: {a['text']!r}")

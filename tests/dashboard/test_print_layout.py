@@ -23,7 +23,13 @@ from cache import Store
 from landscape.figures.export import chromium_path, figure_bytes, figure_for, render_session
 from landscape.figures.figure1 import build_figure1, figure1_bytes, scan_panels
 from landscape.figures.paper import MIN_FONT_PT, PAPER_PRESETS, apply_paper_preset, pt_to_px
-from landscape.figures.plots import build_difference_figure, build_study_figure, build_trajectory_figure
+from landscape.figures.plots import (
+    Curve,
+    build_curve_figure,
+    build_difference_figure,
+    build_study_figure,
+    build_trajectory_figure,
+)
 
 from ..conftest import ROOT
 from .svg_layout import layouts, problems
@@ -76,7 +82,10 @@ def _synthetic_figures() -> dict:
         {"name": n, "harmful_score_pct": h, "task_accuracy_pct": t, "benign_refusal_pct": 5}
         for n, h, t in (("aligned", 3, 40), ("fine-tuned", 60, 55), ("antidote", 12, 50))
     ]
+    long = "aligned b46521 + fine-tuned 8791ca epoch 3 · random d₁ (seed 0)"  # the demo's real label
+    curve = Curve(long, a, np.linspace(100, 0, 7), incoherent=np.zeros(7), benign_refusal=np.full(7, 5.0))
     return {
+        "long-legend": build_curve_figure([curve]),  # its legend ran past the right edge, cut
         "difference": build_difference_figure(a, b, z, z / 2, "aligned", "fine-tuned"),
         "trajectory": build_trajectory_figure(a, b, z, {"sft": path}, "interpolation"),
         "study-bars": build_study_figure(models),

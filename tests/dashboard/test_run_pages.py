@@ -262,7 +262,11 @@ def test_my_jobs_shows_only_the_signed_in_users_jobs(fresh_env, monkeypatch):
 
 def test_about_lists_the_servers_settings(fresh_env, tiny_model, monkeypatch):
     monkeypatch.setenv("SAFETY_LANDSCAPE_MAX_JOBS", "3")
-    table = open_page("about").dataframe[0].value.set_index("setting")["value"]
+    page = open_page("about")
+    table = page.table[0].value["value"]
+    # issue 23: a dataframe showed ten rows, hiding the commit row; a static table shows them all
+    assert list(table.index)[-2:] == ["version", "commit"] and not page.dataframe
+    assert any("make docs" in m.value for m in page.markdown)
     assert table["store"] == str(fresh_env) and str(tiny_model.parent) in table["model roots"]
     assert table["read-only"] == "no" and table["concurrent jobs"] == "3"
     assert table["who may launch"].startswith("anyone") and table["version"] and table["commit"]
@@ -275,7 +279,7 @@ def test_read_only_hides_both_launchers(app_env, monkeypatch):
     for page in ("views/run_scan.py", "views/run_study.py"):
         with pytest.raises(ValueError, match="Could not find a navigation page"):
             at.switch_page(page)
-    assert open_page("about").dataframe[0].value.set_index("setting")["value"]["read-only"] == "yes"
+    assert open_page("about").table[0].value["value"]["read-only"] == "yes"
 
 
 def test_the_app_runs_with_the_toolbar_in_viewer_mode():
@@ -304,7 +308,7 @@ def test_scan_jobs_run_on_the_configured_ray_cluster(fresh_env, tiny_model, monk
     argv = _launched_argv(fresh_env, at.session_state["run_job"])
     assert argv[-6:] == ["--workers", "4", "--ray-address", "10.0.0.1:6379", "--gpus-per-worker", "0.25"]
     assert at.code[0].value == "landscape " + " ".join(argv)
-    about = open_page("about").dataframe[0].value.set_index("setting")["value"]
+    about = open_page("about").table[0].value["value"]
     assert about["scan jobs run on"] == "Ray, 4 workers at 10.0.0.1:6379, 0.25 GPU each"
 
 
