@@ -126,7 +126,7 @@ def apply_paper_preset(
             "font": _font(px),
             "itemwidth": 30,
             "tracegroupgap": 0,
-            "bgcolor": "rgba(0,0,0,0)",
+            "bgcolor": fig.layout.legend.bgcolor or "rgba(0,0,0,0)",  # the contour's grey stays
         },
         margin={
             "l": 4,

@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 ASR_RANGE = (0.0, 100.0)
 COLORSCALE = "Viridis"
 FONT = "Arial, Helvetica, sans-serif"
+LEGEND_BG = "#d0d0d0"  # behind a legend that shows a white line
 CAMERA = {"eye": {"x": 1.6, "y": -1.6, "z": 0.9}}
 PALETTE = ["#3b528b", "#21918c", "#e6a700", "#b5367a", "#5ec962", "#440154", "#fde725", "#8c564b"]
 
@@ -264,7 +265,8 @@ def build_contour_figure(
         yaxis={**_axis_title("β"), "scaleanchor": "x", "scaleratio": 1},
         font={"family": FONT},
         template="plotly_white",
-        legend={"orientation": "h", "y": -0.2},
+        # grey behind the legend: the basin edge's swatch is a white line, invisible on white
+        legend={"orientation": "h", "y": -0.2, "bgcolor": LEGEND_BG},
         margin={"l": 60, "r": 20, "t": 60, "b": 60},
     )
     return fig

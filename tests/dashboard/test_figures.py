@@ -91,3 +91,26 @@ def test_curve_figure_draws_the_wilson_interval_as_a_band():
     assert list(band.y) == pytest.approx([hi[0], hi[1], lo[1], lo[0]])
     assert lo[1] < 12.5 < hi[1]
     assert not [t for t in build_curve_figure([Curve("a", alphas, asr)]).data if "CI" in (t.name or "")]
+
+
+@pytest.mark.parametrize("preset", [None, "single-column", "double-column", "slide"])
+def test_no_legend_swatch_is_white_on_white(preset):
+    """Issue 23: the contour's basin edge is a white line; its legend swatch was invisible."""
+    from landscape.figures.paper import apply_paper_preset
+
+    a, b = np.linspace(-1, 1, 5), np.linspace(-1, 1, 4)
+    z = np.clip(100 * np.add.outer(a**2, b**2), 0, 100)
+    fig = build_contour_figure(a, b, z, threshold=50)
+    if preset:
+        fig = apply_paper_preset(fig, preset)[0]
+    white = [
+        t.name
+        for t in fig.data
+        if t.showlegend is not False
+        and t.type in ("contour", "scatter")
+        and ((getattr(t, "line", None) and t.line.color == "white") or t.type == "contour")
+        and t.name
+    ]
+    assert white, "the basin edge is in the legend"
+    bg = fig.layout.legend.bgcolor
+    assert bg not in (None, "white", "#fff", "#ffffff", "rgba(0,0,0,0)"), bg
