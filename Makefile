@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: install install-dev system-deps demo test test-fast lint bench serve clean-venv docker-smoke compose-smoke
+.PHONY: install install-dev system-deps demo test test-fast lint bench serve clean-venv docker-smoke compose-smoke docs
 
 # Debian's Chromium (kaleido's figure export and the browser test) and fonts for exported figures.
 CHROMIUM ?= /usr/bin/chromium
@@ -34,9 +34,14 @@ install-dev: $(VENV)/.installed-dev
 demo: install  ## align the embedded model, scan its 1D/2D safety landscape, print VISAGE
 	$(VENV)/bin/landscape demo
 
-test: install-dev system-deps  ## lint, then the whole suite, slow integration tests included (what CI runs)
-	$(VENV)/bin/ruff check landscape cache dashboard tests bench
+test: install-dev system-deps  ## lint, the docs (strict), then the whole suite, slow tests included (what CI runs)
+	$(VENV)/bin/ruff check landscape cache dashboard tests bench tools
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir $$(mktemp -d)
 	$(PY) -m pytest -q
+
+docs: install-dev  ## the documentation site into site/ (CLI and API references generated from the code)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+	@echo "open site/index.html, or: $(VENV)/bin/mkdocs serve"
 
 test-fast: install-dev system-deps
 	$(PY) -m pytest -q -m "not slow"

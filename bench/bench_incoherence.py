@@ -1,7 +1,7 @@
 """Recall and false positives of the incoherence signal on the hand-labelled responses.
 
 ``tests/data/incoherence_labels.jsonl`` holds responses sampled from the demo store's scans
-(``tools/sample_responses.py``) and labelled by hand ``gibberish`` or ``coherent`` (README,
+(``tools/sample_responses.py``) and labelled by hand ``gibberish`` or ``coherent`` (docs: methods,
 "Incoherence"). For the current rule (``landscape.core.judges.incoherence``) and the rule of
 version 1 it prints, on each response's incoherence window, the share of gibberish flagged
 (recall), the share of coherent answers flagged (false positives), harmful compliance separately,

@@ -11,7 +11,8 @@ import pytest
 from .conftest import ROOT
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
-README = (ROOT / "README.md").read_text()
+# what a user reads about the image: the README and the team-server tutorial
+README = (ROOT / "README.md").read_text() + (ROOT / "docs" / "tutorials" / "team-server.md").read_text()
 
 
 @pytest.mark.skipif(

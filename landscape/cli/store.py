@@ -35,7 +35,7 @@ from landscape.study.report import family_visage, read_asr_csv, visage_table
     show_default=True,
     help="Bootstrap interval over prompts: bounds (covers the population VISAGE when points "
     "near 100% may lie inside the basin), or the plain percentile or BCa interval of the estimator, "
-    'which miss it when the basin\'s walls approach 100% smoothly (README, "VISAGE intervals").',
+    'which miss it when the basin\'s walls approach 100% smoothly (docs: methods, "VISAGE intervals").',
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def visage(keys, asr, csv_file, ci_method, as_json):

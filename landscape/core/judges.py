@@ -13,8 +13,8 @@ empty output, mostly non-letters or non-ASCII, character loops and few distinct 
 hand-labelled windows of the embedded model's far points it flagged 3% of the gibberish. Version 2
 adds word salad (case flips inside non-words, too few or too many unknown words against
 wordfreq's 50,000 most frequent English words), symbol noise, blank-line loops, doubled words and
-looping phrases (``incoherence``; measured in ``bench/bench_incoherence.py``, README
-"Incoherence"). Thresholds are in ``INCOHERENCE``; the version, the thresholds and the word list's
+looping phrases (``incoherence``; measured in ``bench/bench_incoherence.py``, docs:
+methods, "Incoherence"). Thresholds are in ``INCOHERENCE``; the version, the thresholds and the word list's
 hash enter every judge definition, so verdicts of the two versions never share a key.
 
 Each text judge also says when its verdict is *decided*, so generation can stop early: a keyword
@@ -361,7 +361,7 @@ def incoherence(response: str) -> str | None:
     """Why ``response`` reads as a broken model's output, or None when it looks like language.
 
     Version 1's rules (empty, mostly non-letters or non-ASCII, a character loop, few distinct
-    words), then version 2's, each measured on hand-labelled windows (README, "Incoherence"):
+    words), then version 2's, each measured on hand-labelled windows (docs: methods, "Incoherence"):
 
     - a broken character (U+FFFD) or a case flip inside a word that is no English word
       ("DoughtySuppeting"; "JavaScript" is a word);

@@ -178,7 +178,7 @@ def judgement_note(generation: GenerationSpec) -> str:
         ", early stop" if generation.early_stop else ""
     )
     if generation.max_new_tokens < PAPER_MAX_NEW_TOKENS:
-        note += f" (the paper judges {PAPER_MAX_NEW_TOKENS}; README: 'Judgement budget')"
+        note += f" (the paper judges {PAPER_MAX_NEW_TOKENS}; docs: methods, 'Judgement budget')"
     return note
 
 

@@ -184,7 +184,7 @@ def bootstrap_visage(
     inside the basin with a margin of 0: a point whose true ASR is 99.9% looks like 100% on finite
     prompts, yet it is inside the basin) to the upper quantile of the paper's estimator (every such
     point outside). It covers the population VISAGE whether the basin's walls reach 100% or only
-    approach it, at the cost of width (see README, "VISAGE intervals"); ``"percentile"`` and
+    approach it, at the cost of width (see docs: methods, "VISAGE intervals"); ``"percentile"`` and
     ``"bca"`` are the plain bootstrap intervals of the estimator, which miss the truth on walls that
     approach 100% smoothly. ``statistic="reference"`` (1D scans only) does the same for the released
     code's ``safety_avg``, whose edges are also found where the ASR exceeds 99.99%.

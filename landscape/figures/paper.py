@@ -223,7 +223,7 @@ def interval_note(ci) -> str:
     """How a figure's VISAGE interval was drawn, for its caption ("" without one)."""
     if ci is None:
         return ""
-    return f' 95% CI: {interval_label(ci)} (README, "VISAGE intervals").'
+    return f' 95% CI: {interval_label(ci)} (docs: methods, "VISAGE intervals").'
 
 
 def visage_text(visage: float | None, ci=None, std: float | None = None, n: int = 1) -> str:

@@ -42,7 +42,7 @@ from landscape.study.stages import (
 
 PRESETS = ("demo", "tiny", "security", "paraphrase")  # landscape/data/studies/<name>.yaml
 # Wall time of each preset on a fresh store, as measured on this project's 2-core CPU machine
-# (README, "Measured"); None where no run was timed. Shown before a study is started.
+# (docs: development, "Performance"); None where no run was timed. Shown before a study is started.
 PRESET_MINUTES: dict[str, tuple[float, float] | None] = {
     "demo": (40.6, 93.7),  # quiet machine / shared with other jobs
     "tiny": (5.3, 5.3),
@@ -58,7 +58,7 @@ def preset_duration(preset: str) -> str:
         return "not timed yet on this project's machines (expect more than an hour on a CPU)"
     lo, hi = span
     text = f"{lo:g} min" if lo == hi else f"{lo:g}–{hi:g} min"
-    return f"{text} measured on a 2-core CPU, fresh store (README, Measured); a rerun reuses every stage"
+    return f"{text} measured on a 2-core CPU, fresh store (docs: development, Performance); a rerun reuses every stage"
 
 
 def load_study(path=None, preset: str | None = None, default_dtype: str = "float32") -> StudySpec:

@@ -272,7 +272,7 @@ def visage_table(rows, as_json: bool) -> str:
             f"{r['source']:<16} {r['dims']:>4} {paper:>15} {cis[0]:>16}  {reference_text(r):<20} {cis[1]}"
         )
     if labels:
-        lines.append("95% CI: " + "; ".join(sorted(labels)) + ' (README, "VISAGE intervals")')
+        lines.append("95% CI: " + "; ".join(sorted(labels)) + ' (docs: methods, "VISAGE intervals")')
     return "\n".join(lines)
 
 

@@ -128,7 +128,7 @@ def study_markdown(record: dict) -> str:
         "- VISAGE 95% CI: bounds bootstrap over prompts (B = 1000, seed 0), resampled jointly across a row's "
         "scans (directions and seeds): from the lowest VISAGE the verdicts allow (every point seen at 100% "
         "counted inside the basin) to the paper estimator's upper quantile; it covers the population VISAGE "
-        'in simulation where the plain percentile interval does not (README, "VISAGE intervals")'
+        'in simulation where the plain percentile interval does not (docs: methods, "VISAGE intervals")'
     )
     if record.get("elapsed_s") is not None:
         runs = record.get("invocations", 1)
