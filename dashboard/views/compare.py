@@ -126,7 +126,7 @@ for k in chosen[1:]:
     if isinstance(table, str):
         continue
     shown = True
-    st.markdown(f"**{labels[ref][:40]}** vs **{labels[k][:40]}**")
+    st.markdown(f"**{labels[ref]}** vs **{labels[k]}**")
     st.dataframe(table, hide_index=True, width="stretch", key=f"agree_{k}")
 if not shown:
     st.info("No two of these scans judge the same responses: rejudge a scan to compare judges.")

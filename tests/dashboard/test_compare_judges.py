@@ -24,6 +24,11 @@ def test_compare_shows_judge_agreement_of_a_rejudge(filled_store, tmp_path, monk
     assert len(table) == 5 + 1  # five points and the pooled row
     assert set(table.columns) >= {"alpha", "n", "apart", "disagree %", "κ"}
     assert table["n"].iloc[-1] == 5 * 2  # two harmful prompts a point (benign rows left out)
+    # issue 23: a rejudged scan was named exactly like its original in the picker and legends
+    names = at.multiselect(key="compare_scans").format_func
+    original, rejudged = names(keys["1d"]), names(derived)
+    assert "(rejudge)" in rejudged and "prefix" in rejudged and "(rejudge)" not in original
+    assert rejudged.split(" · ", 1)[1] != original.split(" · ", 1)[1]
     at.multiselect(key="compare_scans").set_value([keys["1d"], keys["1d_b"]]).run()
     assert any("No two of these scans judge the same responses" in i.value for i in at.info)
 
