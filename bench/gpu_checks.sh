@@ -10,8 +10,9 @@
 #   bash bench/gpu_checks.sh replicas   # 1, 2, 4 replicas of the embedded model on one GPU
 #   bash bench/gpu_checks.sh grid       # the embedded model's 21×21 × 80-prompt scan, 4 replicas
 #   bash bench/gpu_checks.sh paper      # ours vs the reference algorithm per point, paper settings
+#   bash bench/gpu_checks.sh batch      # bf16 greedy tokens: how many responses flip, batch 1 vs 32
 set -euo pipefail
-stage=${1:?stage: smoke|directions|7b|decode|replicas|grid|paper}
+stage=${1:?stage: smoke|directions|7b|decode|replicas|grid|paper|batch}
 out=${OUT:-gpu-out}
 mkdir -p "$out"
 py=${PYTHON:-python}
@@ -55,6 +56,14 @@ grid)
 paper)
   run "$py" bench/bench_scan.py --paper --model smollm2-135m-instruct --points 1 --half 0 \
     --device cuda --dtype bfloat16 --store "$store" --json "$out/paper.json"
+  ;;
+batch)
+  # issue 22 §8: the flip rate of bf16 greedy decoding between batch 1 and 32 (on CPU in float32
+  # it is 0); each point records its batch size in its provenance
+  for alpha in 0 0.1; do
+    run "$py" bench/bench_batch.py --device cuda --dtype bfloat16 --prompts 64 --batch-sizes 1,32 \
+      --alpha "$alpha" --max-new-tokens 64
+  done
   ;;
 *)
   echo "unknown stage: $stage" >&2

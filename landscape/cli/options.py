@@ -178,7 +178,7 @@ SCAN_OPTIONS = [
         type=click.Choice(["auto", "float32", "bfloat16"]),
         default="auto",
         show_default=True,
-        help="auto: bfloat16 on CUDA, float32 on CPU.",
+        help="auto: bfloat16 on CUDA (float32 for interpolate), float32 on CPU; a bf16 grid whose smallest step bf16 rounds away is refused.",
     ),
     click.option("--seed", default=0, show_default=True, help="Seed of the first random direction."),
     click.option("--seed2", default=None, type=int, help="Seed of the second direction [seed+1000]."),

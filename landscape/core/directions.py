@@ -251,9 +251,17 @@ class StoredDirection(LazyDirection):
         self.device = torch.device(device)
         self._file = safe_open(str(path), framework="pt")
         self.names = tuple(self._file.keys())
+        self._last: tuple[str, torch.Tensor] | None = None
 
     def tensor(self, name: str) -> torch.Tensor:
-        return self._file.get_tensor(name).float().to(self.device)
+        # One-entry memo, as RandomDirection's: a 2D point asks for d1[name] for itself and again
+        # to orthogonalise d2, and each ask was a read and a host→device copy (6 reads for 3
+        # tensors a point; a 7B float32 interpolation direction is ≈27 GB a read).
+        if self._last is not None and self._last[0] == name:
+            return self._last[1]
+        t = self._file.get_tensor(name).float().to(self.device)
+        self._last = (name, t)
+        return t
 
 
 class Orthogonalized(LazyDirection):

@@ -51,9 +51,14 @@ def _software() -> dict:
     }
 
 
-def point_provenance(device: str, worker: str, node: str | None = None) -> dict:
+def point_provenance(
+    device: str, worker: str, node: str | None = None, batch_size: int | None = None
+) -> dict:
     """Where and with what one grid point was computed (points of one scan may come from several
-    machines): library versions, the device's name, host, worker id and (under Ray) node id."""
+    machines): library versions, the device's name, host, worker id, (under Ray) node id, and the
+    decoding batch size (rows decoded together at most): in bf16 on a GPU a row's logits, and so a
+    near-tie token, can change with the batch, so a point's responses are reproduced exactly only
+    at its batch size (on CPU in float32 they do not depend on it; bench/bench_batch.py)."""
     import os
     import platform
     import socket
@@ -72,5 +77,6 @@ def point_provenance(device: str, worker: str, node: str | None = None) -> dict:
         "pid": os.getpid(),
         "worker": worker,
         "node": node,
+        "batch_size": batch_size,
         "commit": git_commit(),
     }

@@ -191,7 +191,7 @@ class Session:
         params = {n: p for group in acts_on for n, p in group.items()}
         plan = self._memory_plan(spec, lm.model, params)
         if spec.directions:
-            self.log(plan.line())
+            self.log(plan.line(stored=sum(d.kind != "random" for d in spec.directions)))
         snap_key = (tuple(sorted(params)), plan.snapshot)
         if snap_key not in self._snapshots:
             self._snapshots = {}  # drop the old snapshot before taking the new one
@@ -300,8 +300,26 @@ class ScanWorker:
         lm = self.session.model(self.prep.spec)
         self._refuse_if("model", self.prep.spec.model.source, lm.fingerprint, self.prep.model_fp)
         snapshot, dirs, info = self.session.directions(self.prep.spec)
+        steps = self._check_steps(lm, snapshot, dirs)
+        if steps:
+            info = dict(info, step_check=steps)
         self._state = (snapshot, dirs)
         return info
+
+    def _check_steps(self, lm, snapshot, dirs) -> list:
+        """Refuse a grid whose smallest step the weights' dtype rounds away (bf16), before any
+        point is computed; the check's figures go into the scan record."""
+        from landscape.core.perturb import check_step_resolution
+
+        axes = ([p.alpha for p in self.prep.points], [p.beta for p in self.prep.points])[: len(dirs)]
+        smallest = [min((abs(v) for v in values if v), default=0.0) for values in axes]
+        found = check_step_resolution(snapshot, dirs, smallest, lm.model.dtype)
+        for c, err, same in found:
+            self.session.log(
+                f"{str(lm.model.dtype).removeprefix('torch.')} step check: step {c:g} kept to "
+                f"{err:.3f} relative error ({same:.1%} of sampled weights unchanged)"
+            )
+        return [{"coeff": c, "relative_error": err, "unchanged": same} for c, err, same in found]
 
     def _check_inputs(self) -> None:
         """Refuse when an interpolation target, a direction file or a model judge has another
@@ -342,7 +360,8 @@ class ScanWorker:
         snapshot, dirs = self._state
         coeffs = [p.alpha, p.beta][: len(dirs)]
         result = self.session.evaluate_at(self.prep.spec, self.prep.prompts, snapshot, dirs, coeffs)
-        where = point_provenance(self.session.runtime.device, self.worker_id, self.node)
+        batch = min(self.session.runtime.batch_size, len(self.prep.prompts))
+        where = point_provenance(self.session.runtime.device, self.worker_id, self.node, batch)
         metrics = dict(result.metrics, alpha=p.alpha, beta=p.beta, finished=time.time(), provenance=where)
         return PointOutcome(p.i, p.j, _clean(metrics), result.responses)
 

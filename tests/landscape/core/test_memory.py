@@ -46,6 +46,11 @@ def test_7b_bf16_2d_fits_an_h100_with_regenerated_directions_at_the_papers_setti
     line = plan.line()
     assert "\n" not in line and line.startswith("memory plan: θ₀ snapshot on the device (13.5 GB)")
     assert "regenerated per point" in line
+    # issue 22 §4: a file or interpolation direction is not regenerated: the line said it was
+    assert "read from their files once a point" in plan.line(stored=2) and "regenerated" not in plan.line(
+        stored=2
+    )
+    assert "(1 random)" in plan.line(stored=1) and "(1 stored)" in plan.line(stored=1)
 
 
 def test_7b_with_float32_directions_held_does_not_fit_and_says_what_to_do():
@@ -119,3 +124,38 @@ def test_the_cli_refuses_in_one_line_when_nothing_fits(tiny_model, tmp_path, mon
     errors = [ln for ln in err.splitlines() if ln.startswith("error:")]  # the rest is the scan's log
     assert code == 2 and len(errors) == 1 and "Traceback" not in err
     assert errors[0].startswith("error: not enough memory for this scan") and "--batch-size" in errors[0]
+
+
+def test_free_device_memory_counts_the_allocators_cached_blocks(monkeypatch):
+    """Issue 22 §3: ``mem_get_info`` counts PyTorch's reserved-but-unused blocks as used; a reused
+    session with 27 GB cached planned a 7B 2D scan into pinned host memory. A fake 80 GB device."""
+    import torch
+
+    from landscape.core.memory import free_memory
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (3 * GB, 80 * GB))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 40 * GB)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 13 * GB)
+    assert free_memory("cuda")[0] == 3 * GB + 27 * GB
+
+
+def test_a_pinned_snapshot_is_planned_at_the_size_the_host_allocator_takes():
+    """Issue 22 §7: PyTorch's pinned host allocator rounds each block up to a power of two: a 7B
+    bf16 snapshot of 13.48 GB takes 17.72 GB of pinned memory (Llama-2-7B's shapes)."""
+    from landscape.core.memory import pinned_size
+
+    h, ffn, vocab, layers = 4096, 11008, 32000, 32
+    shapes = [(vocab, h), (vocab, h)] + [(h, h)] * 4 * layers + [(ffn, h)] * 3 * layers
+    exact = sum(2 * a * b for a, b in shapes)
+    pinned = sum(pinned_size(2 * a * b) for a, b in shapes)
+    assert round(exact / GB, 2) == 13.48 and round(pinned / GB, 2) == 17.72
+    assert pinned_size(1) == 1 and pinned_size(1024) == 1024 and pinned_size(1025) == 2048
+    # 16 GB of free host memory holds the snapshot's bytes but not its pinned blocks
+    budget = llama7b(free_device=10 * GB, free_host=int(16 / 0.95 * GB), new_tokens=32, batch=8)
+    from dataclasses import replace
+
+    fits_if_exact = replace(budget, param_bytes=exact, pinned_bytes=0)
+    assert plan_memory(fits_if_exact).snapshot == "host"
+    with pytest.raises(MemoryPlanError):
+        plan_memory(replace(budget, param_bytes=exact, pinned_bytes=pinned))
