@@ -257,8 +257,18 @@ class Session:
         t0 = time.perf_counter()
         with perturbed(snapshot, dirs, coeffs):
             result = evaluate_point(lm, spec, prompts, self.runtime.batch_size, self.judge(spec.judge))
+        _sync(lm.model)  # the restore is asynchronous on a GPU: the point ends when it has landed
         result.metrics["point_s"] = time.perf_counter() - t0
         return result
+
+
+def _sync(model) -> None:
+    """Wait for the model's device (CUDA work is queued; CPU work is already done)."""
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)
 
 
 def _clean(metrics: dict) -> dict:
