@@ -44,6 +44,11 @@ from diskcache.core import MODE_PICKLE, UNKNOWN
 SCHEMA_VERSION = 1
 
 
+# record kinds whose writes change a listing, and the counter they move (``Store.changes``)
+LISTED = ("scan:", "progress:", "study:")
+CHANGES = "changes:listed"
+
+
 class StoreError(Exception):
     """A store problem the user can act on (bad directory, corrupt entry, unknown key)."""
 
@@ -237,9 +242,23 @@ class Store:
 
     def put_json(self, key: str, obj: Any, *, cache: Cache | None = None) -> None:
         (cache or self.meta).set(key, _encode(obj))
+        if cache is None and key.startswith(LISTED):
+            self._changed()
 
     def delete(self, key: str, *, cache: Cache | None = None) -> None:
         (cache or self.meta).delete(key)
+        if cache is None and key.startswith(LISTED):
+            self._changed()
+
+    def _changed(self) -> None:
+        with self.meta.transact():  # read-increment-write, atomic across processes
+            self.meta.set(CHANGES, str(int(self.meta.get(CHANGES) or 0) + 1))
+
+    def changes(self) -> int:
+        """A counter that moves whenever what ``list_scans`` (or a study list) returns may have
+        changed: a scan record, a point's progress or a study written or deleted, by any process.
+        Readers cache their tables by it instead of by time (one integer read)."""
+        return int(self.meta.get(CHANGES) or 0)
 
     def keys(self, prefix: str, *, cache: Cache | None = None) -> Iterator[str]:
         for key in (cache or self.meta).iterkeys():

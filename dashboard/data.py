@@ -95,9 +95,14 @@ def _describe(store: Store, s: dict) -> dict:
     }
 
 
-@st.cache_data(ttl=2, show_spinner=False)
 def scan_table(root: str) -> pd.DataFrame:
-    """One row per scan (newest first); short TTL so running scans update."""
+    """One row per scan (newest first), rebuilt only when the store's listing changes (its change
+    counter, moved by any process writing a scan record or a point), not every 2 s."""
+    return _scan_table(root, _store(root).changes())
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _scan_table(root: str, changes: int) -> pd.DataFrame:
     store = _store(root)
     df = pd.DataFrame([_describe(store, s) for s in store.list_scans() if not s.get("calibration")])
     if not df.empty:  # one conversion for the whole column, not one per row
@@ -234,8 +239,8 @@ def label(row) -> str:
     )
 
 
-@st.cache_data(ttl=2, show_spinner=False)
-def _studies(root: str) -> list[dict]:
+@st.cache_data(max_entries=4, show_spinner=False)
+def _studies(root: str, changes: int) -> list[dict]:
     s = _store(root)
     out = []
     for k in s.keys("study:"):
@@ -249,8 +254,9 @@ def _studies(root: str) -> list[dict]:
 
 
 def studies() -> list[dict]:
-    """Every study record (running ones included), newest first; short TTL to follow progress."""
-    return _studies(str(settings().store))
+    """Every study record (running ones included), newest first; re-read when the store changes."""
+    root = str(settings().store)
+    return _studies(root, _store(root).changes())
 
 
 def study_frame(record: dict) -> pd.DataFrame:

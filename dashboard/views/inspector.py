@@ -37,9 +37,6 @@ def _direction(rec: dict) -> str:
 st.title("Point inspector")
 df = scans_or_stop()
 target = st.session_state.pop(INSPECT, None)  # a point clicked on a chart (or a full-responses scan)
-if target is not None and target["key"] not in df["key"].tolist():
-    data.scan_table.clear()  # a scan that finished a moment ago: the 2 s table cache has not seen it
-    df = scans_or_stop()
 if target is not None and target["key"] in df["key"].tolist():
     # the page shows what it was handed: scan, point and (for a mean curve) its directions
     st.session_state["selected_scan"] = st.session_state["inspector_scan"] = target["key"]

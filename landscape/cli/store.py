@@ -106,7 +106,7 @@ def visage(keys, asr, csv_file, ci_method, as_json):
 )
 def list_cmd(as_json, show_all):
     """Every scan in the store with status and summary metrics."""
-    from landscape.engine.scan import read_summary
+    from landscape.engine.scan import listed_summary
     from landscape.study.report import scan_list_text
 
     c: Ctx = click.get_current_context().obj
@@ -115,9 +115,8 @@ def list_cmd(as_json, show_all):
         if s.get("calibration") and not show_all:
             hidden += 1
             continue
-        summ = read_summary(c.store, s["key"], s)
-        ci = visage_interval(c.store, [s["key"]]) if summ.get("visage") is not None else None
-        scans.append(dict(s, summary=summ, visage_ci=None if ci is None else ci._asdict()))
+        summ, ci = listed_summary(c.store, s)
+        scans.append(dict(s, summary=summ, visage_ci=ci))
     if as_json:
         click.echo(json.dumps(scans, indent=2, default=str))
     else:

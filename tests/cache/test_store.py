@@ -181,3 +181,23 @@ def test_concurrent_reader_sees_consistent_points(tmp_path):
     assert writer.wait() == 0
     with Store(root) as s:
         assert s.scan_grid("k").done == 40 and s.progress("k") == 40
+
+
+def test_the_change_counter_moves_with_what_a_listing_shows(tmp_path):
+    """Issue 26 §3: readers cache the scan list by this counter instead of for 2 s."""
+    from cache import Store
+
+    with Store(tmp_path / "s") as s:
+        seen = [s.changes()]
+        s.put_scan_record("ab" * 32, {"alphas": [0.0], "total_points": 1})
+        seen.append(s.changes())
+        s.put_json("lease:" + "ab" * 32, {"holder": "x"})  # not listed: no move
+        s.put_json("summary:" + "ab" * 32, {})
+        seen.append(s.changes())
+        s.put_point("ab" * 32, 0, 0, {"asr_pct": 0.0}, [])
+        seen.append(s.changes())
+        s.delete_scan_record("ab" * 32)
+        seen.append(s.changes())
+    with Store(tmp_path / "s") as again:  # another process sees the same counter
+        assert again.changes() == seen[-1]
+    assert seen == [0, 1, 1, 2, 3]

@@ -116,3 +116,52 @@ def test_an_estimate_leaves_no_record_in_list(tmp_path, tiny_model):
     assert run_cli("scan", "1d", *flags, store=store).returncode == 0
     rows = json.loads(run_cli("list", "--json", store=store).stdout)
     assert len(rows) == 1 and rows[0]["status"] == "complete" and rows[0]["done"] == 3
+
+
+def test_list_reads_a_complete_scans_summary_once_and_recomputes_when_it_changes(filled_store, tmp_path):
+    """Issue 26 §3: `list` recomputed every grid and bootstrapped every interval on every call
+    (3.6 s at 1,000 scans); a complete scan's pair is now kept, stamped with what it came from."""
+    from cache import Store
+    from landscape.engine.scan import listed_summary
+
+    from .conftest import copy_store
+
+    root = copy_store(filled_store[0], tmp_path / "store")
+    key = filled_store[1]["1d"]
+    with Store(root) as store:
+        record = next(r for r in store.list_scans() if r["key"] == key)
+        summ, ci = listed_summary(store, record)
+        memo = store.get_json(f"summary:{key}")
+        assert memo["summary"] == summ and memo["visage_ci"] == ci and ci is not None
+        store.put_json(f"summary:{key}", dict(memo, summary=dict(summ, visage=-1.0)))
+        assert listed_summary(store, record)[0]["visage"] == -1.0  # read, not recomputed
+        moved = dict(record, done=record["done"] - 1)  # a point rewritten: another stamp
+        assert listed_summary(store, moved)[0]["visage"] == summ["visage"]
+    rows = json.loads(run_cli("list", "--json", store=root).stdout)
+    assert next(r for r in rows if r["key"] == key)["summary"]["visage"] == summ["visage"]
+
+
+def test_the_scan_table_follows_the_store_not_a_timer(filled_store, tmp_path, monkeypatch):
+    """Issue 26 §3: the Overview's table was rebuilt every 2 s under traffic and missed a scan
+    written less than 2 s ago; it is now cached by the store's change counter: a new scan shows on
+    the next rerun, and an unchanged store is not read again."""
+    from cache import Store
+    from dashboard import data
+
+    from .conftest import copy_store
+    from .test_pages import open_page
+
+    root = copy_store(filled_store[0], tmp_path / "store")
+    monkeypatch.setenv("SAFETY_LANDSCAPE_STORE", str(root))
+    at = open_page()
+    before = len(at.dataframe[0].value)
+    built = []
+    real = data._describe
+    monkeypatch.setattr(data, "_describe", lambda *a: built.append(1) or real(*a))
+    at.run()
+    assert len(at.dataframe[0].value) == before and not built  # nothing changed: not rebuilt
+    with Store(root) as store:
+        record = store.scan_record(filled_store[1]["1d"])
+        store.put_scan_record("cd" * 32, dict(record, created=record["created"] + 1))
+    at.run()  # at once, not after a 2 s cache expires
+    assert len(at.dataframe[0].value) == before + 1 and built
