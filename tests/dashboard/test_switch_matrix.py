@@ -105,7 +105,7 @@ def test_a_point_is_its_own_kind_never_a_basin_or_a_default(matrix_env):
     df = open_page().dataframe[0].value.set_index("key")
     point = df.loc[keys["point"][:12]]
     # was "2d 1×1"-like: "1d" with VISAGE 0.00 and the ASR of α = −0.5 shown as θ₀'s
-    assert point["kind"] == "point" and np.isnan(point["VISAGE"]) and np.isnan(point["ASR θ₀ %"])
+    assert point["kind"] == "point" and point["VISAGE"] == "—" and point["ASR θ₀ %"] == "—"
     assert list(df.columns[:4]) == ["VISAGE", "ASR θ₀ %", "half-width 100%", "VISAGE ref"]
     for page, widget in (("inspector", "inspector_scan"), ("export", "export_scan"), ("basin", "basin_scan")):
         at = open_page(page)
