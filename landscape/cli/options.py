@@ -170,9 +170,13 @@ SCAN_OPTIONS = [
         "--model",
         default="aligned",
         show_default=True,
-        help="smollm2-135m-instruct, aligned, an HF directory or a .gguf file.",
+        help="smollm2-135m-instruct, aligned, a stored model by the name `list` shows ('aligned b46521'), an HF directory or a .gguf file.",
     ),
-    click.option("--adapter", default=None, help="peft LoRA adapter directory merged on top."),
+    click.option(
+        "--adapter",
+        default=None,
+        help="peft LoRA adapter merged on top: a directory, or a stored run by name ('fine-tuned 8791ca epoch 3').",
+    ),
     click.option(
         "--dtype",
         type=click.Choice(["auto", "float32", "bfloat16"]),

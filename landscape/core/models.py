@@ -23,12 +23,14 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cache import Store, canonical_json
 from landscape.core.artifacts import cached_artifact
+from landscape.core.format import ARTIFACT_NAMES
 from landscape.core.prompts import data_text
 from landscape.core.specs import ALIGNED_MODEL, BUILTIN_MODEL, AlignSpec, ModelSpec, SpecError, spec_hash
 
@@ -51,13 +53,52 @@ def builtin_gguf_path() -> Path:
     return path
 
 
+_READABLE = re.compile(
+    r"^(?P<kind>" + "|".join(map(re.escape, ARTIFACT_NAMES.values())) + r") (?P<key>[0-9a-f]{4,64})"
+    r"(?: epoch (?P<epoch>\d+))?$"
+)
+
+
+def readable_path(name: str, store=None) -> Path | None:
+    """The store directory a readable model name addresses (``aligned b46521``, ``fine-tuned
+    8791ca epoch 3``: the names ``list``, captions and the dashboard show), or None when ``name`` is
+    not one; a one-line error when it is one but the store has no such model, or several."""
+    m = _READABLE.match(name.strip())
+    if m is None:
+        return None
+    if store is None:
+        raise ModelError(f"{name!r} names a model of a store: give --store")
+    kind = {v: k for k, v in ARTIFACT_NAMES.items()}[m["kind"]]
+    hits = sorted(
+        d for d in (store.root / "artifacts" / kind).glob(m["key"] + "*") if d.is_dir() and d.name[0] != "."
+    )
+    if not hits:
+        raise ModelError(f"no {m['kind']} model {m['key']} in the store {store.root}")
+    if len(hits) > 1:
+        raise ModelError(f"{m['kind']} {m['key']} is ambiguous: {', '.join(h.name[:12] for h in hits)}")
+    path = hits[0] / f"epoch_{m['epoch']}" if m["epoch"] else hits[0]
+    if not path.is_dir():
+        raise ModelError(f"{name}: no checkpoint {path.name} (the run has {_epochs(hits[0])})")
+    return path
+
+
+def _epochs(run: Path) -> str:
+    return ", ".join(sorted(d.name.replace("epoch_", "epoch ") for d in run.glob("epoch_*"))) or "no epochs"
+
+
+def adapter_dir(adapter: str, store=None) -> Path:
+    """The directory an adapter source names: a readable name (``fine-tuned 8791ca epoch 3``) or a path."""
+    return readable_path(adapter, store) or Path(adapter).expanduser()
+
+
 def resolve_source(source: str, store=None) -> Path:
-    """The file or directory a model source names."""
+    """The file or directory a model source names: the embedded model, ``aligned``, a readable
+    name of a model in the store, or a path."""
     if source == BUILTIN_MODEL:
         return builtin_gguf_path()
     if source == ALIGNED_MODEL:
         return aligned_model_dir(store)
-    path = Path(source).expanduser()
+    path = readable_path(source, store) or Path(source).expanduser()
     if not path.exists():
         raise ModelError(f"model path not found: {path}")
     if path.is_file() and path.suffix != ".gguf":
@@ -159,7 +200,7 @@ def model_fingerprint(spec: ModelSpec, store=None) -> str:
     source = resolve_source(spec.source, store)
     files = _weight_files(source)
     if spec.adapter:
-        adapter = Path(spec.adapter).expanduser()
+        adapter = adapter_dir(spec.adapter, store)
         if not adapter.is_dir():
             raise ModelError(f"adapter directory not found: {adapter}")
         _check_adapter(adapter)
@@ -244,7 +285,7 @@ def load_model(spec: ModelSpec, device: str = "cpu", store=None) -> LoadedModel:
     if spec.adapter:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(Path(spec.adapter).expanduser()))
+        model = PeftModel.from_pretrained(model, str(adapter_dir(spec.adapter, store)))
         model = model.merge_and_unload()
     model.to(device).eval()
     model.requires_grad_(False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
 import pytest
@@ -118,3 +119,32 @@ def test_a_saved_adapter_is_the_same_file_in_every_process(tmp_path):
         )  # fmt: skip
         digests.add(out.stdout.split()[-1])
     assert len(digests) == 1
+
+
+def test_a_model_is_addressed_by_the_readable_name_it_is_listed_under(tmp_path, tiny_model):
+    """Issue 23: `list` and captions name models `aligned b46521` / `fine-tuned 8791ca epoch 3`;
+    the same names work as --model/--adapter, with the same key as the path."""
+    import shutil
+
+    from cache import Store
+    from landscape.core.format import model_name
+    from landscape.core.models import ModelError, model_fingerprint, readable_path, resolve_source
+
+    with Store(tmp_path / "s") as store:
+        key = "b46521" + "0" * 58
+        aligned = store.root / "artifacts" / "models" / key
+        shutil.copytree(tiny_model, aligned)
+        (store.root / "artifacts" / "finetunes" / ("8791ca" + "1" * 58) / "epoch_3").mkdir(parents=True)
+        name = model_name({"source": str(aligned)})
+        assert name == "aligned b46521" and resolve_source(name, store) == aligned
+        assert readable_path("fine-tuned 8791ca epoch 3", store).name == "epoch_3"
+        assert model_fingerprint(ModelSpec(source=name), store) == model_fingerprint(
+            ModelSpec(source=str(aligned)), store
+        )
+        for bad, says in (
+            ("fine-tuned 8791ca epoch 9", "no checkpoint epoch_9 (the run has epoch 3)"),
+            ("aligned ffff", "no aligned model ffff"),
+        ):
+            with pytest.raises(ModelError, match=re.escape(says)):
+                readable_path(bad, store)
+        assert readable_path("smollm2-135m-instruct", store) is None
