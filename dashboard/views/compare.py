@@ -44,6 +44,8 @@ records = {k: data.record(k) or {} for k in chosen}
 
 def compatible(a, b) -> str | None:
     (a_al, a_be, _), (b_al, b_be, _) = grids[a], grids[b]
+    if prompt_set(records[a]) != prompt_set(records[b]):
+        return "one asks the built-in benign set (its rate is the share answered), the other harmful prompts"
     if (a_be is None) != (b_be is None):
         return "one is 1D and the other 2D"
     if len(a_al) != len(b_al) or not np.allclose(a_al, b_al):

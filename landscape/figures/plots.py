@@ -298,7 +298,13 @@ def build_difference_figure(alphas, betas, asr_a, asr_b, name_a: str, name_b: st
             go.Bar(
                 x=np.asarray(alphas),
                 y=_nan_to_none(diff),
-                marker={"color": _nan_to_none(diff), "colorscale": "RdBu_r", "cmin": -100, "cmax": 100},
+                # a point missing on either side has no bar; its colour entry must still be a number
+                marker={
+                    "color": np.nan_to_num(diff).tolist(),
+                    "colorscale": "RdBu_r",
+                    "cmin": -100,
+                    "cmax": 100,
+                },
                 name="ΔASR",
             )
         )

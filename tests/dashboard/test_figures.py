@@ -114,3 +114,15 @@ def test_no_legend_swatch_is_white_on_white(preset):
     assert white, "the basin edge is in the legend"
     bg = fig.layout.legend.bgcolor
     assert bg not in (None, "white", "#fff", "#ffffff", "rgba(0,0,0,0)"), bg
+
+
+def test_a_1d_difference_with_a_missing_point_draws():
+    """A partial scan in Compare (a point not computed on one side) raised plotly's "Invalid
+    element(s) received for the 'color' property": NaN colours were passed as None."""
+    from landscape.figures.plots import build_difference_figure
+
+    a = np.array([-1.0, 0.0, 1.0])
+    fig = build_difference_figure(
+        a, None, np.array([100.0, 0.0, 50.0]), np.array([np.nan, 0.0, 100.0]), "a", "b"
+    )
+    assert fig.data[0].y[0] is None and fig.data[0].y[2] == 50.0

@@ -263,3 +263,17 @@ def test_the_url_opens_the_view_it_names(matrix_env):
     assert _shown_point(at) == (keys["2d"], 2, 1) and at.radio(key="insp_filter").value == "refusals"
     at.selectbox(key="inspector_scan").set_value(keys["1d"]).run()
     assert at.query_params["scan"] == [keys["1d"][:12]] or at.query_params["scan"] == keys["1d"][:12]
+
+
+def test_compare_calls_a_benign_evaluation_answered_not_an_asr(matrix_env):
+    """Issue 23: Compare plotted a benign-set evaluation as an "ASR" dot; on the benign set a
+    "success" is an answer, and its complement the over-refusal."""
+    _, keys = matrix_env
+    at = open_page("compare")
+    at.multiselect(key="compare_scans").set_value([keys["eval"], keys["benign"]]).run()
+    assert not at.exception
+    names = [t.get("name", "") for t in chart_spec(at)["data"]]
+    assert sum(n.endswith(": ASR") for n in names) == 1
+    assert sum(n.endswith(": answered (benign set)") for n in names) == 1
+    table = at.dataframe[0].value
+    assert "None" not in table.astype(str).to_string() and "nan" not in table.astype(str).to_string()
