@@ -264,10 +264,10 @@ class Session:
 
 def _sync(model) -> None:
     """Wait for the model's device (CUDA work is queued; CPU work is already done)."""
-    device = next(model.parameters()).device
-    if device.type == "cuda":
-        import torch
+    import torch
 
+    device = next(model.parameters()).device
+    if device.type == "cuda" and torch.cuda.is_available():  # not the fake-CUDA tests' tensors
         torch.cuda.synchronize(device)
 
 
