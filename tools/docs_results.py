@@ -22,9 +22,8 @@ sys.path.insert(0, str(ROOT))
 
 from cache import Store  # noqa: E402
 from landscape.core.format import format_number, model_name  # noqa: E402
-from landscape.core.uncertainty import visage_interval  # noqa: E402
 from landscape.core.visage import POINT_KINDS, record_kind, reference_text  # noqa: E402
-from landscape.engine.scan import read_summary  # noqa: E402
+from landscape.engine.scan import listed_summary  # noqa: E402
 from landscape.study.report import halfwidth_pair, origin_text  # noqa: E402
 from landscape.study.table import study_markdown  # noqa: E402
 
@@ -36,8 +35,7 @@ def scan_rows(store: Store) -> list[dict]:
     for s in store.list_scans():
         if s.get("calibration") or s.get("status") != "complete" or record_kind(s) in POINT_KINDS:
             continue
-        summ = read_summary(store, s["key"], s)
-        ci = visage_interval(store, [s["key"]]) if summ.get("visage") is not None else None
+        summ, ci = listed_summary(store, s)  # what `landscape list` shows, kept in the store
         grid = f"{len(s['alphas'])}" + (f"×{len(s['betas'])}" if s.get("betas") else "")
         rows.append(
             {
@@ -48,7 +46,7 @@ def scan_rows(store: Store) -> list[dict]:
                 "prompts": str(s.get("n_prompts") or "—"),
                 "ASR at θ₀": origin_text(summ),
                 "VISAGE": format_number(summ.get("visage"), 2),
-                "95% CI": f"[{ci.lo:.2f}, {ci.hi:.2f}]" if ci else "—",
+                "95% CI": f"[{ci['lo']:.2f}, {ci['hi']:.2f}]" if ci else "—",
                 "VISAGE ref": reference_text(summ, 2),
                 "half-width 100% (α)": halfwidth_pair(summ, "alpha", 100) or "—",
             }

@@ -5,8 +5,9 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.common import keep, kept, pick_scan, scans_or_stop, scoped, url_widget
-from landscape.figures.export import ExportError, caption_for, figure_bytes, figure_for, table_for
-from landscape.figures.paper import PAPER_PRESETS, scan_label
+from landscape.figures import PAPER_PRESETS, ExportError
+from landscape.figures.export import caption_for, figure_bytes, figure_for, table_for
+from landscape.figures.paper import scan_label
 
 MIME = {"pdf": "application/pdf", "svg": "image/svg+xml", "png": "image/png", "html": "text/html"}
 

@@ -71,7 +71,7 @@ def perturbed(snapshot: Snapshot, directions: Sequence[LazyDirection], coeffs: S
     try:
         if not all(abs(c) <= torch.finfo(torch.float32).max for c in coeffs):  # NaN fails too
             raise NonFiniteError(f"coefficients {tuple(coeffs)} give non-finite weights (beyond float32)")
-        checks: list[tuple[str, torch.Tensor, torch.Tensor]] = []  # (name, float32 sum ok, cast ok)
+        checks: list[tuple[str, torch.Tensor, torch.Tensor]] = []  # (name, float32 ok, cast ok)
         with torch.no_grad():
             for name, p in snapshot.params.items():
                 terms = [(c, d) for c, d in zip(coeffs, directions, strict=True) if c and name in d.names]
@@ -85,14 +85,15 @@ def perturbed(snapshot: Snapshot, directions: Sequence[LazyDirection], coeffs: S
                 p.copy_(new)  # cast back to the model dtype
                 # finiteness on the device, no copy and no sync per tensor: NaN and ±inf show in
                 # the extremes (aminmax propagates NaN); one sync for the whole point below
-                checks.append((name, _finite(new), _finite(p) if p.dtype != new.dtype else None))
+                summed = _finite(new)
+                checks.append((name, summed, _finite(p) if p.dtype != new.dtype else summed))
                 del new
             if checks:
-                flags = torch.stack([torch.stack([a, a if b is None else b]) for _, a, b in checks])
+                flags = torch.stack([torch.stack([a, b]) for _, a, b in checks])
                 if not bool(flags.all()):  # the point's one sync
                     row = int((~flags.all(dim=1)).nonzero()[0])
-                    name, sum_ok, _ = checks[row]
-                    if not bool(sum_ok):
+                    name, summed_ok, _ = checks[row]
+                    if not bool(summed_ok):
                         raise NonFiniteError(
                             f"coefficients {tuple(coeffs)} give non-finite weights in {name}"
                         )

@@ -512,6 +512,7 @@ def listed_summary(store: Store, record: dict) -> tuple[dict, dict | None]:
     and commit, so a fix to VISAGE or the interval recomputes it); a scan still running, or whose
     stamp no longer matches, is recomputed. At 1,000 scans ``list`` then reads 1,000 small records
     instead of recomputing every grid and bootstrapping every interval (3.6 s before)."""
+    from cache import StoreError
     from landscape import __version__
     from landscape.core.provenance import git_commit
     from landscape.core.uncertainty import visage_interval
@@ -521,12 +522,12 @@ def listed_summary(store: Store, record: dict) -> tuple[dict, dict | None]:
     stamp = {
         "done": record.get("done"),
         "judge": (record.get("spec") or {}).get("judge"),
-        "code": [__version__, _commit(git_commit)],
+        "code": [__version__, git_commit()],  # asked of git once a process (functools.cache)
     }
     if complete:
         try:
             memo = store.get_json(f"summary:{key}")
-        except Exception:  # a corrupt memo is recomputed
+        except StoreError:  # a corrupt memo is recomputed
             memo = None
         if memo and memo.get("stamp") == stamp:
             return memo["summary"], memo["visage_ci"]
@@ -539,16 +540,6 @@ def listed_summary(store: Store, record: dict) -> tuple[dict, dict | None]:
         except (TypeError, ValueError):  # a value the store will not hold (NaN): recomputed each time
             pass
     return summ, ci_dict
-
-
-_COMMIT: list[str] = []
-
-
-def _commit(git_commit) -> str:
-    """The checkout's commit, asked of git once a process."""
-    if not _COMMIT:
-        _COMMIT.append(git_commit())
-    return _COMMIT[0]
 
 
 def estimate_scan(spec: ScanSpec, store: Store, runtime: Runtime, log: Log = print) -> dict:

@@ -1,6 +1,6 @@
 """Figure export for papers: PNG/SVG/PDF via kaleido 1.x (headless Chromium), data as CSV/JSON,
-and self-contained interactive HTML (the command line behind ``landscape export`` is
-``dashboard.export_cli``, which also reaches ``landscape.figures.figure1``; this module imports neither).
+and self-contained interactive HTML (``landscape export`` and the dashboard's Export page call it;
+``landscape.figures.figure1`` builds on it, so this module does not import that one).
 
 Figures come from the same builders the pages use, laid out for print by ``landscape.figures.paper``; lines
 are labelled from the scan's spec (model · system prompt · direction), every label can be replaced,

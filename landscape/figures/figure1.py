@@ -22,9 +22,9 @@ from cache import Store, StoreError
 from landscape.core.stats import BOOTSTRAP_B, BOOTSTRAP_SEED, wilson_arrays
 from landscape.core.uncertainty import visage_interval
 from landscape.core.visage import mean_std, scan_summary, summarize
-from landscape.figures.export import ExportError, _scan, figure_bytes, scan_curve
+from landscape.figures import PAPER_PRESETS, ExportError
+from landscape.figures.export import _scan, figure_bytes, scan_curve
 from landscape.figures.paper import (
-    PAPER_PRESETS,
     SURFACE_CAMERA,
     check_labels,
     pt_to_px,

@@ -174,15 +174,6 @@ def apply_paper_preset(
     return out, w, h
 
 
-def _name(source: str | None) -> str:
-    return source_name(source)
-
-
-def model_label(model: dict) -> str:
-    """``aligned b46521 + fine-tuned 8791ca epoch 3``: never the store's 64-hex directory names."""
-    return model_name(model)
-
-
 def direction_label(directions: list[dict]) -> str:
     """``random d₁ (seed 0)``, ``random d₁ (seed 0), d₂ (seed 5)``, ``interpolation → target``."""
     subs = "₁₂₃₄"
@@ -192,9 +183,9 @@ def direction_label(directions: list[dict]) -> str:
         if kind == "random":
             text = f"d{subs[k]} (seed {d.get('seed', 0)})"
         elif kind == "interpolation":
-            text = f"→ {model_label(d.get('target') or {})}"
+            text = f"→ {model_name(d.get('target') or {})}"
         else:
-            text = f"d{subs[k]} from {_name(d.get('path'))}"
+            text = f"d{subs[k]} from {source_name(d.get('path'))}"
         prefix = kind if k == 0 or kind != directions[k - 1].get("kind") else ""
         parts.append(f"{prefix} {text}".strip())
     return ", ".join(parts) or "?"
@@ -205,7 +196,7 @@ def scan_label(record: dict) -> str:
     prompt left out), e.g. ``aligned · random d₁ (seed 0)``."""
     spec = record.get("spec") or {}
     system = spec.get("system_prompt", "default")
-    parts = [model_label(spec.get("model") or {})]
+    parts = [model_name(spec.get("model") or {})]  # never the store's 64-hex directory names
     if system and system != "default":
         parts.append(f"{system if len(system) <= 16 else system[:15] + '…'} prompt")
     parts.append(direction_label(spec.get("directions") or []))

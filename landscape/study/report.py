@@ -298,7 +298,7 @@ def scan_list_text(scans: list[dict], root) -> str:
         status = (
             s["status"] if s["status"] == "complete" else f"{s['status']} {s['done']}/{s['total_points']}"
         )
-        summ = s.get("summary") or {}  # recomputed by the caller (``read_summary``)
+        summ = s.get("summary") or {}  # the caller's (``engine.scan.listed_summary``)
         ci = s.get("visage_ci")  # the caller's bootstrap over prompts (a dict), or None
         model = model_name(spec.get("model") or {})
         model = model if len(model) <= 42 else model[:41] + "…"
