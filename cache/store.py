@@ -445,6 +445,12 @@ class Store:
     def artifact_dir(self, kind: str, key: str) -> Path:
         return self.root / "artifacts" / kind / key
 
+    def artifact_keys(self, kind: str, prefix: str = "") -> list[str]:
+        """The keys of the committed artifacts of ``kind`` starting with ``prefix`` (staging and
+        orphaned directories left out), sorted."""
+        base = self.root / "artifacts" / kind
+        return sorted(d.name for d in base.glob(prefix + "*") if d.is_dir() and not d.name.startswith("."))
+
     def artifact(self, kind: str, key: str) -> dict | None:
         """The record of a finished artifact, or None when absent or its files are gone."""
         record = self.get_json(f"artifact:{kind}:{key}")

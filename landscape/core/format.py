@@ -79,6 +79,20 @@ def source_name(source: str | None) -> str:
     return name
 
 
+_READABLE = re.compile(
+    r"^(?P<kind>" + "|".join(map(re.escape, ARTIFACT_NAMES.values())) + r") (?P<key>[0-9a-f]{4,64})"
+    r"(?: epoch (?P<epoch>\d+))?$"
+)
+_ARTIFACT_KINDS = {v: k for k, v in ARTIFACT_NAMES.items()}
+
+
+def parse_source_name(name: str) -> tuple[str, str, str | None] | None:
+    """``source_name`` read back: ``(artifact kind, key prefix, epoch or None)`` of a readable name
+    (``fine-tuned 8791ca epoch 3`` → ``("finetunes", "8791ca", "3")``), None for any other text."""
+    m = _READABLE.match(name.strip())
+    return None if m is None else (_ARTIFACT_KINDS[m["kind"]], m["key"], m["epoch"])
+
+
 def model_name(model: dict) -> str:
     """A model spec's readable name: its source's, then `` + `` its adapter's."""
     name = source_name(model.get("source"))

@@ -23,14 +23,13 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cache import Store, canonical_json
 from landscape.core.artifacts import cached_artifact
-from landscape.core.format import ARTIFACT_NAMES
+from landscape.core.format import ARTIFACT_NAMES, parse_source_name
 from landscape.core.prompts import data_text
 from landscape.core.specs import ALIGNED_MODEL, BUILTIN_MODEL, AlignSpec, ModelSpec, SpecError, spec_hash
 
@@ -53,32 +52,26 @@ def builtin_gguf_path() -> Path:
     return path
 
 
-_READABLE = re.compile(
-    r"^(?P<kind>" + "|".join(map(re.escape, ARTIFACT_NAMES.values())) + r") (?P<key>[0-9a-f]{4,64})"
-    r"(?: epoch (?P<epoch>\d+))?$"
-)
-
-
 def readable_path(name: str, store=None) -> Path | None:
     """The store directory a readable model name addresses (``aligned b46521``, ``fine-tuned
     8791ca epoch 3``: the names ``list``, captions and the dashboard show), or None when ``name`` is
     not one; a one-line error when it is one but the store has no such model, or several."""
-    m = _READABLE.match(name.strip())
-    if m is None:
+    parsed = parse_source_name(name)
+    if parsed is None:
         return None
     if store is None:
         raise ModelError(f"{name!r} names a model of a store: give --store")
-    kind = {v: k for k, v in ARTIFACT_NAMES.items()}[m["kind"]]
-    hits = sorted(
-        d for d in (store.root / "artifacts" / kind).glob(m["key"] + "*") if d.is_dir() and d.name[0] != "."
-    )
+    kind, prefix, epoch = parsed
+    what = ARTIFACT_NAMES[kind]
+    hits = store.artifact_keys(kind, prefix)
     if not hits:
-        raise ModelError(f"no {m['kind']} model {m['key']} in the store {store.root}")
+        raise ModelError(f"no {what} model {prefix} in the store {store.root}")
     if len(hits) > 1:
-        raise ModelError(f"{m['kind']} {m['key']} is ambiguous: {', '.join(h.name[:12] for h in hits)}")
-    path = hits[0] / f"epoch_{m['epoch']}" if m["epoch"] else hits[0]
+        raise ModelError(f"{what} {prefix} is ambiguous: {', '.join(h[:12] for h in hits)}")
+    run = store.artifact_dir(kind, hits[0])
+    path = run / f"epoch_{epoch}" if epoch else run
     if not path.is_dir():
-        raise ModelError(f"{name}: no checkpoint {path.name} (the run has {_epochs(hits[0])})")
+        raise ModelError(f"{name}: no checkpoint {path.name} (the run has {_epochs(run)})")
     return path
 
 

@@ -51,8 +51,7 @@ def build_examples(tokenizer, distilled: dict[str, str], seed: int) -> list[tupl
 
 def stored_alignments(store: Store) -> list[tuple[str, dict]]:
     """``(key, record)`` of every aligned model in the store, newest first."""
-    root = store.root / "artifacts" / "models"
-    found = [(d.name, store.artifact("models", d.name)) for d in root.glob("*") if not d.name.startswith(".")]
+    found = [(k, store.artifact("models", k)) for k in store.artifact_keys("models")]
     return sorted(((k, r) for k, r in found if r), key=lambda kr: -kr[1].get("created", 0))
 
 
