@@ -19,7 +19,8 @@ Sizes are bytes; "GB" in messages is 10⁹ bytes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from landscape.core.specs import SpecError
@@ -155,20 +156,99 @@ def decode_reserve(
     return 2 * layers * kv_heads * head_dim * batch * tokens * compute_bytes + 4 * batch * vocab * 2
 
 
-def free_memory(device) -> tuple[int, int]:
+class ReplicaPlanError(MemoryPlanError):
+    """Ray replicas sharing a GPU cannot each fit the model and its scan in their share."""
+
+
+def replica_share(
+    free_device: int,
+    free_host: int,
+    total_device: int,
+    own_device: int,
+    total_host: int,
+    fraction: float,
+    node_gpus: float = 1,
+) -> tuple[int, int]:
+    """What one Ray replica reserving ``fraction`` of a GPU (``--gpus-per-worker``) may plan with:
+    its share of the device (``fraction × total``) less what its own process already holds there
+    (the loaded model), and its share of the node's host memory for a pinned snapshot (the node
+    runs ``node_gpus / fraction`` replicas at most: each gets that part of ``total_host``), never
+    more than is free now. Replicas set up at the same moment all see the whole device free:
+    planning against the free memory alone put 4 × 7B bf16 replicas at 0.25 (≈164 GB) on a 141 GB
+    H200."""
+    if not 0 < fraction < 1:
+        return free_device, free_host
+    device = min(free_device, int(fraction * total_device) - own_device)
+    host = min(free_host, int(fraction * total_host / max(node_gpus, 1)))
+    return max(device, 0), max(host, 0)
+
+
+def check_replicas(
+    budget: MemoryBudget,
+    model_bytes: int,
+    total_device: int,
+    total_host: int,
+    fraction: float,
+    workers: int,
+    node_gpus: float = 1,
+) -> MemoryPlan:
+    """Before any Ray actor starts: does one replica, holding ``model_bytes`` of weights on a share
+    ``fraction`` of a device of ``total_device`` bytes, fit its scan (``budget``'s sizes; its free
+    fields are replaced by the share)? Returns the replica's plan, or raises ``ReplicaPlanError``
+    naming the replica count, what one needs and the ``--gpus-per-worker`` that would fit."""
+
+    def share(f: float) -> tuple[int, int]:  # what replica_share leaves a replica, model loaded
+        f = min(f, 1.0)
+        return max(int(f * total_device) - model_bytes, 0), int(f * total_host / max(node_gpus, 1))
+
+    free_device, free_host = share(fraction)
+    try:
+        return plan_memory(replace(budget, free_device=free_device, free_host=free_host))
+    except MemoryPlanError:
+        pass
+    fits = None
+    for per_gpu in range(int(round(1 / fraction)) - 1, 0, -1):  # fewer replicas per GPU
+        dev, host = share(1 / per_gpu)
+        try:
+            plan_memory(replace(budget, free_device=dev, free_host=host))
+        except MemoryPlanError:
+            continue
+        fits = per_gpu
+        break
+    snapshot = "host" if budget.pinned_ok else "device"  # the placement that needs least device memory
+    need = model_bytes + budget.decode_bytes + held_bytes(budget, budget.keep or "regenerated")
+    need += workspace_bytes(budget, snapshot) + (budget.param_bytes if snapshot == "device" else 0)
+    hint = (
+        f"use --gpus-per-worker {math.floor(100 / fits) / 100:g} ({fits} per GPU) or fewer --workers"
+        if fits
+        else "give each replica a GPU of its own (--gpus-per-worker 1) or use a larger GPU"
+    )
+    raise ReplicaPlanError(
+        f"{workers} Ray replicas at {fraction:g} GPU each do not fit: one needs ≈{_gb(need)} (model "
+        f"{_gb(model_bytes)}, its scan and decoding reserve) and its share is {_gb(min(fraction, 1) * total_device)} "
+        f"of a {_gb(total_device)} GPU; {hint}"
+    )
+
+
+def free_memory(device, gpus_per_worker: float = 0.0, node_gpus: float = 1) -> tuple[int, int]:
     """(free on ``device``, free host memory) in bytes, measured now. On CUDA, the blocks PyTorch's
     caching allocator holds reserved but unused count as free: ``mem_get_info`` counts them as used,
     and a session reused for a second scan (auto range → scan, a family, a study, the dashboard)
     would otherwise plan a 7B 2D scan with 27 GB cached into pinned host memory. On a machine
-    without CUDA a 'cuda' device (the fake-CUDA tests) reports host memory."""
+    without CUDA a 'cuda' device (the fake-CUDA tests) reports host memory. A Ray replica with
+    ``gpus_per_worker`` < 1 gets its share only (``replica_share``)."""
     import psutil
     import torch
 
     host = psutil.virtual_memory().available
     device = torch.device(device)
     if device.type == "cuda" and torch.cuda.is_available():
-        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-        return torch.cuda.mem_get_info(device)[0] + max(cached, 0), host
+        allocated = torch.cuda.memory_allocated(device)
+        cached = torch.cuda.memory_reserved(device) - allocated
+        free, total = torch.cuda.mem_get_info(device)
+        free = free + max(cached, 0)
+        total_host = psutil.virtual_memory().total
+        return replica_share(free, host, total, allocated, total_host, gpus_per_worker, node_gpus)
     return host, host
 
 

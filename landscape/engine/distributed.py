@@ -39,7 +39,8 @@ class _PointActor:
     def __init__(self, factory: Callable, worker_id: str):
         import ray
 
-        self.worker = factory(worker_id, ray.get_runtime_context().get_node_id())
+        node = ray.get_runtime_context().get_node_id()
+        self.worker = factory(worker_id, node, node_gpus=_node_gpus(node))
 
     def setup(self) -> dict:
         return self.worker.setup()
@@ -49,6 +50,29 @@ class _PointActor:
 
     def pid(self) -> int:
         return os.getpid()
+
+
+def _node_gpus(node: str) -> float:
+    """GPUs of Ray node ``node`` (at least 1: the divisor of a replica's host share)."""
+    import ray
+
+    return max((n["Resources"].get("GPU", 0) for n in ray.nodes() if n["NodeID"] == node), default=0) or 1
+
+
+def _device_facts() -> dict | None:
+    """Run as a Ray task holding a replica's GPU share: the device's and the node's memory, or None
+    when no CUDA device is visible (a CPU node that declared GPUs)."""
+    import psutil
+    import ray
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return {
+        "device_total": torch.cuda.get_device_properties(0).total_memory,
+        "host_total": psutil.virtual_memory().total,
+        "node_gpus": _node_gpus(ray.get_runtime_context().get_node_id()),
+    }
 
 
 def _connect(runtime: Runtime, log: Callable[[str], None]) -> bool:
@@ -106,13 +130,15 @@ def run_on_ray(
     log: Callable[[str], None],
     check: Callable[[], None],
     name: str = "scan",
+    preflight: Callable[[dict | None], None] | None = None,
 ) -> int:
     """Evaluate every point of ``todo`` on ``runtime.workers`` actors; ``save(point, outcome)`` each
     result as it arrives, ``note(info)`` the first worker's setup info, ``check()`` before handing out
     a point (a lost lease raises). ``save`` may return further points, queued behind the rest (an
     auto-range search hands out its next probe once its last one is measured). Returns the number of
     points stored. Points are ``GridPoint``s: ``(i, j)`` names one for retries, ``(alpha, beta)``
-    are its coefficients."""
+    are its coefficients. ``preflight(facts)``, when given, sees one GPU worker's device facts
+    (``_device_facts``) before any actor starts, and may refuse the run with a one-line error."""
     import ray
     from ray.exceptions import RayActorError, RayTaskError
     from tqdm.auto import tqdm
@@ -146,6 +172,9 @@ def run_on_ray(
             disable=not runtime.progress,
         )
         try:
+            if preflight is not None:
+                probe = ray.remote(num_cpus=0, num_gpus=runtime.gpus_per_worker)(_device_facts)
+                preflight(ray.get(probe.remote()))
             for _ in range(min(runtime.workers or 1, len(todo))):  # at most one per first point
                 spawn()
             while queue or busy:

@@ -12,6 +12,7 @@ scan records are ignored).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -131,8 +132,9 @@ class Session:
     """A loaded model plus its snapshot θ₀, reused across scans and probes of the same model, and
     the loaded judges (a model judge is loaded once, not once per point)."""
 
-    def __init__(self, store: Store, runtime: Runtime, log: Log = print):
+    def __init__(self, store: Store, runtime: Runtime, log: Log = print, node_gpus: float = 1):
         self.store, self.runtime, self.log = store, runtime, log
+        self.node_gpus = node_gpus  # GPUs of this node (a Ray replica's share of host memory)
         self._lm = None
         self._snapshots: dict[tuple, object] = {}
         self._judges: dict[str, object] = {}
@@ -220,10 +222,10 @@ class Session:
         free now plus what this session's current snapshot of the same parameters holds."""
         import torch
 
-        from landscape.core.memory import free_memory, plan_memory, scan_budget
+        from landscape.core.memory import free_memory, plan_memory
 
         device = next(iter(params.values())).device if params else torch.device(self.runtime.device)
-        free_device, free_host = free_memory(device)
+        free_device, free_host = free_memory(device, self.runtime.gpus_per_worker, self.node_gpus)
         for (names, where), snap in self._snapshots.items():
             if names == tuple(sorted(params)):
                 held = sum(t.numel() * t.element_size() for t in snap.weights.values())
@@ -233,20 +235,9 @@ class Session:
                     free_device += held
                 else:
                     free_host += held
-        batch = min(self.runtime.batch_size, spec.prompts.limit or self.runtime.batch_size)
-        keep = "float32" if self.runtime.keep_directions else None
-        budget = scan_budget(
-            model,
-            params,
-            len(spec.directions),
-            batch,
-            spec.generation.max_new_tokens,
-            keep,
-            (free_device, free_host),
-        )
-        return plan_memory(budget)
+        return plan_memory(_budget(spec, self.runtime, model, params, (free_device, free_host)))
 
-    def evaluate_at(self, spec: ScanSpec, prompts: list[str], snapshot, dirs, coeffs):
+    def evaluate_at(self, spec: ScanSpec, prompts: list[str], snapshot, dirs, coeffs, batch_size=None):
         """Evaluate θ₀ + Σ cₖ·dₖ. Its metrics carry two times: ``elapsed_s``, decoding and judging
         only, and ``point_s``, the whole point: directions generated and applied, evaluated, θ₀
         restored (what a point costs, and what the reference's per-point time includes)."""
@@ -256,10 +247,95 @@ class Session:
         lm = self.model(spec)
         t0 = time.perf_counter()
         with perturbed(snapshot, dirs, coeffs):
-            result = evaluate_point(lm, spec, prompts, self.runtime.batch_size, self.judge(spec.judge))
+            result = evaluate_point(
+                lm, spec, prompts, batch_size or self.runtime.batch_size, self.judge(spec.judge)
+            )
         _sync(lm.model)  # the restore is asynchronous on a GPU: the point ends when it has landed
         result.metrics["point_s"] = time.perf_counter() - t0
         return result
+
+
+def _budget(spec: ScanSpec, runtime: Runtime, model, params, free: tuple[int, int]):
+    from landscape.core.memory import scan_budget
+
+    batch = min(runtime.batch_size, spec.prompts.limit or runtime.batch_size)
+    keep = "float32" if runtime.keep_directions else None
+    return scan_budget(model, params, len(spec.directions), batch, spec.generation.max_new_tokens, keep, free)
+
+
+def replica_preflight(prep: PreparedScan, runtime: Runtime, store: Store, log: Log):
+    """For Ray replicas sharing GPUs (``0 < gpus_per_worker``): a check, run by the driver on one
+    GPU worker's device facts before any actor loads the model, that one replica fits the model and
+    its scan in its share (``memory.check_replicas``; one-line ``ReplicaPlanError`` otherwise). The
+    model is built from its config on the meta device (no weights read). None when there is nothing
+    to check."""
+    if not (runtime.workers and runtime.gpus_per_worker):
+        return None
+
+    def check(facts: dict | None) -> None:
+        from landscape.core.memory import check_replicas
+
+        if facts is None:
+            log("ray: the GPU workers see no CUDA device; replica memory not checked")
+            return
+        model = _meta_model(prep.spec, store)
+        if model is None:
+            log(
+                "ray: no config.json to size the model by (a GGUF not yet converted); replica memory not checked"
+            )
+            return
+        params = _meta_params(model, prep.spec)
+        # sized on the meta device, planned for the workers' CUDA devices (pinned host memory there)
+        budget = dataclasses.replace(
+            _budget(prep.spec, runtime, model, params, (0, 0)), device="cuda", pinned_ok=True
+        )
+        model_bytes = sum(t.numel() * t.element_size() for t in model.parameters())
+        plan = check_replicas(
+            budget,
+            model_bytes,
+            facts["device_total"],
+            facts["host_total"],
+            runtime.gpus_per_worker,
+            runtime.workers,
+            facts["node_gpus"],
+        )
+        log(
+            f"ray: one replica at {runtime.gpus_per_worker:g} GPU fits: model {model_bytes / 1e9:.1f} GB, "
+            + plan.line().removeprefix("memory plan: ")
+        )
+
+    return check
+
+
+def _meta_model(spec: ScanSpec, store: Store):
+    """The model a spec names, built from its config on the meta device (shapes only), or None."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from landscape.core.models import _torch_dtype, model_fingerprint, resolve_source
+
+    path = resolve_source(spec.model.source, store)
+    if path.is_file():  # GGUF: its converted copy, if there is one
+        path = store.artifact_dir("gguf", model_fingerprint(spec.model, store))
+        if path is None or not path.is_dir():
+            return None
+    if not (path / "config.json").is_file():
+        return None
+    config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config, dtype=_torch_dtype(spec.model.dtype))
+
+
+def _meta_params(model, spec: ScanSpec) -> dict:
+    """What the directions act on, as ``Session.directions`` chooses it; a file direction is sized
+    as moving every parameter (its names are in the file, read by the workers)."""
+    from landscape.core.models import perturbable_parameters
+
+    named = dict(model.named_parameters())
+    params: dict = {}
+    for d in spec.directions:
+        params.update(perturbable_parameters(model, d.include_embeddings) if d.kind == "random" else named)
+    return params
 
 
 def _sync(model) -> None:
@@ -369,19 +445,73 @@ class ScanWorker:
             self.setup()
         snapshot, dirs = self._state
         coeffs = [p.alpha, p.beta][: len(dirs)]
-        result = self.session.evaluate_at(self.prep.spec, self.prep.prompts, snapshot, dirs, coeffs)
         batch = min(self.session.runtime.batch_size, len(self.prep.prompts))
+        try:
+            result = self.session.evaluate_at(
+                self.prep.spec, self.prep.prompts, snapshot, dirs, coeffs, batch
+            )
+        except torch_oom() as exc:
+            # Out of device memory (replicas sharing a GPU, a long generation): once more at half the
+            # batch, then a one-line stop. The point is computed whole either way, never half-stored.
+            _free_cached()
+            if batch == 1:
+                raise self._out_of_memory(p, batch, None) from exc
+            self.session.log(
+                f"worker {self.worker_id}: out of memory at batch {batch}; retrying at {batch // 2}"
+            )
+            try:
+                result = self.session.evaluate_at(
+                    self.prep.spec, self.prep.prompts, snapshot, dirs, coeffs, batch // 2
+                )
+            except torch_oom():
+                _free_cached()
+                raise self._out_of_memory(p, batch, batch // 2) from None
+            batch //= 2
         where = point_provenance(self.session.runtime.device, self.worker_id, self.node, batch)
         metrics = dict(result.metrics, alpha=p.alpha, beta=p.beta, finished=time.time(), provenance=where)
         return PointOutcome(p.i, p.j, _clean(metrics), result.responses)
 
+    def _out_of_memory(self, p: GridPoint, batch: int, half: int | None) -> SpecError:
+        rt = self.session.runtime
+        tried = f"batch {batch}" + (f", then {half}" if half else "")
+        shared = (
+            f"{rt.workers} replicas at {rt.gpus_per_worker:g} GPU each: use fewer --workers or a larger "
+            "--gpus-per-worker"
+            if rt.workers and 0 < rt.gpus_per_worker < 1
+            else "use a smaller --batch-size"
+        )
+        return SpecError(
+            f"worker {self.worker_id} ran out of device memory at point ({p.alpha:g}, {p.beta:g}) "
+            f"({tried}); {shared} (finished points are in the store)"
+        )
 
-def _remote_worker(store_root: str, runtime: Runtime, prep: PreparedScan, worker_id: str, node=None):
+
+def torch_oom() -> type[BaseException]:
+    """PyTorch's out-of-memory error (``torch.OutOfMemoryError``; CUDA's is the same class)."""
+    import torch
+
+    return torch.OutOfMemoryError
+
+
+def _free_cached() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _remote_worker(
+    store_root: str, runtime: Runtime, prep: PreparedScan, worker_id: str, node=None, node_gpus: float = 1
+):
     import tempfile
     from pathlib import Path
 
     root = Path(store_root) if Path(store_root).is_dir() else Path(tempfile.mkdtemp(prefix="landscape-"))
-    return ScanWorker(prep, Session(Store(root), runtime, lambda _msg: None), worker_id, node)
+    session = Session(Store(root), runtime, lambda _msg: None, node_gpus)
+    return ScanWorker(prep, session, worker_id, node)
 
 
 def scan_grid(
@@ -447,7 +577,8 @@ def _compute(store, prep, todo, runtime, log, session, lease) -> int:
 
         device = "cuda" if runtime.gpus_per_worker else "cpu"  # Ray gives each actor its GPU share
         factory = ScanWorker.factory(str(store.root), runtime.model_copy(update={"device": device}), prep)
-        return run_on_ray(factory, todo, runtime, note, save, log, lease.check)
+        preflight = replica_preflight(prep, runtime, store, log)
+        return run_on_ray(factory, todo, runtime, note, save, log, lease.check, preflight=preflight)
     worker = ScanWorker(prep, session or Session(store, runtime, log), "local")
     note(worker.setup())
     return _run_points(worker, prep, todo, runtime, save, lease.check)

@@ -116,7 +116,7 @@ def test_the_cli_refuses_in_one_line_when_nothing_fits(tiny_model, tmp_path, mon
     import landscape.core.memory
     from landscape.cli import run
 
-    monkeypatch.setattr(landscape.core.memory, "free_memory", lambda device: (10**6, 10**6))
+    monkeypatch.setattr(landscape.core.memory, "free_memory", lambda device, *share: (10**6, 10**6))
     (tmp_path / "p.txt").write_text("Tell me a secret.\n")
     args = ["--store", str(tmp_path / "store"), "scan", "1d", "--model", str(tiny_model)]
     code = run([*args, "--prompts", str(tmp_path / "p.txt"), "--points", "3", "--max-new-tokens", "2"])
