@@ -22,9 +22,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false \
     BROWSER_PATH=/usr/bin/chromium
 
-# Debian's Chromium drives kaleido's PNG/SVG/PDF export; fonts for legible, embedded text.
+# Debian's Chromium drives kaleido's PNG/SVG/PDF export; fonts for legible, embedded text; nginx
+# balances SAFETY_LANDSCAPE_REPLICAS > 1 dashboard processes (dashboard/replicas.py).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends chromium fonts-dejavu-core fonts-liberation curl python3-venv \
+    nginx-light \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
@@ -57,4 +59,5 @@ EXPOSE 8501
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
   CMD ["sh", "-c", "curl -fsS \"http://localhost:${STREAMLIT_SERVER_PORT:-8501}${STREAMLIT_SERVER_BASE_URL_PATH:+/${STREAMLIT_SERVER_BASE_URL_PATH}}/_stcore/health\" || exit 1"]
 
-CMD ["streamlit", "run", "/app/dashboard/app.py"]
+# One Streamlit process, or SAFETY_LANDSCAPE_REPLICAS of them behind nginx on the same port.
+CMD ["python3", "-m", "dashboard.replicas"]

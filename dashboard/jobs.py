@@ -25,6 +25,8 @@ this key's; a scan's flags give this key).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -270,17 +272,36 @@ def prune_jobs(store: Store, keep_finished: int = JOB_HISTORY) -> list[str]:
 def _launch(
     store: Store, key: str, kind: str, args: list[str], max_jobs: int, record: dict, keep_finished: int
 ) -> Job:
-    existing = job_for(store, key)
-    if existing is not None:
-        existing.attached = True
-        return existing
-    prune_jobs(store, keep_finished)
-    if len(running_jobs(store)) >= max_jobs:
-        raise JobError(f"{max_jobs} job(s) already running: wait for one to finish or cancel it")
     folder = jobs_dir(store)
     if folder.is_symlink():
         raise JobError(f"{folder} is a symbolic link: refusing to write job files through it")
     folder.mkdir(exist_ok=True)
+    with _launch_lock(store):
+        existing = job_for(store, key)
+        if existing is not None:
+            existing.attached = True
+            return existing
+        prune_jobs(store, keep_finished)
+        if len(running_jobs(store)) >= max_jobs:
+            raise JobError(f"{max_jobs} job(s) already running: wait for one to finish or cancel it")
+        return _start(store, key, kind, args, record)
+
+
+@contextlib.contextmanager
+def _launch_lock(store: Store):
+    """Held from counting the running jobs to recording the new one, so dashboard replicas (or two
+    visitors of one) launching at the same moment cannot both pass the job limit, or both start the
+    same key. An advisory lock on ``jobs/launch.lock``, released when the holder exits."""
+    try:
+        fh = _open_no_follow(jobs_dir(store) / "launch.lock", os.O_APPEND)
+    except OSError as exc:
+        raise JobError(f"cannot open the jobs lock of {store.root}: {exc.strerror}") from None
+    with fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        yield
+
+
+def _start(store: Store, key: str, kind: str, args: list[str], record: dict) -> Job:
     try:
         if "spec_text" in record:
             with _open_no_follow(job_file(store, key, "yaml"), os.O_TRUNC) as fh:

@@ -9,6 +9,9 @@ fresh project name, then checks:
 - the Ray head answers ``ray status`` and lists three nodes (head, the worker, and the dashboard,
   which joins with no CPUs because a Ray driver needs a node where it runs), the worker's CPUs;
 - the dashboard container turns healthy and cannot write the model root;
+- two dashboard replicas (``DASHBOARD_REPLICAS=2``) behind the container's nginx: a browser keeps its
+  replica (cookie), new browsers reach both, and a scan started through one replica's Run page shows
+  on the other's Run page, where a second launch is refused by the job limit (``MAX_JOBS=1``);
 - RAY SCAN STEP (``--ray-scan``, off until ``landscape scan --ray-address/--workers`` is merged):
   a tiny scan run from the dashboard container with the dashboard's own Ray settings finishes in the
   store.
@@ -27,12 +30,21 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "docker")]
 
-from smoke import SmokeError, free_port, make_model_root, sh  # noqa: E402  (docker/smoke.py)
+from smoke import (  # noqa: E402  (docker/smoke.py)
+    SmokeError,
+    browser,
+    fill_scan_form,
+    free_port,
+    make_model_root,
+    open_page,
+    sh,
+)
 
 RAY_PIN = "ray==2.60.0"
 
@@ -85,6 +97,9 @@ def run(args) -> dict:
         MODEL_ROOT=str(make_model_root(work)),
         RAY_PORT=str(free_port()),
         DASHBOARD_PORT=str(free_port()),
+        DASHBOARD_REPLICAS="2",
+        REPLICA_PORT=str(free_port()),
+        MAX_JOBS="1",
     )
     files = ["-f", str(ROOT / "docker/compose.yaml"), "-f", str(ROOT / "docker/compose.local.yaml")]
     base = [*compose, "-p", project, *files]
@@ -130,6 +145,7 @@ def run(args) -> dict:
             raise SmokeError("the dashboard container can write the model root")
         if not args.no_ray_scan:
             figures["ray_scan_s"] = ray_scan_step(dash, env["RAY_PORT"])
+        figures["replicas"] = replica_step(f"http://127.0.0.1:{env['DASHBOARD_PORT']}")
     finally:
         dc("down", "-v", "--remove-orphans", check=False)
         for cid in dc("ps", "-aq", check=False).split():
@@ -178,6 +194,61 @@ def ray_scan_step(dash: str, ray_port: str) -> float:
     return time.monotonic() - t0
 
 
+def _replica(url: str, cookie: str | None = None) -> tuple[str, str | None]:
+    """(the replica that answered, the landscape_replica cookie it set, if any)."""
+    req = urllib.request.Request(url + "/_stcore/health")
+    if cookie:
+        req.add_header("Cookie", f"landscape_replica={cookie}")
+    with urllib.request.urlopen(req, timeout=10) as res:
+        given = [c for c in res.headers.get_all("Set-Cookie") or [] if c.startswith("landscape_replica=")]
+        return res.headers["X-Landscape-Replica"], given[0].split("=", 1)[1].split(";")[0] if given else None
+
+
+def replica_step(url: str) -> str:
+    """Two replicas: sticky, both reached, and a job started through one is seen and counted by the
+    other (through the Run pages, in Chromium)."""
+    cookies: dict[str, str] = {}
+    for _ in range(40):
+        where, cookie = _replica(url)
+        cookies.setdefault(where, cookie)
+    if len(cookies) != 2 or None in cookies.values():
+        raise SmokeError(f"40 new browsers reached {sorted(cookies)}, not two replicas with a cookie each")
+    for where, cookie in cookies.items():
+        seen = {_replica(url, cookie)[0] for _ in range(10)}
+        if seen != {where}:
+            raise SmokeError(f"a browser pinned to {where} reached {sorted(seen)}")
+    (a, cookie_a), (b, cookie_b) = sorted(cookies.items())
+    pw, chrome = browser()
+    try:
+        pages = []
+        for cookie in (cookie_a, cookie_b):
+            ctx = chrome.new_context(viewport={"width": 1400, "height": 1000})
+            ctx.add_cookies([{"name": "landscape_replica", "value": cookie, "url": url}])
+            pages.append(ctx.new_page())
+        first, second = pages
+        open_page(first, f"{url}/run", "Run a scan")
+        fill_scan_form(first, points=21, prompts=2, tokens=16)  # long enough to be seen running
+        first.get_by_role("button", name="Start scan").click()
+        started = first.get_by_text("Started job for scan")
+        started.wait_for(timeout=60_000)
+        key = started.inner_text().split("scan ", 1)[1].strip(" .")
+        open_page(second, f"{url}/run", "Run a scan")
+        try:
+            second.get_by_text(f"scan {key}").first.wait_for(timeout=60_000)
+        except Exception:
+            raise SmokeError(f"the job {key} started through {a} is not shown by {b}") from None
+        fill_scan_form(second, points=3, prompts=2, tokens=4)
+        second.get_by_role("button", name="Start scan").click()
+        try:
+            second.get_by_text("1 job(s) already running").first.wait_for(timeout=60_000)
+        except Exception:
+            raise SmokeError(f"{b} did not count the job running through {a} against MAX_JOBS=1") from None
+    finally:
+        chrome.close()
+        pw.stop()
+    return f"{a} and {b}: sticky; job {key} started through one, shown and counted by the other"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--image", default="safety-landscape:smoke", help="the image docker/smoke.py built")
@@ -199,6 +270,7 @@ def main(argv=None) -> int:
         print(f"ray scan step: 3-point scan complete in the store after {f['ray_scan_s']:.1f} s")
     else:
         print("ray scan step: not run (--ray-scan enables it once scan --ray-address is merged)")
+    print(f"two dashboard replicas: {f['replicas']}")
     print("compose-smoke: passed")
     return 0
 

@@ -230,16 +230,21 @@ def set_number(page, label: str, value: int) -> None:
     page.wait_for_timeout(600)
 
 
-def launch_scan(page, server: Server) -> str:
-    open_page(page, f"{server.url}/run", "Run a scan")
+def fill_scan_form(page, points: int, prompts: int, tokens: int) -> None:
+    """The Run page's form: the tiny model under /models and these sizes, until its command shows."""
     path = page.get_by_label("…or a model path under the allowed roots")
     path.fill("/models/tiny")
     path.press("Enter")
     page.wait_for_timeout(600)
-    set_number(page, "Points per axis", 3)
-    set_number(page, "Prompts (first N)", 2)
-    set_number(page, "Max new tokens", 4)
+    set_number(page, "Points per axis", points)
+    set_number(page, "Prompts (first N)", prompts)
+    set_number(page, "Max new tokens", tokens)
     page.get_by_text("/models/tiny --").first.wait_for(timeout=30_000)
+
+
+def launch_scan(page, server: Server) -> str:
+    open_page(page, f"{server.url}/run", "Run a scan")
+    fill_scan_form(page, points=3, prompts=2, tokens=4)
     page.get_by_role("button", name="Start scan").click()
     page.get_by_text("Started job for scan").wait_for(timeout=60_000)
     t0 = time.monotonic()

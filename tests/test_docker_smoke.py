@@ -42,3 +42,4 @@ def test_compose_smoke():
     assert res.returncode == 0, res.stderr[-2000:]
     assert "3 active nodes" in res.stdout
     assert "ray scan step: 3-point scan complete in the store" in res.stdout
+    assert "sticky; job" in res.stdout and "shown and counted by the other" in res.stdout

@@ -49,7 +49,7 @@ def test_image_matches_the_readme_and_the_makefile():
     assert f'TORCH_SPEC="{torch_pin}"' in DOCKERFILE
     for env in ("SAFETY_LANDSCAPE_MODEL_ROOTS", "SAFETY_LANDSCAPE_READ_ONLY", "SAFETY_LANDSCAPE_MAX_JOBS"):
         assert env in README
-    assert 'CMD ["streamlit", "run", "/app/dashboard/app.py"]' in DOCKERFILE
+    assert 'CMD ["python3", "-m", "dashboard.replicas"]' in DOCKERFILE and "nginx-light" in DOCKERFILE
 
 
 def test_compose_file_shares_the_model_root_read_only_and_wires_ray():
