@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import torch
 
+from landscape.core.memory import CPU_CHUNK_PAIRS, GPU_CHUNK_PAIRS
 from landscape.core.specs import RANDOM_GENERATOR
 
 Direction = dict[str, torch.Tensor]
@@ -40,10 +41,9 @@ Direction = dict[str, torch.Tensor]
 # splitmix64 (Steele, Lea & Flood 2014): a Weyl step and a finaliser, as signed int64 constants.
 _GAMMA = 0x9E3779B97F4A7C15 - (1 << 64)
 _MIX = ((30, 0xBF58476D1CE4E5B9 - (1 << 64)), (27, 0x94D049BB133111EB - (1 << 64)), (31, None))
-# Pairs of normals per chunk: CPU chunks stay in cache; GPU chunks are big enough that kernel
-# launches do not dominate (temporaries: 20 bytes a pair, so 80 MB on a GPU, 1.3 MB on a CPU).
-CHUNK_PAIRS = {"cpu": 1 << 16}
-GPU_CHUNK_PAIRS = 1 << 22
+# Pairs of normals per chunk (memory.py, which counts their temporaries: 36 bytes a pair): CPU
+# chunks stay in cache; GPU chunks are big enough that kernel launches do not dominate.
+CHUNK_PAIRS = {"cpu": CPU_CHUNK_PAIRS}
 
 
 def _int64(x: int) -> int:
@@ -145,9 +145,19 @@ def random_direction(weights: Mapping[str, torch.Tensor], seed: int, norm: str) 
     }
 
 
+DOT_CHUNK = 1 << 20  # elements per float64 block of ``tensor_dot``
+
+
 def tensor_dot(x: torch.Tensor, y: torch.Tensor) -> float:
-    """⟨x, y⟩ of one pair of tensors, in float64 on ``x``'s device (``y`` is moved there)."""
-    return (x.double() * y.to(x.device).double()).sum().item()
+    """⟨x, y⟩ of one pair of tensors, in float64 on ``x``'s device (``y`` is moved there), a block
+    of ``DOT_CHUNK`` elements at a time: float64 copies of whole operands (and of their product)
+    took 24 bytes an element of the largest tensor, more than the memory plan's workspace."""
+    xs, ys = x.reshape(-1), y.to(x.device).reshape(-1)
+    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    for start in range(0, xs.numel(), DOT_CHUNK):
+        n = min(DOT_CHUNK, xs.numel() - start)
+        total += torch.dot(xs.narrow(0, start, n).double(), ys.narrow(0, start, n).double())
+    return total.item()
 
 
 def _accessors(d) -> tuple[Iterable[str], Callable[[str], torch.Tensor]]:
@@ -205,6 +215,11 @@ class LazyDirection:
     def items(self) -> Iterable[tuple[str, torch.Tensor]]:
         for n in self.names:
             yield n, self.tensor(n)
+
+    def release(self) -> None:
+        """Drop what a one-entry memo keeps (``perturbed`` calls it before decoding: the last
+        tensor of each direction, often the lm_head, would otherwise stay alive through it)."""
+        self._last = None
 
 
 class RandomDirection(LazyDirection):
@@ -305,9 +320,13 @@ class Orthogonalized(LazyDirection):
 
     def tensor(self, name: str) -> torch.Tensor:
         t = self.base.tensor(name)
-        if name in self._against_names:
-            t = t - self.coef * self.against.tensor(name)
+        if name in self._against_names:  # one new tensor, no temporary coef·a beside it
+            t = torch.add(t, self.against.tensor(name), alpha=-self.coef)
         return t
+
+    def release(self) -> None:
+        self.base.release()
+        self.against.release()
 
 
 class Materialized(LazyDirection):

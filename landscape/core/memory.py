@@ -26,7 +26,10 @@ from typing import Literal
 from landscape.core.specs import SpecError
 
 Keep = Literal["float32", "compute"] | None
-GENERATOR_CHUNK_BYTES = 20 * (1 << 22)  # gaussian_like's temporaries per GPU chunk (20 B a pair)
+# gaussian_like's temporaries per pair of a chunk, measured: int64 steps, z and tmp (24 B), the
+# float32 angle (4), the int32 cast of z (4) and sin(angle) (4); its chunks (directions.py)
+GENERATOR_PAIR_BYTES = 36
+CPU_CHUNK_PAIRS, GPU_CHUNK_PAIRS = 1 << 16, 1 << 22
 HEADROOM = 0.05  # of free device memory, left for the allocator's fragmentation
 ASSUMED_PROMPT_TOKENS = 256  # prompt + chat template, for the decoding reserve (an estimate)
 
@@ -107,14 +110,24 @@ def held_bytes(b: MemoryBudget, directions: str) -> int:
     return per * b.param_elements * b.n_directions
 
 
-def workspace_bytes(b: MemoryBudget, snapshot: str) -> int:
-    """Per-point temporaries on the device: the float32 sum θ₀ + Σ cₖ·dₖ of the largest tensor, one
-    regenerated tensor per direction plus one for Gram–Schmidt, the generator's chunk, and for a host
-    snapshot the device copy of that tensor."""
-    tensors = 4 * b.largest_elements * (b.n_directions + 2)
-    gen = GENERATOR_CHUNK_BYTES if b.device == "cuda" and b.n_directions else 0
+def workspace_bytes(b: MemoryBudget, snapshot: str, directions: str = "regenerated") -> int:
+    """Per-point temporaries beside the snapshot and any held directions, in float32 tensors of the
+    largest perturbed tensor (measured on CPU, ``bench/bench_memory_plan.py``): the sum θ₀ + Σ cₖ·dₖ
+    and, when regenerated, each direction's tensor (kept by its one-entry memo while the next is
+    made) plus, in 2D, the Gram–Schmidt result: 8 B an element in 1D, 16 B in 2D. Held directions
+    need the sum alone at a point, but holding a 2D pair is built tensor by tensor beside its two
+    sources: 4 B in 1D, 8 B in 2D (float32; directions held in the compute dtype are cast from
+    float32 tensors and are not measured: counted as regenerated). Plus the generator's chunk, and
+    for a host snapshot the device copy of that tensor."""
+    n = b.n_directions
+    if directions == "float32":
+        per = 4 * max(1, 2 * (n - 1))
+    else:
+        per = 4 * (n + 1) + (4 if n >= 2 else 0)
+    chunk_pairs = GPU_CHUNK_PAIRS if b.device == "cuda" else CPU_CHUNK_PAIRS
+    gen = GENERATOR_PAIR_BYTES * chunk_pairs if n else 0
     staged = b.largest_elements * (b.param_bytes // max(b.param_elements, 1)) if snapshot == "host" else 0
-    return tensors + gen + staged
+    return per * b.largest_elements + gen + staged
 
 
 def plan_memory(b: MemoryBudget) -> MemoryPlan:
@@ -125,7 +138,9 @@ def plan_memory(b: MemoryBudget) -> MemoryPlan:
     usable = b.free_device * (1 - HEADROOM) - b.decode_bytes
     places = ["device"] + (["host"] if b.device == "cuda" and b.pinned_ok else [])
     for snapshot in places:
-        on_device = held + workspace_bytes(b, snapshot) + (b.param_bytes if snapshot == "device" else 0)
+        on_device = (
+            held + workspace_bytes(b, snapshot, directions) + (b.param_bytes if snapshot == "device" else 0)
+        )
         on_host = (b.pinned_bytes or b.param_bytes) if snapshot == "host" else 0
         if b.device == "cpu":
             fits = on_device <= usable  # one memory: free_device is free_host
@@ -133,7 +148,9 @@ def plan_memory(b: MemoryBudget) -> MemoryPlan:
             fits = on_device <= usable and on_host <= b.free_host * (1 - HEADROOM)
         if fits:
             return MemoryPlan(snapshot, directions, on_device, on_host, b)
-    need = held + workspace_bytes(b, places[-1]) + (b.param_bytes if places[-1] == "device" else 0)
+    need = (
+        held + workspace_bytes(b, places[-1], directions) + (b.param_bytes if places[-1] == "device" else 0)
+    )
     what = f"{b.n_directions} direction(s) held in {directions} ({_gb(held)})" if held else "the θ₀ snapshot"
     if b.keep:
         hint = "drop --keep-directions: regenerated directions need no memory"
@@ -217,7 +234,9 @@ def check_replicas(
         break
     snapshot = "host" if budget.pinned_ok else "device"  # the placement that needs least device memory
     need = model_bytes + budget.decode_bytes + held_bytes(budget, budget.keep or "regenerated")
-    need += workspace_bytes(budget, snapshot) + (budget.param_bytes if snapshot == "device" else 0)
+    need += workspace_bytes(budget, snapshot, budget.keep or "regenerated") + (
+        budget.param_bytes if snapshot == "device" else 0
+    )
     hint = (
         f"use --gpus-per-worker {math.floor(100 / fits) / 100:g} ({fits} per GPU) or fewer --workers"
         if fits

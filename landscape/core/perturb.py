@@ -88,6 +88,8 @@ def perturbed(snapshot: Snapshot, directions: Sequence[LazyDirection], coeffs: S
                 summed = _finite(new)
                 checks.append((name, summed, _finite(p) if p.dtype != new.dtype else summed))
                 del new
+            for d in directions:  # memos of the last tensors: not through decoding
+                d.release()
             if checks:
                 flags = torch.stack([torch.stack([a, b]) for _, a, b in checks])
                 if not bool(flags.all()):  # the point's one sync
