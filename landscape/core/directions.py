@@ -342,6 +342,7 @@ class Materialized(LazyDirection):
     ):
         self.names = direction.names
         self._d = {n: t.to(device=device, dtype=dtype) for n, t in direction.items()}
+        direction.release()  # its memo would keep one more copy of the last tensor
 
     def tensor(self, name: str) -> torch.Tensor:
         return self._d[name]

@@ -54,6 +54,7 @@ class MemoryBudget:
     keep: Keep = None  # the user's preference: hold directions in float32 / the compute dtype
     pinned_ok: bool = False  # pinned host memory is possible (CUDA available)
     pinned_bytes: int = 0  # the snapshot in pinned host memory (``pinned_size`` per tensor); 0: param_bytes
+    stored: int = 0  # of the directions, how many are read from a file (file, interpolation)
 
 
 def pinned_size(nbytes: int) -> int:
@@ -70,6 +71,7 @@ class MemoryPlan:
     device_bytes: int  # what the plan adds on the device (snapshot, held directions, workspace)
     host_bytes: int  # what it adds in host memory (a host snapshot)
     budget: MemoryBudget
+    stored_on_device: bool = False  # file directions read once and held on the device (CUDA)
 
     def line(self, stored: int = 0) -> str:
         """The one line printed before a scan; ``stored``: how many of the directions are read
@@ -82,12 +84,21 @@ class MemoryPlan:
             dirs = f"held in {'float32' if self.directions == 'float32' else 'the compute dtype'}"
         elif stored == 0:
             dirs = "regenerated per point on the device"
-        elif stored == b.n_directions:
-            dirs = "read from their files once a point (each tensor copied to the device once)"
         else:
+            read = (
+                "read from their files once and held on the device"
+                if self.stored_on_device
+                else "read from their files once a point (each tensor copied to the device once)"
+                if b.device == "cuda"
+                else "read from their files once a point"
+            )
             dirs = (
-                f"regenerated per point on the device ({b.n_directions - stored} random), read from "
-                f"their files once a point ({stored} stored)"
+                read
+                if stored == b.n_directions
+                else (
+                    f"regenerated per point on the device ({b.n_directions - stored} random), "
+                    f"{read} ({stored} stored)"
+                )
             )
         host = (
             f", {_gb(self.host_bytes)} of {_gb(b.free_host)} free in host memory"
@@ -147,6 +158,11 @@ def plan_memory(b: MemoryBudget) -> MemoryPlan:
         else:
             fits = on_device <= usable and on_host <= b.free_host * (1 - HEADROOM)
         if fits:
+            # File directions on a GPU: held there when they fit too (each point would otherwise
+            # copy every tensor across PCIe, ≈27 GB a 7B float32 direction), else read per point
+            keep_stored = 4 * b.param_elements * b.stored if directions == "regenerated" else 0
+            if b.device == "cuda" and keep_stored and on_device + keep_stored <= usable:
+                return MemoryPlan(snapshot, directions, on_device + keep_stored, on_host, b, True)
             return MemoryPlan(snapshot, directions, on_device, on_host, b)
     need = (
         held + workspace_bytes(b, places[-1], directions) + (b.param_bytes if places[-1] == "device" else 0)
@@ -272,7 +288,7 @@ def free_memory(device, gpus_per_worker: float = 0.0, node_gpus: float = 1) -> t
 
 
 def scan_budget(
-    model, params, n_directions: int, batch: int, max_new_tokens: int, keep: Keep, free
+    model, params, n_directions: int, batch: int, max_new_tokens: int, keep: Keep, free, stored: int = 0
 ) -> MemoryBudget:
     """The budget of a scan of a loaded ``model`` perturbing ``params`` ({name: parameter}),
     ``free`` = (free device, free host) bytes (``free_memory``, with an existing snapshot's bytes
@@ -306,4 +322,5 @@ def scan_budget(
         ),
         keep=keep,
         pinned_ok=device.type == "cuda" and torch.cuda.is_available(),
+        stored=stored,
     )

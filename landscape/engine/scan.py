@@ -208,6 +208,8 @@ class Session:
                 dirs.append(files[k])
             else:
                 dirs.append(interpolation_direction_for(lm, d.target, self.store, self.log))
+        if plan.stored_on_device:  # read once, kept on the device (the plan made room)
+            dirs = [Materialized(d, device=device) if isinstance(d, StoredDirection) else d for d in dirs]
         if len(dirs) == 2 and spec.orthogonalize:
             dirs[1] = Orthogonalized(dirs[1], dirs[0])
             info["cosine_before"] = dirs[1].cosine_before
@@ -260,7 +262,9 @@ def _budget(spec: ScanSpec, runtime: Runtime, model, params, free: tuple[int, in
 
     batch = min(runtime.batch_size, spec.prompts.limit or runtime.batch_size)
     keep = "float32" if runtime.keep_directions else None
-    return scan_budget(model, params, len(spec.directions), batch, spec.generation.max_new_tokens, keep, free)
+    stored = sum(d.kind != "random" for d in spec.directions)
+    n, tokens = len(spec.directions), spec.generation.max_new_tokens
+    return scan_budget(model, params, n, batch, tokens, keep, free, stored)
 
 
 def replica_preflight(prep: PreparedScan, runtime: Runtime, store: Store, log: Log):

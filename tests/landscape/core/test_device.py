@@ -37,6 +37,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from landscape.core.directions import LazyDirection
+from landscape.core.perturb import perturbed
 from landscape.core.specs import (
     AxisSpec,
     CapabilitySpec,
@@ -271,3 +272,48 @@ def test_points_move_no_direction_between_devices(cuda_session, where):
     else:
         assert {(a, b) for a, b, _ in crossings.seen} == {("cpu", "cuda")}
         assert sum(n for *_, n in crossings.seen) == 2 * sum(p.numel() for p in params.values())
+
+
+@pytest.mark.parametrize("room", [True, False], ids=["held on the device", "read per point"])
+def test_file_directions_cross_once_or_never_per_point(
+    cuda_session, tiny_model, tiny_model_b, monkeypatch, room
+):
+    """Issue 22 §4: a file (or interpolation) direction is read once and held on the device when the
+    plan has room for it, so a point copies nothing across; without room, each of its tensors
+    crosses once a point (not twice: the Gram–Schmidt pass reuses the memo), and the plan line says
+    which."""
+    import landscape.core.memory
+    from landscape.core.directions import StoredDirection
+
+    session, lm, file_path = cuda_session
+    lines = []
+    session.log = lines.append
+    spec = _scan(tiny_model, tiny_model_b, file_path, "random+file")
+    stored = StoredDirection(file_path).names
+    elements = sum(p.numel() for n, p in lm.model.named_parameters() if n in stored)
+    real_plan, plans = landscape.core.memory.plan_memory, []
+    monkeypatch.setattr(
+        landscape.core.memory, "plan_memory", lambda b: plans.append(real_plan(b)) or plans[-1]
+    )
+    snapshot, dirs, _ = session.directions(spec)
+    assert plans[-1].stored_on_device  # this machine's memory has room
+    if not room:  # the snapshot and the workspace fit, a held copy of the file direction does not
+        b = plans[-1].budget
+        held = 4 * b.param_elements
+        # (the session adds its snapshot of the same parameters back: it is reused)
+        free = (plans[-1].device_bytes - held // 2 + b.decode_bytes) / 0.95 - b.param_bytes
+        real = landscape.core.memory.free_memory
+        monkeypatch.setattr(landscape.core.memory, "free_memory", lambda *a: (int(free), real(*a)[1]))
+        snapshot, dirs, _ = session.directions(spec)
+        assert not plans[-1].stored_on_device
+    with perturbed(snapshot, dirs, [0.5, -0.25]):
+        pass  # the first point: normalisation factors
+    with _Crossings() as crossings, perturbed(snapshot, dirs, [0.25, 0.5]):
+        pass
+    if room:
+        assert crossings.seen == []
+        assert "read from their files once and held on the device (1 stored)" in lines[-1]
+    else:
+        assert {(a, b) for a, b, _ in crossings.seen} == {("cpu", "cuda")}
+        assert sum(n for *_, n in crossings.seen) == elements  # each tensor once
+        assert "read from their files once a point (each tensor copied to the device once)" in lines[-1]
