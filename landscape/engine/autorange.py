@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from cache import Store
 from landscape.core.grid import GridPoint, symmetric_axis
 from landscape.core.specs import AxisSpec, Runtime, ScanSpec, spec_hash
-from landscape.engine.scan import ScanWorker, Session, prepare_scan
+from landscape.engine.scan import ScanWorker, Session, check_probe, prepare_scan
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,7 @@ def auto_range(
                     state["snapshot"], state["dirs"], _ = session.directions(probe_spec)
                 coeffs = [0.0] * len(state["dirs"])
                 coeffs[k] = coef
+                check_probe(state["snapshot"], state["dirs"], coeffs, session.model(probe_spec).model.dtype)
                 res = session.evaluate_at(probe_spec, prep.prompts, state["snapshot"], state["dirs"], coeffs)
                 record(k, coef, res.metrics["asr_pct"])
             return probes[tag]
@@ -189,6 +190,6 @@ def _on_ray(prep, store: Store, runtime: Runtime, cfg: AutoRangeSpec, probes, re
 
     todo = [s.point() for s in searches if s.pending is not None]
     if todo:
-        factory = ScanWorker.factory(str(store.root), runtime, prep)
+        factory = ScanWorker.factory(str(store.root), runtime, prep, check_each=True)
         run_on_ray(factory, todo, runtime, lambda _i: None, save, log, lambda: None, name="autorange")
     return [(searches[2 * k].edge, searches[2 * k + 1].edge) for k in range(ndirs)]

@@ -372,18 +372,26 @@ class ScanWorker:
     ``setup`` loads the model and refuses one whose fingerprint is not the driver's: a machine
     with a stale or different copy at the same path must not put its points under this key."""
 
-    def __init__(self, prep: PreparedScan, session: Session, worker_id: str, node: str | None = None):
+    def __init__(
+        self,
+        prep: PreparedScan,
+        session: Session,
+        worker_id: str,
+        node: str | None = None,
+        check_each: bool = False,
+    ):
         self.prep, self.session, self.worker_id, self.node = prep, session, worker_id, node
+        self.check_each = check_each  # auto-range probes: each point's steps checked (bf16)
         self._state = None
 
     @staticmethod
-    def factory(store_root: str, runtime: Runtime, prep: PreparedScan):
+    def factory(store_root: str, runtime: Runtime, prep: PreparedScan, check_each: bool = False):
         """A picklable ``(worker_id, node) -> ScanWorker`` for remote processes: each opens the
         store at ``store_root`` when that path exists on its machine (models named ``aligned``,
         GGUF conversions), else a private scratch store; it never writes points."""
         import functools
 
-        return functools.partial(_remote_worker, store_root, runtime, prep)
+        return functools.partial(_remote_worker, store_root, runtime, prep, check_each=check_each)
 
     def setup(self) -> dict:
         self._check_inputs()  # hashes files only (memoised), before the model loads
@@ -449,6 +457,8 @@ class ScanWorker:
             self.setup()
         snapshot, dirs = self._state
         coeffs = [p.alpha, p.beta][: len(dirs)]
+        if self.check_each:
+            check_probe(snapshot, dirs, coeffs, self.session.model(self.prep.spec).model.dtype)
         batch = min(self.session.runtime.batch_size, len(self.prep.prompts))
         try:
             result = self.session.evaluate_at(
@@ -490,6 +500,19 @@ class ScanWorker:
         )
 
 
+def check_probe(snapshot, dirs, coeffs, dtype) -> None:
+    """Refuse a probe whose step the weights' dtype rounds away (bf16; see ``perturb.step_error``),
+    before it is measured: a basin narrower than ``start`` is bisected down to ``start / 2**steps``
+    (0.003 by default), where a bf16 weight keeps about half its elements unmoved, so the edge
+    found there would be the dtype's, not the model's."""
+    from landscape.core.perturb import StepResolutionError, check_step_resolution
+
+    try:
+        check_step_resolution(snapshot, dirs, [abs(c) for c in coeffs], dtype)
+    except StepResolutionError as exc:
+        raise StepResolutionError(f"auto range: {exc}") from None
+
+
 def torch_oom() -> type[BaseException]:
     """PyTorch's out-of-memory error (``torch.OutOfMemoryError``; CUDA's is the same class)."""
     import torch
@@ -508,14 +531,20 @@ def _free_cached() -> None:
 
 
 def _remote_worker(
-    store_root: str, runtime: Runtime, prep: PreparedScan, worker_id: str, node=None, node_gpus: float = 1
+    store_root: str,
+    runtime: Runtime,
+    prep: PreparedScan,
+    worker_id: str,
+    node=None,
+    node_gpus: float = 1,
+    check_each: bool = False,
 ):
     import tempfile
     from pathlib import Path
 
     root = Path(store_root) if Path(store_root).is_dir() else Path(tempfile.mkdtemp(prefix="landscape-"))
     session = Session(Store(root), runtime, lambda _msg: None, node_gpus)
-    return ScanWorker(prep, session, worker_id, node)
+    return ScanWorker(prep, session, worker_id, node, check_each)
 
 
 def scan_grid(

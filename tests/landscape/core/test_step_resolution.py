@@ -157,3 +157,30 @@ def test_file_directions_are_read_once_a_point(tmp_path):
     with perturbed(snap, [d1, d2], [0.1, 0.2]):
         pass
     assert sorted(reads) == sorted([(t, n) for t in ("d1", "d2") for n in params]), reads
+
+
+def test_auto_range_refuses_a_probe_bf16_cannot_hold(tmp_path, tiny_model, prompts_file):
+    """The rest of issue 22 §1: auto range bisects a narrow basin down to start / 2**steps; a probe
+    there was measured on weights that had not moved. Each probe is now checked before it is
+    measured (the in-process search; the Ray search checks in its actors the same way)."""
+    from cache import Store
+    from landscape.core.specs import AxisSpec, GenerationSpec, ModelSpec, PromptSpec, Runtime, ScanSpec
+    from landscape.engine.autorange import AutoRangeSpec, auto_range
+
+    spec = ScanSpec(
+        model=ModelSpec(source=str(tiny_model), dtype="bfloat16"),
+        alphas=AxisSpec(start=-0.5, stop=0.5, num=3),
+        prompts=PromptSpec(source=str(prompts_file), limit=1),
+        generation=GenerationSpec(max_new_tokens=2),
+    )
+    lines = []
+    with Store(tmp_path / "s") as store:
+        with pytest.raises(
+            StepResolutionError, match=r"^auto range: bfloat16 weights cannot hold the step α = 0.0005"
+        ):
+            auto_range(spec, store, Runtime(progress=False), AutoRangeSpec(start=0.0005), log=lines.append)
+        assert not [ln for ln in lines if "probe direction" in ln]  # refused before it was measured
+        res = auto_range(
+            spec, store, Runtime(progress=False), AutoRangeSpec(start=0.4, bisect_steps=1), log=str
+        )
+        assert res.edges and res.probes > 0  # steps bf16 can hold are probed as before
