@@ -84,6 +84,17 @@ class ReplicaError(RuntimeError):
     pass
 
 
+def replica_at(url: str, cookie: str | None = None) -> tuple[str, str | None]:
+    """Ask the server at ``url`` which replica answers a browser holding ``cookie`` (none: a new
+    browser): ``(its loopback address, the landscape_replica cookie it was given, if any)``."""
+    req = urllib.request.Request(url.rstrip("/") + "/_stcore/health")
+    if cookie:
+        req.add_header("Cookie", f"{COOKIE}={cookie}")
+    with urllib.request.urlopen(req, timeout=10) as res:
+        given = [c for c in res.headers.get_all("Set-Cookie") or [] if c.startswith(f"{COOKIE}=")]
+        return res.headers["X-Landscape-Replica"], given[0].split("=", 1)[1].split(";")[0] if given else None
+
+
 def _whole(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip() or str(default)
     try:

@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +44,8 @@ from smoke import (  # noqa: E402  (docker/smoke.py)
     open_page,
     sh,
 )
+
+from dashboard.replicas import replica_at  # noqa: E402
 
 RAY_PIN = "ray==2.60.0"
 
@@ -194,27 +195,17 @@ def ray_scan_step(dash: str, ray_port: str) -> float:
     return time.monotonic() - t0
 
 
-def _replica(url: str, cookie: str | None = None) -> tuple[str, str | None]:
-    """(the replica that answered, the landscape_replica cookie it set, if any)."""
-    req = urllib.request.Request(url + "/_stcore/health")
-    if cookie:
-        req.add_header("Cookie", f"landscape_replica={cookie}")
-    with urllib.request.urlopen(req, timeout=10) as res:
-        given = [c for c in res.headers.get_all("Set-Cookie") or [] if c.startswith("landscape_replica=")]
-        return res.headers["X-Landscape-Replica"], given[0].split("=", 1)[1].split(";")[0] if given else None
-
-
 def replica_step(url: str) -> str:
     """Two replicas: sticky, both reached, and a job started through one is seen and counted by the
     other (through the Run pages, in Chromium)."""
     cookies: dict[str, str] = {}
     for _ in range(40):
-        where, cookie = _replica(url)
+        where, cookie = replica_at(url)
         cookies.setdefault(where, cookie)
     if len(cookies) != 2 or None in cookies.values():
         raise SmokeError(f"40 new browsers reached {sorted(cookies)}, not two replicas with a cookie each")
     for where, cookie in cookies.items():
-        seen = {_replica(url, cookie)[0] for _ in range(10)}
+        seen = {replica_at(url, cookie)[0] for _ in range(10)}
         if seen != {where}:
             raise SmokeError(f"a browser pinned to {where} reached {sorted(seen)}")
     (a, cookie_a), (b, cookie_b) = sorted(cookies.items())

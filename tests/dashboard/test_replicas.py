@@ -22,6 +22,7 @@ import pytest
 
 from cache import Store
 from dashboard import jobs
+from dashboard.replicas import replica_at
 from landscape.figures.export import chromium_path
 
 from ..conftest import ROOT
@@ -146,19 +147,10 @@ def replicas(tmp_path, tiny_model):
             _kill_jobs(store)
 
 
-def _replica(url: str, cookie: str | None = None) -> tuple[str, str | None]:
-    req = urllib.request.Request(url + "/_stcore/health")
-    if cookie:
-        req.add_header("Cookie", f"landscape_replica={cookie}")
-    with urllib.request.urlopen(req, timeout=10) as res:
-        given = [c for c in res.headers.get_all("Set-Cookie") or [] if c.startswith("landscape_replica=")]
-        return res.headers["X-Landscape-Replica"], given[0].split("=", 1)[1].split(";")[0] if given else None
-
-
 def _cookie_for_each_replica(url: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for _ in range(40):
-        where, cookie = _replica(url)
+        where, cookie = replica_at(url)
         assert cookie, "a browser without the cookie is given one"
         found.setdefault(where, cookie)
         if len(found) == 2:
@@ -175,7 +167,7 @@ def test_two_replicas_are_sticky_and_share_the_jobs(replicas, tiny_model):
     url, store_dir = replicas
     cookies = _cookie_for_each_replica(url)
     for where, cookie in cookies.items():  # a browser with its cookie always reaches its replica
-        assert {_replica(url, cookie) for _ in range(10)} == {(where, None)}
+        assert {replica_at(url, cookie) for _ in range(10)} == {(where, None)}
     (a, cookie_a), (b, cookie_b) = sorted(cookies.items())
     host = url.removeprefix("http://").split(":")[0]
     with sync_playwright() as p:

@@ -89,7 +89,9 @@ def _llama7b_config_dir(tmp_path):
     ).save_pretrained(folder)
     from safetensors.torch import save_file
 
-    save_file({"stand_in": torch.zeros(1)}, folder / "model.safetensors")  # never read: shapes come from the config
+    save_file(
+        {"stand_in": torch.zeros(1)}, folder / "model.safetensors"
+    )  # never read: shapes come from the config
     return folder
 
 
@@ -134,7 +136,13 @@ def test_ray_runs_the_preflight_before_any_actor(tmp_path):
         runtime = Runtime(workers=2, gpus_per_worker=0.5, progress=False)
         with pytest.raises(ReplicaPlanError):
             run_on_ray(
-                _marking_factory(str(marker)), [object()], runtime, print, print, print, lambda: None,
+                _marking_factory(str(marker)),
+                [object()],
+                runtime,
+                print,
+                print,
+                print,
+                lambda: None,
                 preflight=refuse,
             )
         assert seen == [None] and not marker.exists()
