@@ -64,7 +64,7 @@ def test_four_7b_replicas_on_one_h200_are_refused_with_the_flag_that_fits():
     line = str(err.value)
     assert "\n" not in line and isinstance(err.value, SpecError)
     assert line.startswith("4 Ray replicas at 0.25 GPU each do not fit")
-    assert "one needs ≈41.7 GB" in line and "--gpus-per-worker 0.33 (3 per GPU)" in line
+    assert "one needs ≈41.8 GB" in line and "--gpus-per-worker 0.33 (3 per GPU)" in line
     plan = check_replicas(budget, MODEL_7B, H200, HOST, 0.33, workers=3, node_gpus=8)
     assert plan.snapshot == "host"  # 3 per GPU: a pinned snapshot leaves room for decoding
     assert check_replicas(budget, MODEL_7B, H200, HOST, 0.5, workers=2, node_gpus=8).snapshot == "device"
