@@ -1,4 +1,5 @@
-"""One computation per scan: the driver that computes a scan holds its lease in the store.
+"""One computation per scan (and per built artifact): the driver that computes it holds its lease
+in the store.
 
 A second driver on the same scan (a CLI run, a dashboard job, a Ray driver) waits while the lease is
 held, printing the holder and the scan's progress read from the store, and takes over only the points
@@ -58,6 +59,27 @@ class HeldLease:
         self.store.release_lease(self.key, self.holder)
 
 
+def _wait_for(
+    store: Store, key: str, holder: str, ttl_s: float, poll: float, what: str, status: Callable[[], str], log
+) -> tuple | None:
+    """Take the lease on ``key`` for ``holder``, waiting while another holder keeps it (logging
+    ``what`` and ``status()`` whenever either changes); returns (the last holder seen, its status)
+    when it had to wait, None when the lease was free."""
+    said: tuple | None = None
+    while True:
+        lease = store.acquire_lease(key, holder, ttl_s)
+        if lease.holder == holder:
+            return said
+        now = (lease.holder, status())
+        if said != now:
+            log(
+                f"{what} is being computed by {lease.holder}: waiting ({now[1]}its lease expires "
+                f"{max(0.0, lease.expires_at - time.time()):.0f} s after its last heartbeat)"
+            )
+            said = now
+        time.sleep(poll)
+
+
 @contextmanager
 def scan_lease(
     store: Store,
@@ -69,24 +91,46 @@ def scan_lease(
 ) -> Iterator[HeldLease]:
     """Hold the lease on scan ``key`` for the block, waiting first while another driver holds it."""
     holder = new_holder()
-    poll = poll_s if poll_s is not None else min(2.0, ttl_s / 4)
-    said: tuple | None = None
-    while True:
-        lease = store.acquire_lease(key, holder, ttl_s)
-        if lease.holder == holder:
-            break
+
+    def status() -> str:
         done = store.scan_grid(key, fields=("asr_pct",)).done
-        if said != (lease.holder, done):
-            log(
-                f"scan {key[:12]} is being computed by {lease.holder}: waiting "
-                f"({done}/{total} points in the store; its lease expires "
-                f"{max(0.0, lease.expires_at - time.time()):.0f} s after its last heartbeat)"
-            )
-            said = (lease.holder, done)
-        time.sleep(poll)
+        return f"{done}/{total} points in the store; "
+
+    poll = poll_s if poll_s is not None else min(2.0, ttl_s / 4)
+    said = _wait_for(store, key, holder, ttl_s, poll, f"scan {key[:12]}", status, log)
     if said is not None:
         log(f"scan {key[:12]}: lease free ({said[0]} finished or died); computing what is missing")
     held = HeldLease(store, key, holder, ttl_s)
+    try:
+        yield held
+    finally:
+        held.release()
+
+
+@contextmanager
+def build_lease(
+    store: Store,
+    kind: str,
+    key: str,
+    ttl_s: float,
+    log: Callable[[str], None],
+    poll_s: float | None = None,
+) -> Iterator[HeldLease]:
+    """Hold the lease on building artifact ``kind``/``key`` (a fine-tune, …) for the block.
+
+    A second process asking for the same artifact waits while the first builds it, then finds it in
+    the store instead of building it again (``cached_artifact`` looks again inside the block); a
+    holder that died (or stopped renewing) leaves it to the next. Two sweeps or studies sharing a
+    store thus never train the same cell twice."""
+    holder = new_holder()
+    lease_key = f"build:{kind}:{key}"
+
+    what = f"{kind.rstrip('s')} {key[:12]}"
+    poll = poll_s if poll_s is not None else min(2.0, ttl_s / 4)
+    said = _wait_for(store, lease_key, holder, ttl_s, poll, what, lambda: "", log)
+    if said is not None:
+        log(f"{what}: lease free ({said[0]} finished or died)")
+    held = HeldLease(store, lease_key, holder, ttl_s)
     try:
         yield held
     finally:

@@ -233,9 +233,14 @@ def finetune(
         raise ModelError("security vectors need LoRA fine-tuning (method: lora)")
     data_fp = examples_fingerprint(examples)
     key = finetune_key(model_fingerprint(base, store), base.dtype, data_fp, spec, security and security.key)
-    art = cached_artifact(
-        store, "finetunes", key, partial(_train, base, examples, spec, store, runtime, security, data_fp, log)
-    )
+    build = partial(_train, base, examples, spec, store, runtime, security, data_fp, log)
+    if store.artifact("finetunes", key) is None:  # one process trains it; another waits, then reads it
+        from landscape.engine.lease import build_lease
+
+        with build_lease(store, "finetunes", key, runtime.lease_ttl_s, log):
+            art = cached_artifact(store, "finetunes", key, build)
+    else:
+        art = cached_artifact(store, "finetunes", key, build)
     return FinetuneResult.from_record(art.record, key, art.path)
 
 

@@ -88,3 +88,57 @@ def test_unknown_lora_target_is_a_one_line_error(tiny_model, store):
     examples = build_attack(AttackSpec(name="benign", n=2)).examples
     with pytest.raises(ModelError, match="'nope_proj' does not exist"):
         finetune(ModelSpec(source=str(tiny_model)), examples, spec, store, RT, log=lambda m: None)
+
+
+RACE = """
+import sys
+from cache import Store
+from landscape.core.specs import ModelSpec, Runtime
+from landscape.training.attacks import AttackSpec, build_attack
+from landscape.training.finetune import finetune
+from landscape.training.specs import FinetuneSpec, LoraSpec
+
+store, model, go = sys.argv[1], sys.argv[2], sys.argv[3]
+import os, time
+while not os.path.exists(go):  # both processes start training at the same moment
+    time.sleep(0.01)
+spec = FinetuneSpec(lora=LoraSpec(r=2, alpha=4, targets=("q_proj", "v_proj")), epochs=3, batch_size=2)
+with Store(store) as s:
+    data = build_attack(AttackSpec(name="harmful", n=8), s)
+    res = finetune(ModelSpec(source=model), list(data.examples), spec, s, Runtime(progress=False), log=print)
+print("KEY", res.key)
+"""
+
+
+def test_two_processes_never_train_the_same_fine_tune_twice(tiny_model, tmp_path):
+    """The store's lease: the second process waits for the first's fine-tune and reads it (without
+    the lease both trained it and the second commit was thrown away)."""
+    import subprocess
+    import sys
+
+    from ...conftest import ROOT
+
+    script, go = tmp_path / "race.py", tmp_path / "go"
+    script.write_text(RACE)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path / "store"), str(tiny_model), str(go)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    import time
+
+    time.sleep(3)  # both imported torch and wait at the gate
+    go.touch()
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-800:] for o in outs]
+    trained = [o[0].count("fine-tuning (lora") for o in outs]
+    assert sorted(trained) == [0, 1], outs
+    waited = outs[trained.index(0)][0]
+    assert "is being computed by" in waited and "lease free" in waited, waited
+    keys = {line for o in outs for line in o[0].splitlines() if line.startswith("KEY")}
+    assert len(keys) == 1
