@@ -2,7 +2,7 @@
 
 With ``Runtime.workers`` set, ``run_study`` first calls ``prefetch``: phase 1 builds each run's
 model (per seed when the study has seeds: defence data hooks → training hooks → fine-tune → model
-hooks, ``pipeline.build_run``), one task per run; phase 2 assesses each model (harmful score, ASR,
+hooks, ``pipeline.build_run``), one task per run and one per sweep cell (``study.sweep``); phase 2 assesses each model (harmful score, ASR,
 over-refusal, task accuracy, VISAGE: ``pipeline.assess_model``), one task per model, beside one
 task per distinct non-default run format measuring θ₀ in that format (the format baselines of
 ``pipeline.format_baselines``: one-point scans that would otherwise each start Ray actors for a
@@ -60,25 +60,34 @@ def prefetch(spec: StudySpec, theta0: ModelSpec, store: Store, runtime: Runtime,
     time); everything lands in ``store``, where the sequential pipeline finds it."""
     from landscape.engine.distributed import run_tasks
     from landscape.study.stages import baseline_formats
+    from landscape.study.sweep import cell_label, sweep_cells
     from landscape.training.attacks.structural import STRUCTURES
 
     root, rt = str(store.root), _task_runtime(runtime)
     seeds = [(s, spec.for_seed(s), f"@seed{s}") for s in spec.seeds] if spec.seeds else [(0, spec, "")]
-    builds = [
-        (f"finetune:{run.name}{tag}", build_task, (seeded, k, theta0, root, rt))
+    jobs = [  # (label, the one-run or whole study that builds and measures it, run index)
+        (f"finetune:{run.name}{tag}", seeded, k)
         for _, seeded, tag in seeds
         for k, run in enumerate(seeded.runs)
     ]
+    jobs += [(cell_label(run, values), cell, 0) for run, values, cell in sweep_cells(spec)]
+    builds = [(label, build_task, (study, k, theta0, root, rt)) for label, study, k in jobs]
     log(f"[study {spec.name}] {len(builds)} fine-tunes on {runtime.workers} Ray workers …")
     built = run_tasks(builds, runtime, log)
-    models, seen = [(theta0, STRUCTURES["benign"])] + built, set()
-    assess = []
-    for model, structure in models:
-        ident = (model.model_dump_json(), structure.name)
+    measured = [(theta0, STRUCTURES["benign"], spec)] + [
+        (model, structure, study) for (model, structure), (_, study, _) in zip(built, jobs, strict=True)
+    ]
+    seen, assess = set(), []
+    for model, structure, study in measured:  # a sweep cell's evaluation may differ (no VISAGE)
+        ident = (model.model_dump_json(), structure.name, study.evaluation.model_dump_json())
         if ident not in seen:
             seen.add(ident)
             assess.append(
-                (f"evaluate:{model.source}@{structure.name}", assess_task, (model, structure, spec, root, rt))
+                (
+                    f"evaluate:{model.source}@{structure.name}",
+                    assess_task,
+                    (model, structure, study, root, rt),
+                )
             )
     for structure in baseline_formats(structure for _, structure in built):
         label = f"evaluate:{theta0.source}@{structure.name} (format baseline)"

@@ -40,7 +40,7 @@ from landscape.study.stages import (
     format_baseline_spec,
 )
 
-PRESETS = ("demo", "tiny", "security", "paraphrase")  # landscape/data/studies/<name>.yaml
+PRESETS = ("demo", "tiny", "security", "paraphrase", "tiny-sweep")  # landscape/data/studies/<name>.yaml
 # Wall time of each preset on a fresh store, as measured on this project's 2-core CPU machine
 # (docs: development, "Performance"); None where no run was timed. Shown before a study is started.
 PRESET_MINUTES: dict[str, tuple[float, float] | None] = {
@@ -48,6 +48,7 @@ PRESET_MINUTES: dict[str, tuple[float, float] | None] = {
     "tiny": (5.3, 5.3),
     "security": None,
     "paraphrase": (161.0, 161.0),  # three seeds, shared machine
+    "tiny-sweep": None,
 }
 
 
@@ -133,8 +134,9 @@ def study_key(spec: StudySpec, store: Store) -> str:
 
     data = spec.model_dump(mode="json")
     data["finetune"] = spec.finetune.key_dump()
-    if data["seeds"] is None:  # added later: a study without seeds keeps its key
-        data.pop("seeds")
+    for late in ("seeds", "sweep"):  # added later: a study without them keeps its key
+        if data[late] is None:
+            data.pop(late)
     if isinstance(spec.evaluation.judge, JudgeSpec):  # a model judge: its files' content, not its path
         from landscape.core.judges import judge_model_identity
 
@@ -325,8 +327,14 @@ def _run_study(spec: StudySpec, store: Store, runtime: Runtime | None, log) -> d
             draw_trajectory(traj, theta0, finetunes, spec.evaluation, store, runtime, session, log)
         )
         progress.stage(f"trajectory:{k}", "done", scan=trajectories[-1]["scan_key"][:12])
+    sweep = None
+    if spec.sweep is not None:
+        from landscape.study.sweep import run_sweep
+
+        sweep = run_sweep(spec, theta0, store, runtime, session, progress, log)
     progress.record.update(
         status="complete",
+        sweep=sweep,
         key=key,
         theta0=theta0.model_dump(mode="json"),
         models=table,

@@ -27,6 +27,7 @@ from landscape.core.specs import (
 )
 from landscape.training.attacks import AttackSpec
 from landscape.training.defenses import DEFENSES, DefenseSpec
+from landscape.training.defenses.base import Defense
 from landscape.training.specs import FinetuneSpec
 
 
@@ -141,6 +142,68 @@ class RunSpec(Spec):
         return self.model_copy(update={"attack": attack, "defenses": defenses})
 
 
+# What a sweep may vary: its name in a study's ``sweep.over`` → (the spec it changes, the field).
+SWEEP_FIELDS: dict[str, tuple[str, str]] = {
+    "learning_rate": ("finetune", "learning_rate"),
+    "epochs": ("finetune", "epochs"),
+    "lora_r": ("finetune", "lora.r"),
+    "method": ("finetune", "method"),
+    "n": ("attack", "n"),
+    "harmful_fraction": ("attack", "harmful_fraction"),
+}
+
+
+class SweepSpec(Spec):
+    """The attacker's fine-tuning settings crossed with the study's runs (its defences).
+
+    Every cell is one run fine-tuned with the study's settings except the swept fields: the same
+    cached fine-tune, defence and evaluation a study written by hand with those settings would make
+    (same keys), so a resumed sweep computes only what is missing and cells shared with the study
+    (or another sweep) are computed once."""
+
+    over: tuple[tuple[str, tuple[float | int | str, ...]], ...] = Field(
+        ...,
+        min_length=1,
+        description="Fields and their values, crossed: {learning_rate: [1.0e-4, 1.0e-3], epochs: [1, 3]}. "
+        "learning_rate, epochs, lora_r (the LoRA rank, alpha/r kept), method (lora or full) change the "
+        "fine-tuning; n (training samples) and harmful_fraction (harmful attacks only) the attack's data.",
+    )
+    runs: tuple[str, ...] | None = Field(
+        None, min_length=1, description="The study's runs to sweep (each its defences); None: every run."
+    )
+    visage: bool = Field(False, description="Also measure VISAGE on every cell (the study's evaluation).")
+
+    @field_validator("over", mode="before")
+    @classmethod
+    def _mapping(cls, over):
+        if isinstance(over, dict):
+            return tuple((k, tuple(v) if isinstance(v, list | tuple) else v) for k, v in over.items())
+        return over
+
+    @field_validator("over")
+    @classmethod
+    def _fields(cls, over):
+        seen = set()
+        for name, values in over:
+            if name not in SWEEP_FIELDS:
+                raise SpecError(f"sweep field {name!r} is unknown; choose from {', '.join(SWEEP_FIELDS)}")
+            if name in seen:
+                raise SpecError(f"sweep field {name!r} appears twice")
+            seen.add(name)
+            if not values:
+                raise SpecError(f"sweep field {name!r} has no values")
+            if len(set(values)) != len(values):
+                raise SpecError(f"sweep field {name!r} repeats a value")
+        return over
+
+    def cells(self) -> list[dict]:
+        """Every combination of the swept values, in the order written (the first field slowest)."""
+        from itertools import product
+
+        names = [name for name, _ in self.over]
+        return [dict(zip(names, combo, strict=True)) for combo in product(*(v for _, v in self.over))]
+
+
 class StudySpec(Spec):
     """align → attacks → defences → evaluation → landscapes, as one resumable, cached study."""
 
@@ -160,6 +223,11 @@ class StudySpec(Spec):
         "are shared); the table reports mean ± std over seeds. None (the default) runs once and leaves "
         "the study's key as it was.",
     )
+    sweep: SweepSpec | None = Field(
+        None,
+        description="Cross fine-tuning settings with the runs (worst-case attacks): every cell an "
+        "ordinary cached run at seed 0, measured for harmful score and task accuracy (see SweepSpec).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> StudySpec:
@@ -172,7 +240,59 @@ class StudySpec(Spec):
             for name in t.runs:
                 if name not in names:
                     raise SpecError(f"trajectory names unknown run {name!r}")
+        if self.sweep is not None:
+            for name in self.sweep.runs or ():
+                if name not in names:
+                    raise SpecError(f"sweep names unknown run {name!r}")
+            for values in self.sweep.cells():  # every cell a valid study: one-line errors before any work
+                for run in self.sweep_runs():
+                    self.cell(run, values)
         return self
+
+    def sweep_runs(self) -> tuple[RunSpec, ...]:
+        """The runs a sweep crosses (``sweep.runs``, or every run)."""
+        if self.sweep is None:
+            return ()
+        wanted = self.sweep.runs
+        return tuple(r for r in self.runs if wanted is None or r.name in wanted)
+
+    def cell(self, run: RunSpec, values: dict) -> StudySpec:
+        """The study of one sweep cell: ``run`` alone, with the swept ``values`` written into its
+        fine-tuning and attack, as a study written by hand with those settings (no sweep, seeds or
+        trajectories). A value its field cannot take is a one-line ``SpecError``."""
+        from pydantic import ValidationError
+
+        finetune, attack = self.finetune.model_dump(), run.attack.model_dump()
+        for name, value in values.items():
+            where, field = SWEEP_FIELDS[name]
+            if name == "harmful_fraction" and run.attack.name != "harmful":
+                raise SpecError(
+                    f"sweep field harmful_fraction changes only 'harmful' attacks; run {run.name} is "
+                    f"{run.attack.name!r} (name the runs to sweep with sweep.runs)"
+                )
+            if field == "lora.r":
+                ratio = self.finetune.lora.alpha / self.finetune.lora.r
+                finetune["lora"].update(r=value, alpha=ratio * value if isinstance(value, int) else value)
+            else:
+                (finetune if where == "finetune" else attack)[field] = value
+        try:
+            ft = FinetuneSpec.model_validate(finetune)
+            cell_run = run.model_copy(update={"attack": AttackSpec.model_validate(attack)})
+        except ValidationError as exc:
+            from landscape.core.specs import error_line
+
+            shown = ", ".join(f"{k}={v}" for k, v in values.items())
+            raise SpecError(f"sweep cell {shown} of run {run.name}: {error_line(exc)}") from None
+        trains = [
+            d.name for d in run.defenses if type(DEFENSES[d.name]).on_training is not Defense.on_training
+        ]
+        if ft.method == "full" and trains:
+            raise SpecError(
+                f"sweep: method full cannot train run {run.name}: {trains[0]} needs LoRA fine-tuning"
+            )
+        return self.model_copy(
+            update={"finetune": ft, "runs": (cell_run,), "sweep": None, "seeds": None, "trajectories": ()}
+        )
 
     def for_seed(self, s: int) -> StudySpec:
         """The study as run under seed ``s`` (see ``seeds``): every stochastic seed shifted by s."""

@@ -113,7 +113,7 @@ def assess_model(model: ModelSpec, structure, ev, store: Store, runtime: Runtime
     if task is None:
         task = task_accuracy(session.model(default), structure, ev.task_limit, runtime.batch_size)
         store.put_json(task_key, task)
-    out["task_accuracy_pct"] = task["task_accuracy_pct"]
+    out["task_accuracy_pct"], out["task_n"] = task["task_accuracy_pct"], task.get("task_n")
     summaries, keys = [], []
     for spec in ev.visage_specs(model):
         res = scan_grid(spec, store, quiet, log=log, session=session)

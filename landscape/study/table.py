@@ -137,4 +137,11 @@ def study_markdown(record: dict) -> str:
             + (f" over {runs} invocations (resumes and replays add up)" if runs > 1 else "")
         )
     claims = claims_markdown(record)
-    return "\n".join(lines + ([""] + notes if notes else []) + ([""] + claims if claims else []))
+    sweep = []
+    if record.get("sweep"):
+        from landscape.study.sweep import sweep_markdown
+
+        fields = ", ".join(record["sweep"]["fields"])
+        sweep = ["", f"#### Sweep over {fields} (seed 0; harmful score in each run's own format)", ""]
+        sweep.append(sweep_markdown(record["sweep"]))
+    return "\n".join(lines + ([""] + notes if notes else []) + ([""] + claims if claims else []) + sweep)

@@ -134,13 +134,13 @@ def test_every_preset_file_is_listed():
     assert sorted(PRESETS) == sorted(f.name.removesuffix(".yaml") for f in files if f.name.endswith(".yaml"))
 
 
-@pytest.mark.parametrize("preset", ["demo", "tiny", "security", "paraphrase"])
+@pytest.mark.parametrize("preset", ["demo", "tiny", "security", "paraphrase", "tiny-sweep"])
 def test_every_preset_is_a_valid_study(preset):
     from landscape.study.pipeline import PRESETS, load_study
 
     assert preset in PRESETS
     spec = load_study(preset=preset)
-    assert spec.name == preset and spec.runs and spec.align == (preset != "tiny")
+    assert spec.name == preset and spec.runs and spec.align == (not preset.startswith("tiny"))
 
 
 def test_paraphrase_preset_compares_mixing_on_all_harmful_prompts_and_three_data_seeds():

@@ -105,3 +105,29 @@ def test_a_task_whose_worker_dies_is_retried_then_reported(cluster, tmp_path):
     assert pid != os.getpid()
     with pytest.raises(RayError, match=f"its Ray worker died \\(tried {MAX_TRIES} times\\)"):
         run_tasks([("always", os._exit, (1,))], rt, log=lambda _: None)
+
+
+def test_a_sweep_on_ray_gives_the_sequential_cells(cluster, tiny_model, tmp_path):
+    """Every sweep cell is fine-tuned and measured in a Ray task (two cells share one fine-tune and
+    wait on its build lease), and the record equals the one a single process makes."""
+    from landscape.study.pipeline import parse_study
+
+    from .test_sweep import SWEEP
+
+    text = SWEEP.replace("epochs: [1, 2]}}", "epochs: [1]}}").format(model=tiny_model)
+    spec = parse_study(text.replace("  - {name: aoa, attack: {name: aoa, n: 4}}\n", ""))
+    records = {}
+    for name, workers in (("sequential", None), ("ray", 2)):
+        with Store(tmp_path / name) as store:
+            records[name] = run_study(
+                spec, store, Runtime(progress=False, workers=workers), log=lambda _: None
+            )
+    seq, par = records["sequential"]["sweep"], records["ray"]["sweep"]
+    # a Ray task trains on 1 thread, the driver on 2: the adapters' floats (so their fingerprints and
+    # evaluation keys) may differ in the last bits; the cells and their fine-tune keys may not
+    keys = ("run", "values", "finetune_key", "harmful_n", "task_n")
+    assert [{k: c[k] for k in keys} for c in par["cells"]] == [{k: c[k] for k in keys} for c in seq["cells"]]
+    with Store(tmp_path / "ray") as s:
+        finetunes = [s.get_json(k) for k in s.keys("artifact:finetunes:")]
+        points = [s.point(k, 0, 0)["provenance"]["pid"] for c in par["cells"] for k in c["eval_keys"]]
+    assert len(finetunes) == 2 and os.getpid() not in {f["pid"] for f in finetunes} | set(points)
