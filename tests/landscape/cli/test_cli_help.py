@@ -19,7 +19,8 @@ FOREIGN = {
     "--porcelain",
     "--untracked-files",
     "--flag",
-}  # --flag: "scan KIND --flag value"
+    "--server",
+}  # --flag: "scan KIND --flag value"; --server: Streamlit's own --server.port etc. (dashboard/replicas.py)
 
 
 def _commands(group: click.Group, path=()):
