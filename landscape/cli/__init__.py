@@ -27,7 +27,7 @@ from landscape.cli.options import (
 __all__ = ["Ctx", "main", "run"]
 
 # the commands that load a model: only they pay for detecting the device (importing torch)
-NEEDS_DEVICE = {"align", "scan", "estimate", "demo", "study", "rejudge"}
+NEEDS_DEVICE = {"align", "scan", "estimate", "demo", "study", "attack-search", "rejudge"}
 # the commands that only read a store: on a path holding none they say so and create nothing
 READING = {"list", "show", "visage", "export", "agree", "rejudge"}
 
@@ -118,6 +118,7 @@ for command in (
     store.show,
     study.demo,
     study.study,
+    study.attack_search,
     store.export,
     judge.rejudge,
     judge.agree,

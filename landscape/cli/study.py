@@ -105,3 +105,61 @@ def study(ctx, file, preset, markdown, keep_directions, workers, ray_address, gp
             f"study {record['key'][:12]} complete in {record['elapsed_s'] / 60:.1f} min (store: {c.store.root})"
         )
     click.echo(study_markdown(record))
+
+
+@click.command("attack-search")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option(
+    "--preset", default=None, help=f"A built-in study instead of a file: {', '.join(STUDY_PRESETS)}."
+)
+@click.option(
+    "--trials",
+    type=click.IntRange(1, 10_000),
+    default=None,
+    help="The budget per run (overrides search.trials).",
+)
+@click.option("--seed", type=int, default=None, help="The sampler's seed (overrides search.seed).")
+@click.option(
+    "--task-floor",
+    type=click.FloatRange(0, 100),
+    default=None,
+    help="Keep only attacks whose task accuracy is at least this percent (overrides search.task_floor).",
+)
+@ray_options
+@click.pass_context
+def attack_search(ctx, file, preset, trials, seed, task_floor, workers, ray_address, gpus_per_worker):
+    """Worst-case attack per defence: seeded TPE over the study's search: space, resumable.
+
+    Runs only the study's search (θ₀ aligned first if the study aligns): for every searched run,
+    trials up to the budget (each a cached fine-tune, defence and evaluation), then the worst
+    attacked model's VISAGE and distance from θ₀. A killed search resumes; a finished one replays.
+    With --workers N a batch's trials (search.batch) run as N Ray tasks at a time."""
+    from landscape.core.specs import SpecError
+    from landscape.study.pipeline import load_study
+    from landscape.study.search import attack_search as run_attack_search
+    from landscape.study.search import search_markdown
+
+    c: Ctx = ctx.obj
+    if file is not None and preset is not None:
+        raise click.UsageError(f"give a study YAML file or --preset {preset}, not both")
+    if file is None and preset is None:
+        raise click.UsageError(
+            f"give a study YAML file with a search: block or --preset ({', '.join(STUDY_PRESETS)})"
+        )
+    dtype = "bfloat16" if c.device.startswith("cuda") else "float32"
+    spec = load_study(file, preset, default_dtype=dtype)
+    if spec.search is None:
+        raise SpecError(
+            f"study {spec.name} has no search: block (docs: tutorials, attacks, defences and studies)"
+        )
+    overrides = {
+        k: v for k, v in (("trials", trials), ("seed", seed), ("task_floor", task_floor)) if v is not None
+    }
+    if overrides:
+        from landscape.study.specs import SearchSpec, StudySpec
+
+        search = SearchSpec.model_validate({**spec.search.model_dump(), **overrides})
+        spec = StudySpec.model_validate({**spec.model_dump(), "search": search.model_dump()})
+    runtime = c.runtime(**ray_flags(ctx, workers, ray_address, gpus_per_worker))
+    searches = run_attack_search(spec, c.store, runtime, c.log)
+    click.echo(search_markdown(searches))

@@ -94,3 +94,23 @@ def prefetch(spec: StudySpec, theta0: ModelSpec, store: Store, runtime: Runtime,
         assess.append((label, baseline_task, (theta0, structure, spec, root, rt)))
     log(f"[study {spec.name}] {len(assess)} evaluations on {runtime.workers} Ray workers …")
     run_tasks(assess, runtime, log)
+
+
+def prefetch_cells(
+    cells: list[tuple[str, StudySpec]], theta0: ModelSpec, store: Store, runtime: Runtime, log
+) -> None:
+    """Build, then assess, one-run studies (sweep cells, a search's batch of trials) as Ray tasks."""
+    from landscape.engine.distributed import run_tasks
+
+    root, rt = str(store.root), _task_runtime(runtime)
+    built = run_tasks(
+        [(label, build_task, (cell, 0, theta0, root, rt)) for label, cell in cells], runtime, log
+    )
+    run_tasks(
+        [
+            (f"evaluate:{label}", assess_task, (model, structure, cell, root, rt))
+            for (label, cell), (model, structure) in zip(cells, built, strict=True)
+        ],
+        runtime,
+        log,
+    )

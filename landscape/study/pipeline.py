@@ -20,27 +20,33 @@ from importlib import resources
 from cache import Store
 from landscape.core.provenance import provenance
 from landscape.core.specs import (
-    AlignSpec,
-    JudgeSpec,
     ModelSpec,
     Runtime,
     SpecError,
     error_line,
     first_error,
-    spec_hash,
 )
 from landscape.core.visage import mean_std
 from landscape.study.specs import StudySpec
-from landscape.study.stages import (
+from landscape.study.stages import (  # noqa: F401  (study_key: the dashboard's and tests' import)
     _interval,
     _verdicts,
+    aligned_base,
     assess_model,
     baseline_formats,
     build_run,
     format_baseline_spec,
+    study_key,
 )
 
-PRESETS = ("demo", "tiny", "security", "paraphrase", "tiny-sweep")  # landscape/data/studies/<name>.yaml
+PRESETS = (
+    "demo",
+    "tiny",
+    "security",
+    "paraphrase",
+    "tiny-sweep",
+    "tiny-search",
+)  # landscape/data/studies/<name>.yaml
 # Wall time of each preset on a fresh store, as measured on this project's 2-core CPU machine
 # (docs: development, "Performance"); None where no run was timed. Shown before a study is started.
 PRESET_MINUTES: dict[str, tuple[float, float] | None] = {
@@ -48,7 +54,8 @@ PRESET_MINUTES: dict[str, tuple[float, float] | None] = {
     "tiny": (5.3, 5.3),
     "security": None,
     "paraphrase": (161.0, 161.0),  # three seeds, shared machine
-    "tiny-sweep": None,
+    "tiny-sweep": (1.5, 1.5),
+    "tiny-search": (2.8, 2.8),
 }
 
 
@@ -127,22 +134,6 @@ def yaml_line(text: str, loc: tuple) -> int | None:
         else:
             break
     return line if line is not None else (node.start_mark.line + 1 if node is not None else None)
-
-
-def study_key(spec: StudySpec, store: Store) -> str:
-    from landscape.core.models import model_fingerprint
-
-    data = spec.model_dump(mode="json")
-    data["finetune"] = spec.finetune.key_dump()
-    for late in ("seeds", "sweep"):  # added later: a study without them keeps its key
-        if data[late] is None:
-            data.pop(late)
-    if isinstance(spec.evaluation.judge, JudgeSpec):  # a model judge: its files' content, not its path
-        from landscape.core.judges import judge_model_identity
-
-        judge = data["evaluation"]["judge"]
-        judge["model"] = judge_model_identity(spec.evaluation.judge)
-    return spec_hash("study", {"spec": data, "base": model_fingerprint(spec.base, store)})
 
 
 class Progress:
@@ -253,14 +244,6 @@ def format_baselines(rows, theta0: ModelSpec, ev, store: Store, runtime, session
     return out
 
 
-def aligned_base(spec: StudySpec, store: Store, runtime: Runtime, log) -> tuple[ModelSpec, str]:
-    """θ₀ of an ``align: true`` study, the aligned base model (cached under its own key), and that key."""
-    from landscape.training.align import align_model
-
-    rec = align_model(AlignSpec(base=spec.base), store, runtime, log)
-    return ModelSpec(source=rec.path, dtype=spec.base.dtype), rec.key
-
-
 def run_study(spec: StudySpec, store: Store, runtime: Runtime | None = None, log=print) -> dict:
     """Run (or resume, or replay) a study; returns its comparison record. With ``runtime.workers``
     its independent stages run first as Ray tasks (``study.parallel``), one Ray for the whole study."""
@@ -332,9 +315,15 @@ def _run_study(spec: StudySpec, store: Store, runtime: Runtime | None, log) -> d
         from landscape.study.sweep import run_sweep
 
         sweep = run_sweep(spec, theta0, store, runtime, session, progress, log)
+    searches = None
+    if spec.search is not None:
+        from landscape.study.search import run_searches
+
+        searches = run_searches(spec, theta0, store, runtime, session, progress, log)
     progress.record.update(
         status="complete",
         sweep=sweep,
+        searches=searches,
         key=key,
         theta0=theta0.model_dump(mode="json"),
         models=table,

@@ -25,6 +25,7 @@ from landscape.core.specs import (
     SpecError,
     point_spec,
 )
+from landscape.study.attacker import SEARCH_TYPES, SWEEP_FIELDS, SearchRange, SearchSpec, SweepSpec  # noqa: F401
 from landscape.training.attacks import AttackSpec
 from landscape.training.defenses import DEFENSES, DefenseSpec
 from landscape.training.defenses.base import Defense
@@ -142,68 +143,6 @@ class RunSpec(Spec):
         return self.model_copy(update={"attack": attack, "defenses": defenses})
 
 
-# What a sweep may vary: its name in a study's ``sweep.over`` → (the spec it changes, the field).
-SWEEP_FIELDS: dict[str, tuple[str, str]] = {
-    "learning_rate": ("finetune", "learning_rate"),
-    "epochs": ("finetune", "epochs"),
-    "lora_r": ("finetune", "lora.r"),
-    "method": ("finetune", "method"),
-    "n": ("attack", "n"),
-    "harmful_fraction": ("attack", "harmful_fraction"),
-}
-
-
-class SweepSpec(Spec):
-    """The attacker's fine-tuning settings crossed with the study's runs (its defences).
-
-    Every cell is one run fine-tuned with the study's settings except the swept fields: the same
-    cached fine-tune, defence and evaluation a study written by hand with those settings would make
-    (same keys), so a resumed sweep computes only what is missing and cells shared with the study
-    (or another sweep) are computed once."""
-
-    over: tuple[tuple[str, tuple[float | int | str, ...]], ...] = Field(
-        ...,
-        min_length=1,
-        description="Fields and their values, crossed: {learning_rate: [1.0e-4, 1.0e-3], epochs: [1, 3]}. "
-        "learning_rate, epochs, lora_r (the LoRA rank, alpha/r kept), method (lora or full) change the "
-        "fine-tuning; n (training samples) and harmful_fraction (harmful attacks only) the attack's data.",
-    )
-    runs: tuple[str, ...] | None = Field(
-        None, min_length=1, description="The study's runs to sweep (each its defences); None: every run."
-    )
-    visage: bool = Field(False, description="Also measure VISAGE on every cell (the study's evaluation).")
-
-    @field_validator("over", mode="before")
-    @classmethod
-    def _mapping(cls, over):
-        if isinstance(over, dict):
-            return tuple((k, tuple(v) if isinstance(v, list | tuple) else v) for k, v in over.items())
-        return over
-
-    @field_validator("over")
-    @classmethod
-    def _fields(cls, over):
-        seen = set()
-        for name, values in over:
-            if name not in SWEEP_FIELDS:
-                raise SpecError(f"sweep field {name!r} is unknown; choose from {', '.join(SWEEP_FIELDS)}")
-            if name in seen:
-                raise SpecError(f"sweep field {name!r} appears twice")
-            seen.add(name)
-            if not values:
-                raise SpecError(f"sweep field {name!r} has no values")
-            if len(set(values)) != len(values):
-                raise SpecError(f"sweep field {name!r} repeats a value")
-        return over
-
-    def cells(self) -> list[dict]:
-        """Every combination of the swept values, in the order written (the first field slowest)."""
-        from itertools import product
-
-        names = [name for name, _ in self.over]
-        return [dict(zip(names, combo, strict=True)) for combo in product(*(v for _, v in self.over))]
-
-
 class StudySpec(Spec):
     """align → attacks → defences → evaluation → landscapes, as one resumable, cached study."""
 
@@ -228,6 +167,11 @@ class StudySpec(Spec):
         description="Cross fine-tuning settings with the runs (worst-case attacks): every cell an "
         "ordinary cached run at seed 0, measured for harmful score and task accuracy (see SweepSpec).",
     )
+    search: SearchSpec | None = Field(
+        None,
+        description="A worst-case attack search per run: seeded TPE over the attacker's settings "
+        "within a budget of trials, each an ordinary cached run at seed 0 (see SearchSpec).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> StudySpec:
@@ -247,7 +191,21 @@ class StudySpec(Spec):
             for values in self.sweep.cells():  # every cell a valid study: one-line errors before any work
                 for run in self.sweep_runs():
                     self.cell(run, values)
+        if self.search is not None:
+            for name in self.search.runs or ():
+                if name not in names:
+                    raise SpecError(f"search names unknown run {name!r}")
+            for values in self.search.corners():
+                for run in self.search_runs():
+                    self.cell(run, values, "search")
         return self
+
+    def search_runs(self) -> tuple[RunSpec, ...]:
+        """The runs a search attacks (``search.runs``, or every run)."""
+        if self.search is None:
+            return ()
+        wanted = self.search.runs
+        return tuple(r for r in self.runs if wanted is None or r.name in wanted)
 
     def sweep_runs(self) -> tuple[RunSpec, ...]:
         """The runs a sweep crosses (``sweep.runs``, or every run)."""
@@ -256,7 +214,7 @@ class StudySpec(Spec):
         wanted = self.sweep.runs
         return tuple(r for r in self.runs if wanted is None or r.name in wanted)
 
-    def cell(self, run: RunSpec, values: dict) -> StudySpec:
+    def cell(self, run: RunSpec, values: dict, what: str = "sweep") -> StudySpec:
         """The study of one sweep cell: ``run`` alone, with the swept ``values`` written into its
         fine-tuning and attack, as a study written by hand with those settings (no sweep, seeds or
         trajectories). A value its field cannot take is a one-line ``SpecError``."""
@@ -267,8 +225,8 @@ class StudySpec(Spec):
             where, field = SWEEP_FIELDS[name]
             if name == "harmful_fraction" and run.attack.name != "harmful":
                 raise SpecError(
-                    f"sweep field harmful_fraction changes only 'harmful' attacks; run {run.name} is "
-                    f"{run.attack.name!r} (name the runs to sweep with sweep.runs)"
+                    f"{what} field harmful_fraction changes only 'harmful' attacks; run {run.name} is "
+                    f"{run.attack.name!r} (name the runs with {what}.runs)"
                 )
             if field == "lora.r":
                 ratio = self.finetune.lora.alpha / self.finetune.lora.r
@@ -282,7 +240,7 @@ class StudySpec(Spec):
             from landscape.core.specs import error_line
 
             shown = ", ".join(f"{k}={v}" for k, v in values.items())
-            raise SpecError(f"sweep cell {shown} of run {run.name}: {error_line(exc)}") from None
+            raise SpecError(f"{what} cell {shown} of run {run.name}: {error_line(exc)}") from None
         trains = [
             d.name for d in run.defenses if type(DEFENSES[d.name]).on_training is not Defense.on_training
         ]
@@ -291,7 +249,14 @@ class StudySpec(Spec):
                 f"sweep: method full cannot train run {run.name}: {trains[0]} needs LoRA fine-tuning"
             )
         return self.model_copy(
-            update={"finetune": ft, "runs": (cell_run,), "sweep": None, "seeds": None, "trajectories": ()}
+            update={
+                "finetune": ft,
+                "runs": (cell_run,),
+                "sweep": None,
+                "search": None,
+                "seeds": None,
+                "trajectories": (),
+            }
         )
 
     def for_seed(self, s: int) -> StudySpec:

@@ -1,5 +1,6 @@
 """A study's per-model stages: one run's model (``build_run``) and one model's measurements
-(``assess_model``).
+(``assess_model``); and what every study part shares: its key (``study_key``) and θ₀
+(``aligned_base``).
 
 Each depends only on its inputs and the store, never on another run or model, so the sequential
 pipeline (``study.pipeline``) and the Ray prefetch (``study.parallel``) call the same functions:
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from cache import Store
-from landscape.core.specs import FormatSpec, ModelSpec, Runtime, SpecError, spec_hash
+from landscape.core.specs import AlignSpec, FormatSpec, JudgeSpec, ModelSpec, Runtime, SpecError, spec_hash
 from landscape.core.uncertainty import harmful_complied, visage_interval
 from landscape.core.visage import mean_std
 from landscape.study.specs import StudySpec
@@ -161,3 +162,27 @@ def _interval(store: Store, keys: list[str]) -> dict | None:
     """VISAGE's bootstrap interval over prompts, jointly over every scan in ``keys``."""
     ci = visage_interval(store, keys) if keys else None
     return None if ci is None else ci._asdict()
+
+
+def study_key(spec: StudySpec, store: Store) -> str:
+    from landscape.core.models import model_fingerprint
+
+    data = spec.model_dump(mode="json")
+    data["finetune"] = spec.finetune.key_dump()
+    for late in ("seeds", "sweep", "search"):  # added later: a study without them keeps its key
+        if data[late] is None:
+            data.pop(late)
+    if isinstance(spec.evaluation.judge, JudgeSpec):  # a model judge: its files' content, not its path
+        from landscape.core.judges import judge_model_identity
+
+        judge = data["evaluation"]["judge"]
+        judge["model"] = judge_model_identity(spec.evaluation.judge)
+    return spec_hash("study", {"spec": data, "base": model_fingerprint(spec.base, store)})
+
+
+def aligned_base(spec: StudySpec, store: Store, runtime: Runtime, log) -> tuple[ModelSpec, str]:
+    """θ₀ of an ``align: true`` study, the aligned base model (cached under its own key), and that key."""
+    from landscape.training.align import align_model
+
+    rec = align_model(AlignSpec(base=spec.base), store, runtime, log)
+    return ModelSpec(source=rec.path, dtype=spec.base.dtype), rec.key

@@ -144,4 +144,11 @@ def study_markdown(record: dict) -> str:
         fields = ", ".join(record["sweep"]["fields"])
         sweep = ["", f"#### Sweep over {fields} (seed 0; harmful score in each run's own format)", ""]
         sweep.append(sweep_markdown(record["sweep"]))
+    if record.get("searches"):
+        from landscape.study.search import search_markdown
+
+        s = record["spec"]["search"]
+        floor = "" if s["task_floor"] is None else f", task accuracy ≥ {s['task_floor']:g}%"
+        sweep += ["", f"#### Worst-case search ({s['trials']} trials a run, seed {s['seed']}{floor})", ""]
+        sweep.append(search_markdown(record["searches"]))
     return "\n".join(lines + ([""] + notes if notes else []) + ([""] + claims if claims else []) + sweep)

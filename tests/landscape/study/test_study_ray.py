@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 
 import pytest
 
@@ -35,10 +36,25 @@ def studies(cluster, tiny_model, tmp_path_factory):
     spec = load_study(tiny_study_yaml(root, tiny_model, full=False))
     out = {}
     for name, workers in (("sequential", None), ("ray", 2)):
-        with Store(root / name) as store:
+        with Store(root / name) as store, task_threads():
             rt = Runtime(progress=False, workers=workers)
             out[name] = (root / name, run_study(spec, store, rt, log=lambda _: None))
     return out
+
+
+@contextmanager
+def task_threads():
+    """The driver on one CPU thread, as every Ray task is (num_cpus=1): a CPU's float sums depend on
+    the thread count, so a fine-tune on 2 threads and one on 1 differ in their last bits, and with
+    them the adapters' fingerprints and every evaluation key."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def portable(row: dict, root) -> dict:
@@ -118,16 +134,41 @@ def test_a_sweep_on_ray_gives_the_sequential_cells(cluster, tiny_model, tmp_path
     spec = parse_study(text.replace("  - {name: aoa, attack: {name: aoa, n: 4}}\n", ""))
     records = {}
     for name, workers in (("sequential", None), ("ray", 2)):
-        with Store(tmp_path / name) as store:
+        with Store(tmp_path / name) as store, task_threads():
             records[name] = run_study(
                 spec, store, Runtime(progress=False, workers=workers), log=lambda _: None
             )
     seq, par = records["sequential"]["sweep"], records["ray"]["sweep"]
-    # a Ray task trains on 1 thread, the driver on 2: the adapters' floats (so their fingerprints and
-    # evaluation keys) may differ in the last bits; the cells and their fine-tune keys may not
-    keys = ("run", "values", "finetune_key", "harmful_n", "task_n")
+    keys = ("run", "values", "finetune_key", "eval_keys", "harmful_k", "task_k")
     assert [{k: c[k] for k in keys} for c in par["cells"]] == [{k: c[k] for k in keys} for c in seq["cells"]]
     with Store(tmp_path / "ray") as s:
         finetunes = [s.get_json(k) for k in s.keys("artifact:finetunes:")]
         points = [s.point(k, 0, 0)["provenance"]["pid"] for c in par["cells"] for k in c["eval_keys"]]
     assert len(finetunes) == 2 and os.getpid() not in {f["pid"] for f in finetunes} | set(points)
+
+
+def test_a_search_batch_on_ray_gives_the_sequential_trials(cluster, tiny_model, tmp_path):
+    """search.batch 2 with 2 workers: each batch's two trials are fine-tuned and measured in Ray
+    tasks at once; the proposals (and so the fine-tune keys) are those of one process."""
+    from landscape.study.pipeline import parse_study
+    from landscape.study.search import attack_search
+
+    from .test_search import SEARCH
+
+    text = SEARCH.replace("trials: 4", "trials: 4\n  batch: 2").replace(
+        "runs: [harmful, harmful+antidote]\n", "runs: [harmful]\n", 1
+    )
+    spec = parse_study(text.format(model=tiny_model))
+    out = {}
+    for name, workers in (("sequential", None), ("ray", 2)):
+        with Store(tmp_path / name) as store, task_threads():
+            out[name] = attack_search(
+                spec, store, Runtime(progress=False, workers=workers), log=lambda _: None
+            )
+    seq, par = out["sequential"][0]["trials"], out["ray"][0]["trials"]
+    fields = ("values", "finetune_key", "eval_keys", "harmful_k")
+    assert [[t[f] for f in fields] for t in par] == [[t[f] for f in fields] for t in seq]
+    assert par[0]["values"] != par[1]["values"]  # a batch's trials are distinct proposals
+    with Store(tmp_path / "ray") as s:
+        pids = {s.get_json(k)["pid"] for k in s.keys("artifact:finetunes:")}
+    assert os.getpid() not in pids
