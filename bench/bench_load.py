@@ -7,13 +7,13 @@ Starts the real server (``python -m dashboard.replicas``: one Streamlit process,
 of them behind nginx) on a copy of ``STORE`` (model weights left out) and drives it with Playwright, as the browser
 tests do:
 
-- users: N simultaneous users, each in its own browser context, visit all ten pages once (a page
+- users: N simultaneous users, each in its own browser context, visit every page once (a page
   counts as rendered when its title heading shows and Streamlit's running indicator is gone). Per
   page: median and p95 render time; errors (an exception box, a traceback, a timeout); the server's
   CPU time (user + system of the server and its children, from psutil) per full visit.
 - idle: ``--idle-tabs`` tabs left open on each page; the server's CPU over ``--idle-s`` seconds,
   as a share of one core (after the tabs have rendered and settled).
-- memory: one user visits all ten pages ``--visits`` times in a row; the server's resident memory
+- memory: one user visits every page ``--visits`` times in a row; the server's resident memory
   after visit 10 and after the last, and the difference.
 
 The browsers share the machine's cores with the server, so visit times mostly show the machine;
@@ -42,7 +42,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "docker")]
 
-from smoke import PAGES, free_port  # noqa: E402  (docker/smoke.py: the ten pages and their titles)
+from smoke import PAGES, free_port  # noqa: E402  (docker/smoke.py: the pages and their titles)
 
 from landscape.figures.export import CHROMIUM_ARGS, chromium_path  # noqa: E402
 

@@ -45,7 +45,7 @@ SCHEMA_VERSION = 1
 
 
 # record kinds whose writes change a listing, and the counter they move (``Store.changes``)
-LISTED = ("scan:", "progress:", "study:")
+LISTED = ("scan:", "progress:", "study:", "search:")
 CHANGES = "changes:listed"
 
 

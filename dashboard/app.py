@@ -40,10 +40,13 @@ pages = [
     st.Page(PAGES / "inspector.py", title="Point inspector", icon=":material/search:", url_path="inspector"),
     st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
     st.Page(PAGES / "study.py", title="Study", icon=":material/science:", url_path="study"),
+    st.Page(
+        PAGES / "strength.py", title="Attack strength", icon=":material/trending_up:", url_path="strength"
+    ),
     st.Page(PAGES / "export.py", title="Export", icon=":material/download:", url_path="export"),
 ]
 if not settings.read_only:  # the launchers are gone, not just refused
-    pages[6:6] = [
+    pages[7:7] = [
         st.Page(PAGES / "run_scan.py", title="Run a scan", icon=":material/play_arrow:", url_path="run"),
         st.Page(PAGES / "run_study.py", title="Run a study", icon=":material/labs:", url_path="run-study"),
     ]

@@ -259,6 +259,27 @@ def studies() -> list[dict]:
     return _studies(root, _store(root).changes())
 
 
+@st.cache_data(max_entries=4, show_spinner=False)
+def _searches(root: str, changes: int) -> list[dict]:
+    s = _store(root)
+    out = []
+    for k in s.keys("search:"):
+        try:
+            rec = s.get_json(k)
+        except StoreError:
+            continue
+        if isinstance(rec, dict) and rec.get("trials"):
+            out.append(dict(rec, key=k.removeprefix("search:")))
+    return sorted(out, key=lambda r: r.get("updated", 0), reverse=True)
+
+
+def searches() -> list[dict]:
+    """Every worst-case search record with a trial (one per searched run), newest first; re-read
+    when the store changes (a study's or ``landscape attack-search``'s alike)."""
+    root = str(settings().store)
+    return _searches(root, _store(root).changes())
+
+
 def study_frame(record: dict) -> pd.DataFrame:
     """The comparison table, one row per model, in the study's own schema (``landscape.study.table``)
     plus each defence's account of what it did; VISAGE recomputed from the stored scans (the value on

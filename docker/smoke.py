@@ -48,6 +48,7 @@ PAGES = {
     "inspector": "Point inspector",
     "compare": "Compare scans",
     "study": "Study: attacks and defences",
+    "strength": "Attack strength: defences against the attacker's settings",
     "run": "Run a scan",
     "run-study": "Run a study",
     "export": "Export figures",

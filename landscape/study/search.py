@@ -137,7 +137,9 @@ def run_search(
     search = spec.search
     key = search_key(spec, run, store)
     record = store.get_json(f"search:{key}") or {
+        "study": spec.name,
         "run": run.name,
+        "defenses": [d.name for d in run.defenses],
         "search": search.model_dump(mode="json"),
         "trials": [],
         "elapsed_s": 0.0,
@@ -168,6 +170,8 @@ def run_search(
             row["number"] = t
             record["trials"].append(row)
             record["elapsed_s"] = prior + time.perf_counter() - t0
+            record["best_so_far"] = best_so_far(record["trials"], search.task_floor)
+            record["updated"] = time.time()
             store.put_json(f"search:{key}", record)
             progress.stage(f"search:{run.name}#{t}", "done", asr=row["harmful_pct"])
     worst = worst_trial(record["trials"], search.task_floor)

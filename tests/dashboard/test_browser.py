@@ -215,7 +215,7 @@ def test_no_page_requests_a_host_but_the_server(server):
         browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=list(CHROMIUM_ARGS))
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.on("request", lambda r: seen.add(urlparse(r.url).netloc or r.url.split(":")[0]))
-        for path in ("", "curve", "basin", "inspector", "compare", "study", "export", "about"):
+        for path in ("", "curve", "basin", "inspector", "compare", "study", "strength", "export", "about"):
             page.goto(f"{url}/{path}", wait_until="domcontentloaded")
             page.wait_for_timeout(4000)
         browser.close()

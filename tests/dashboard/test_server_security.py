@@ -16,7 +16,19 @@ from ..conftest import ROOT
 from .conftest import copy_store
 from .test_pages import open_page
 
-PAGES = (None, "curve", "basin", "inspector", "compare", "study", "export", "run_scan", "run_study", "about")
+PAGES = (
+    None,
+    "curve",
+    "basin",
+    "inspector",
+    "compare",
+    "study",
+    "strength",
+    "export",
+    "run_scan",
+    "run_study",
+    "about",
+)
 _OPENED: list[str] | None = None  # paths opened while a test listens (audit hooks cannot be removed)
 
 

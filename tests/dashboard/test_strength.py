@@ -1,0 +1,100 @@
+"""The Attack strength page (AppTest, and a click in Chromium) on a store holding a real tiny sweep
+and search."""
+
+from __future__ import annotations
+
+import pytest
+
+from cache import Store
+from landscape.core.specs import Runtime
+from landscape.figures.export import CHROMIUM_ARGS, chromium_path
+from landscape.study.pipeline import parse_study, run_study
+
+from ..landscape.study.test_sweep import SWEEP
+from .test_browser import streamlit_server
+from .test_pages import chart_spec, open_page
+
+STUDY = (
+    SWEEP.replace("  - {{name: aoa, attack: {{name: aoa, n: 4}}}}\n", "")
+    .replace("epochs: [1, 2]}}", "epochs: [1, 2]}}\n  visage: true")
+    .replace(
+        "visage_directions: 0", "visage_directions: 1, visage_points: 3, visage_prompts: 2, visage_range: 0.1"
+    )
+    + """search:
+  space: {{learning_rate: {{low: 1.0e-4, high: 1.0e-1, log: true}}}}
+  trials: 3
+  runs: [harmful]
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def strength_store(tiny_model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("strength")
+    spec = parse_study(STUDY.format(model=tiny_model))
+    with Store(root / "store") as s:
+        record = run_study(spec, s, Runtime(progress=False), log=lambda _: None)
+    return root / "store", record
+
+
+def test_the_page_says_how_to_make_a_sweep_or_a_search(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAFETY_LANDSCAPE_STORE", str(tmp_path / "empty"))
+    info = [i.value for i in open_page("strength").info]
+    assert any("--preset tiny-sweep" in v and "attack-search --preset tiny-search" in v for v in info)
+
+
+def test_the_page_draws_the_sweep_per_defence_and_the_search_trace(strength_store, monkeypatch):
+    root, record = strength_store
+    monkeypatch.setenv("SAFETY_LANDSCAPE_STORE", str(root))
+    at = open_page("strength")
+    sweep = chart_spec(at, 0)
+    lines = [t for t in sweep["data"] if t.get("mode") == "lines+markers"]
+    assert [t["name"] for t in lines] == ["harmful (no defence)", "harmful+antidote (antidote)"]
+    assert sum(t.get("fill") == "toself" for t in sweep["data"]) == 2  # a Wilson band a line
+    assert sweep["layout"]["yaxis"]["title"]["text"] == "harmful score %"
+    cells = [c for c in record["sweep"]["cells"] if c["values"]["epochs"] == 1]  # "epochs at" 1
+    assert list(lines[0]["y"]) == [c["harmful_pct"] for c in cells if c["run"] == "harmful"]
+    at.selectbox(key="strength_fix_epochs").set_value(2).run()
+    lines = [t for t in chart_spec(at, 0)["data"] if t.get("mode") == "lines+markers"]
+    two = [c for c in record["sweep"]["cells"] if c["values"]["epochs"] == 2 and c["run"] == "harmful"]
+    assert [k for _, k, _ in lines[0]["customdata"]] == [c["harmful_k"] for c in two]
+    at.radio(key="strength_metric").set_value("task").run()
+    assert chart_spec(at, 0)["layout"]["yaxis"]["title"]["text"] == "task accuracy %"
+    table = at.dataframe[0].value
+    assert list(table["run"]) == ["harmful"] and list(table["trials"]) == [3]
+    trace = chart_spec(at, 1)
+    assert [t["name"] for t in trace["data"]] == ["harmful: worst so far", "harmful: trials"]
+    search = record["searches"][0]
+    assert list(trace["data"][0]["y"]) == search["best_so_far"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(chromium_path() is None, reason="needs Debian chromium")
+def test_clicking_a_sweep_cell_opens_its_model(strength_store, tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    root, record = strength_store
+    env = {"SAFETY_LANDSCAPE_STORE": str(root), "SAFETY_LANDSCAPE_READ_ONLY": "1"}
+    with streamlit_server(env, tmp_path_factory.mktemp("elsewhere")) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=list(CHROMIUM_ARGS))
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.goto(f"{url}/strength", wait_until="domcontentloaded")
+        chart = page.locator(".js-plotly-plot").first
+        points = chart.locator(".scatterlayer .trace").last.locator("path.point")
+        points.first.wait_for(state="attached", timeout=60_000)
+        page.wait_for_timeout(1500)
+        box = points.nth(1).bounding_box()  # the antidote run at the larger learning rate
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.get_by_text("Cell: harmful+antidote at learning_rate=0.01").wait_for(timeout=30_000)
+        page.get_by_text("Its 1D landscape").click()
+        page.wait_for_url("**/curve*", timeout=30_000)
+        page.wait_for_timeout(1500)
+        body = page.inner_text("body")
+        browser.close()
+    cell = next(
+        c
+        for c in record["sweep"]["cells"]
+        if c["run"] == "harmful+antidote" and c["values"] == {"learning_rate": 0.01, "epochs": 1}
+    )
+    shown = [line for line in body.splitlines() if " · " in line]  # the curve page's scan picker
+    assert "Traceback" not in body and shown[0].startswith(cell["visage_keys"][0][:8]), shown
