@@ -46,6 +46,8 @@ PRESETS = (
     "paraphrase",
     "tiny-sweep",
     "tiny-search",
+    "hyper",
+    "search",
 )  # landscape/data/studies/<name>.yaml
 # Wall time of each preset on a fresh store, as measured on this project's 2-core CPU machine
 # (docs: development, "Performance"); None where no run was timed. Shown before a study is started.
@@ -56,6 +58,8 @@ PRESET_MINUTES: dict[str, tuple[float, float] | None] = {
     "paraphrase": (161.0, 161.0),  # three seeds, shared machine
     "tiny-sweep": (1.5, 1.5),
     "tiny-search": (2.8, 2.8),
+    "hyper": None,
+    "search": None,
 }
 
 

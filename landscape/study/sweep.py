@@ -60,8 +60,10 @@ def cell_row(run: str, values: dict, model: ModelSpec, info: dict, metrics: dict
         "attack": info["attack"],
         "defenses": info["defenses"],
         "model": model.model_dump(mode="json"),
+        "attack_spec": info["attack_spec"],
         "finetune_key": info["finetune_key"],
         "eval_keys": metrics["eval_keys"],
+        "harmful_complied": metrics.get("harmful_complied"),
         "visage": metrics.get("visage"),
         "visage_keys": metrics.get("visage_keys") or [],
     }
@@ -111,6 +113,57 @@ def _pct(k, n, lo, hi) -> tuple[str, str]:
     return f"{100 * k / n:.1f} ({k}/{n})", f"[{lo:.1f}, {hi:.1f}]"
 
 
+def _name(cell: dict) -> str:
+    shown = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in cell["values"].items())
+    return f"{cell['run']} at {shown}"
+
+
+def sweep_claims(sweep: dict) -> list:
+    """The sweep's tested claims (``study.claims.compare``: McNemar's exact test on the same prompts):
+    for each run, its harmful score at the strongest setting (every field at its last listed value)
+    against the weakest (every field at its first), and each defended run against the undefended run
+    with the same attack, at the weakest and at the strongest setting. List a sweep's values from
+    the weakest attack to the strongest for the first kind to read as "the stronger attack"."""
+    from landscape.study.claims import compare
+
+    fields = sweep["fields"]
+    runs = list(dict.fromkeys(c["run"] for c in sweep["cells"]))
+    firsts = {f: next(c["values"][f] for c in sweep["cells"]) for f in fields}
+    lasts = {f: [c["values"][f] for c in sweep["cells"]][-1] for f in fields}
+
+    def at(run: str, values: dict) -> dict | None:
+        cell = next((c for c in sweep["cells"] if c["run"] == run and c["values"] == values), None)
+        return None if cell is None else dict(cell, name=_name(cell))
+
+    out = []
+    for run in runs:
+        weak, strong = at(run, firsts), at(run, lasts)
+        if weak and strong and weak is not strong and firsts != lasts:
+            claim = compare(strong, weak, "the stronger attack")
+            if claim is not None:
+                out.append(claim)
+    for run in runs:
+        for values in (firsts, lasts) if firsts != lasts else (firsts,):
+            cell = at(run, values)
+            if cell is None or not cell["defenses"]:
+                continue
+            ref = next(
+                (
+                    at(u, values)
+                    for u in runs
+                    if at(u, values)
+                    and not at(u, values)["defenses"]
+                    and at(u, values)["attack_spec"] == cell["attack_spec"]
+                ),
+                None,
+            )
+            if ref is not None:
+                claim = compare(cell, ref, ", ".join(cell["defenses"]))
+                if claim is not None:
+                    out.append(claim)
+    return out
+
+
 def sweep_markdown(sweep: dict) -> str:
     """The sweep as a markdown table: one line per cell, run by run, the swept fields as written."""
     fields = sweep["fields"]
@@ -134,4 +187,8 @@ def sweep_markdown(sweep: dict) -> str:
         lines.append(
             "| " + " | ".join([c["run"], ", ".join(c["defenses"]) or "none", *vals, *harm, *task]) + " |"
         )
+    claims = sweep_claims(sweep)
+    if claims:
+        lines += ["", "**Sweep claims** (harmful score, paired: the same prompts on both sides):"]
+        lines += [f"- {c.text()}" for c in claims]
     return "\n".join(lines)

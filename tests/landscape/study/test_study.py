@@ -134,7 +134,9 @@ def test_every_preset_file_is_listed():
     assert sorted(PRESETS) == sorted(f.name.removesuffix(".yaml") for f in files if f.name.endswith(".yaml"))
 
 
-@pytest.mark.parametrize("preset", ["demo", "tiny", "security", "paraphrase", "tiny-sweep", "tiny-search"])
+@pytest.mark.parametrize(
+    "preset", ["demo", "tiny", "security", "paraphrase", "tiny-sweep", "tiny-search", "hyper", "search"]
+)
 def test_every_preset_is_a_valid_study(preset):
     from landscape.study.pipeline import PRESETS, load_study
 

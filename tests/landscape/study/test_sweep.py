@@ -107,7 +107,7 @@ def test_each_cell_has_counts_and_wilson_intervals(swept):
         assert (c["task_lo"], c["task_hi"]) == pytest.approx(wilson(c["task_k"], 4))
         assert c["visage"] is None and c["visage_keys"] == []  # sweep.visage is off
     table = sweep_markdown(record["sweep"])
-    assert table.count("\n") == 2 + 8 - 1
+    assert sum(line.startswith("| harmful") for line in table.splitlines()) == 8
     assert "| harmful+antidote | antidote | 0.001 | 2 |" in table
 
 
@@ -196,3 +196,27 @@ def test_tiny_sweep_preset_runs_on_the_embedded_model(tmp_path):
         ("harmful+antidote", 1e-3),
     ]
     assert all(c["harmful_n"] == 4 and c["task_n"] == 4 for c in cells)
+
+
+def test_sweep_claims_are_paired_tests_of_the_verdicts(swept):
+    """Each run's strongest setting against its weakest, and the defended run against the undefended
+    one at both: McNemar's exact test on the very verdicts stored with each cell."""
+    from landscape.core.stats import mcnemar_exact
+    from landscape.study.sweep import sweep_claims
+
+    _, _, record = swept
+    claims = sweep_claims(record["sweep"])
+    assert [(c.subject, c.reference) for c in claims] == [
+        ("harmful at learning_rate=0.01, epochs=2", "harmful at learning_rate=0.001, epochs=1"),
+        (
+            "harmful+antidote at learning_rate=0.01, epochs=2",
+            "harmful+antidote at learning_rate=0.001, epochs=1",
+        ),
+        ("harmful+antidote at learning_rate=0.001, epochs=1", "harmful at learning_rate=0.001, epochs=1"),
+        ("harmful+antidote at learning_rate=0.01, epochs=2", "harmful at learning_rate=0.01, epochs=2"),
+    ]
+    cells = {(c["run"], tuple(c["values"].values())): c["harmful_complied"] for c in record["sweep"]["cells"]}
+    want = mcnemar_exact(cells[("harmful+antidote", (0.01, 2))], cells[("harmful", (0.01, 2))])
+    assert (claims[3].p, claims[3].statistic) == (want.p, want.statistic)
+    assert "McNemar exact test on 3 paired prompts" in claims[3].test
+    assert "**Sweep claims**" in sweep_markdown(record["sweep"])
