@@ -208,9 +208,19 @@ def parse_labels(items) -> dict[str, str]:
     help="With --figure1: a study (name or key prefix) instead of a scan.",
 )
 @click.option(
+    "--sweep",
+    "sweep_field",
+    default=None,
+    is_flag=False,
+    flag_value="",
+    metavar="[FIELD]",
+    help="With --study NAME: its sweep, harmful score against FIELD (default: the first swept field; "
+    "the others at their first value) per defence with Wilson bands; CSV/JSON: every cell.",
+)
+@click.option(
     "--out", type=click.Path(path_type=Path), default=None, help="Output file  [default: SCAN-KIND.FORMAT]."
 )
-def export(scan, kind, fmt, preset, threshold, label_items, title, figure1, study_name, out):
+def export(scan, kind, fmt, preset, threshold, label_items, title, figure1, study_name, sweep_field, out):
     """Export a scan's figure (PNG/SVG/PDF/HTML) or data (CSV/JSON), or the paper's Figure 1 of a
     scan or a study (`--figure1`, `--study NAME`). Prints the file and its caption (title, VISAGE
     and its interval: papers put them under the figure, not in it)."""
@@ -222,7 +232,17 @@ def export(scan, kind, fmt, preset, threshold, label_items, title, figure1, stud
     try:
         fmt, out = output_format(fmt, out)
         store = c.store
-        if figure1 or study_name:
+        if sweep_field is not None:
+            from landscape.figures.strength import export_sweep
+
+            if study_name is None or figure1:
+                raise click.UsageError(
+                    "--sweep exports a study's sweep: give --study NAME (and no --figure1)"
+                )
+            out, caption = export_sweep(
+                store, study_name, sweep_field or None, fmt, out, preset, title or None
+            )
+        elif figure1 or study_name:
             out, caption = export_figure1(store, scan, study_name, fmt, out, preset, threshold, labels)
         else:
             if scan is None:

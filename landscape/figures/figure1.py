@@ -84,8 +84,8 @@ def scan_panels(store: Store, key: str, threshold: float, labels: dict[str, str]
     return panels, label
 
 
-def study_panels(store: Store, study: str, labels: dict[str, str]) -> tuple[list[Panel], str]:
-    """One curve panel per model of a study that has 1D landscapes."""
+def find_study(store: Store, study: str) -> dict:
+    """The one study record named ``study`` (or whose key starts with it); a one-line error else."""
     records = []
     for k in store.keys("study:"):
         try:
@@ -96,6 +96,12 @@ def study_panels(store: Store, study: str, labels: dict[str, str]) -> tuple[list
             records.append(rec)
     if len(records) != 1:
         raise ExportError(f"{'no' if not records else 'more than one'} study matches {study!r}")
+    return records[0]
+
+
+def study_panels(store: Store, study: str, labels: dict[str, str]) -> tuple[list[Panel], str]:
+    """One curve panel per model of a study that has 1D landscapes."""
+    records = [find_study(store, study)]
     models = [m for m in records[0].get("models", []) if m.get("visage_keys")]
     if not models:
         raise ExportError(f"study {study!r} has no 1D landscapes yet")

@@ -8,6 +8,10 @@ import plotly.graph_objects as go
 
 from landscape.figures.plots import FONT, PALETTE, _axis_title
 
+# lines that coincide (two defences at the same score) stay told apart in print and in grey
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x")
+
 
 def _rgba(hex_color: str, alpha: float) -> str:
     h = hex_color.lstrip("#")
@@ -16,9 +20,10 @@ def _rgba(hex_color: str, alpha: float) -> str:
 
 
 def log_axis(values) -> bool:
-    """A swept field spanning more than a factor of 10 in positive numbers reads on a log axis."""
+    """A swept field spanning a factor of 10 or more in positive numbers reads on a log axis."""
+    values = list(values)
     nums = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-    return len(nums) == len(list(values)) and bool(nums) and min(nums) > 0 and max(nums) / min(nums) > 10
+    return len(nums) == len(values) and bool(nums) and min(nums) > 0 and max(nums) / min(nums) >= 10
 
 
 def build_sweep_figure(
@@ -47,6 +52,7 @@ def build_sweep_figure(
                     y=hi + lo[::-1],
                     fill="toself",
                     fillcolor=_rgba(color, 0.15),
+                    mode="lines",
                     line={"width": 0},
                     hoverinfo="skip",
                     showlegend=False,
@@ -60,8 +66,8 @@ def build_sweep_figure(
                 mode="lines+markers",
                 name=f"{run} ({', '.join(mine[0][1]['defenses']) or 'no defence'})",
                 legendgroup=run,
-                line={"color": color, "width": 2},
-                marker={"size": 8},
+                line={"color": color, "width": 2, "dash": DASHES[k % len(DASHES)]},
+                marker={"size": 8, "symbol": SYMBOLS[k % len(SYMBOLS)]},
                 customdata=[[i, c[f"{metric}_k"], c[f"{metric}_n"]] for i, c in mine],
                 hovertemplate=f"{run}<br>{field} %{{x}}<br>{label} %{{y:.1f}} (%{{customdata[1]}}/%{{customdata[2]}})<extra></extra>",
             )
@@ -71,6 +77,7 @@ def build_sweep_figure(
         xaxis={
             **_axis_title(field),
             "type": "category" if categorical else ("log" if log_axis(xs) else "linear"),
+            **({} if categorical else {"tickvals": sorted(xs), "ticktext": [f"{x:g}" for x in sorted(xs)]}),
         },
         yaxis={**_axis_title(label), "range": [-2, 102]},
         font={"family": FONT},
@@ -138,3 +145,67 @@ def build_search_figure(searches: list[dict]) -> go.Figure:
 
 def _settings(values: dict) -> str:
     return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+
+
+def sweep_view(sweep: dict, field: str | None) -> tuple[str, list[dict], dict]:
+    """(the field along the x axis, its cells, the other fields' values they are fixed at: each at
+    its first listed value)."""
+    from landscape.figures import ExportError
+
+    fields = sweep["fields"]
+    field = field or fields[0]
+    if field not in fields:
+        raise ExportError(f"the sweep varies {', '.join(fields)}, not {field!r}")
+    fixed = {f: sweep["cells"][0]["values"][f] for f in fields if f != field}
+    cells = [c for c in sweep["cells"] if all(c["values"][f] == v for f, v in fixed.items())]
+    return field, cells, fixed
+
+
+def export_sweep(
+    store, study: str, field: str | None, fmt: str, out, preset: str = "double-column", show_title=None
+):
+    """Write a study's sweep as a figure (PDF/SVG/PNG/HTML: harmful score against ``field`` per
+    defence with Wilson bands) or its cells as CSV/JSON; returns (path, caption)."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    from landscape.figures import ExportError
+    from landscape.figures.export import figure_bytes
+    from landscape.figures.figure1 import find_study
+
+    record = find_study(store, study)
+    sweep = record.get("sweep")
+    if not sweep:
+        raise ExportError(f"study {record['name']!r} has no sweep (a sweep: block)")
+    field, cells, fixed = sweep_view(sweep, field)
+    out = Path(out or f"study-{record['name']}-sweep-{field}.{fmt}")
+    rows = [
+        {
+            "run": c["run"],
+            "defences": ", ".join(c["defenses"]) or "none",
+            **c["values"],
+            **{f"{m}_{x}": c[f"{m}_{x}"] for m in ("harmful", "task") for x in ("pct", "k", "n", "lo", "hi")},
+            "finetune_key": c["finetune_key"],
+        }
+        for c in sweep["cells"]
+    ]
+    if fmt == "csv":
+        out.write_text(pd.DataFrame(rows).to_csv(index=False))
+    elif fmt == "json":
+        out.write_text(
+            json.dumps(
+                {"study": record["key"] if "key" in record else record["name"], "sweep": rows}, indent=2
+            )
+        )
+    else:
+        out.write_bytes(figure_bytes(build_sweep_figure(cells, field), fmt, preset, show_title))
+    others = "; ".join(f"{f} = {v:g}" if isinstance(v, float) else f"{f} = {v}" for f, v in fixed.items())
+    n = sorted({c["harmful_n"] for c in cells if c["harmful_n"]})
+    caption = (
+        f"Harmful score against {field} per defence, study {record['name']}"
+        + (f" ({others})" if others else "")
+        + f"; bands: 95% Wilson intervals over {'/'.join(map(str, n))} prompts; seed 0."
+    )
+    return out, caption

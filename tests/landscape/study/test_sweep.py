@@ -220,3 +220,32 @@ def test_sweep_claims_are_paired_tests_of_the_verdicts(swept):
     assert (claims[3].p, claims[3].statistic) == (want.p, want.statistic)
     assert "McNemar exact test on 3 paired prompts" in claims[3].test
     assert "**Sweep claims**" in sweep_markdown(record["sweep"])
+
+
+def test_export_writes_the_sweep_as_csv_and_refuses_a_field_it_does_not_vary(swept, tmp_path):
+    import pandas as pd
+
+    root, _, record = swept
+    out = run_cli(
+        "export", "--study", "sweep-test", "--sweep", "--out", str(tmp_path / "s.csv"), store=root / "store"
+    )
+    assert out.returncode == 0, out.stderr
+    table = pd.read_csv(tmp_path / "s.csv")
+    assert len(table) == 8 and list(table["harmful_k"]) == [c["harmful_k"] for c in record["sweep"]["cells"]]
+    assert table["harmful_lo"].tolist() == pytest.approx([c["harmful_lo"] for c in record["sweep"]["cells"]])
+    assert "against learning_rate per defence, study sweep-test (epochs = 1)" in out.stdout
+    bad = run_cli(
+        "export",
+        "--study",
+        "sweep-test",
+        "--sweep",
+        "lora_r",
+        "--out",
+        str(tmp_path / "s.pdf"),
+        store=root / "store",
+    )
+    assert (
+        bad.returncode == 2
+        and bad.stderr.strip() == "error: the sweep varies learning_rate, epochs, not 'lora_r'"
+    )
+    assert not (tmp_path / "s.pdf").exists()
