@@ -261,6 +261,8 @@ def studies() -> list[dict]:
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def _searches(root: str, changes: int) -> list[dict]:
+    from landscape.study.search import best_so_far, worst_trial
+
     s = _store(root)
     out = []
     for k in s.keys("search:"):
@@ -269,13 +271,23 @@ def _searches(root: str, changes: int) -> list[dict]:
         except StoreError:
             continue
         if isinstance(rec, dict) and rec.get("trials"):
-            out.append(dict(rec, key=k.removeprefix("search:")))
+            floor = (rec.get("search") or {}).get("task_floor")
+            out.append(
+                dict(
+                    rec,
+                    key=k.removeprefix("search:"),
+                    study=rec.get("study", "—"),  # records from before these fields: derived, not assumed
+                    best_so_far=best_so_far(rec["trials"], floor),
+                    worst_found=worst_trial(rec["trials"], floor),
+                )
+            )
     return sorted(out, key=lambda r: r.get("updated", 0), reverse=True)
 
 
 def searches() -> list[dict]:
-    """Every worst-case search record with a trial (one per searched run), newest first; re-read
-    when the store changes (a study's or ``landscape attack-search``'s alike)."""
+    """Every worst-case search record with a trial (one per searched run), newest first, with its
+    worst-so-far trace and worst feasible trial recomputed from its trials; re-read when the store
+    changes (a study's or ``landscape attack-search``'s alike)."""
     root = str(settings().store)
     return _searches(root, _store(root).changes())
 

@@ -84,7 +84,7 @@ if not searches:
     st.info("No search yet (`landscape attack-search --preset tiny-search`).")
 else:
     labels = {
-        r["key"]: f"{r.get('study', '?')} · {r['run']} · {len(r['trials'])}/{r['search']['trials']} trials"
+        r["key"]: f"{r['study']} · {r['run']} · {len(r['trials'])}/{r['search']['trials']} trials"
         for r in searches
     }
     chosen = st.multiselect(
@@ -98,9 +98,8 @@ else:
                     "run": r["run"],
                     "defences": ", ".join(r.get("defenses") or []) or "none",
                     "trials": len(r["trials"]),
-                    "worst harmful %": max(
-                        (b for b in r.get("best_so_far") or [] if b is not None), default=None
-                    ),
+                    "worst harmful %": (r["worst_found"] or {}).get("harmful_pct"),
+                    "found at trial": (r["worst_found"] or {}).get("number"),
                     "VISAGE of the worst": (r.get("worst") or {}).get("visage"),
                     "‖θ−θ₀‖/‖θ₀‖": (r.get("worst") or {}).get("relative_distance"),
                 }

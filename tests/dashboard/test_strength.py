@@ -98,3 +98,20 @@ def test_clicking_a_sweep_cell_opens_its_model(strength_store, tmp_path_factory)
     )
     shown = [line for line in body.splitlines() if " · " in line]  # the curve page's scan picker
     assert "Traceback" not in body and shown[0].startswith(cell["visage_keys"][0][:8]), shown
+
+
+def test_a_search_record_from_before_its_trace_was_stored_still_draws(strength_store, tmp_path, monkeypatch):
+    """Records written before 'best_so_far' and 'study' were stored (a KeyError on the page): the
+    trace and the worst trial are derived from the trials."""
+    root, record = strength_store
+    with Store(root) as s:
+        key = next(iter(s.keys("search:")))
+        old = {k: v for k, v in s.get_json(key).items() if k not in ("best_so_far", "study", "updated")}
+    with Store(tmp_path / "store") as s:
+        s.put_json(key, old)
+    monkeypatch.setenv("SAFETY_LANDSCAPE_STORE", str(tmp_path / "store"))
+    at = open_page("strength")
+    table = at.dataframe[0].value
+    worst = max(t["harmful_pct"] for t in old["trials"])
+    assert list(table["worst harmful %"]) == [worst]
+    assert list(chart_spec(at, 0)["data"][0]["y"]) == record["searches"][0]["best_so_far"]
