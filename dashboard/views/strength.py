@@ -4,6 +4,7 @@ the worst case a search found within its budget; click a cell or trial to open i
 import streamlit as st
 
 from dashboard import data
+from landscape.core.format import format_setting
 from landscape.figures.strength import build_search_figure, build_sweep_figure
 
 st.title("Attack strength: defences against the attacker's settings")
@@ -26,7 +27,7 @@ def open_model(cell: dict, what: str) -> None:
     """A picked cell's or trial's model: its numbers, and its evaluation and landscape on their pages."""
     st.success(
         f"{what}: {cell['run']} at "
-        + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in cell["values"].items())
+        + ", ".join(f"{k}={format_setting(v)}" for k, v in cell["values"].items())
         + f" — harmful {cell['harmful_pct']:.1f}% ({cell['harmful_k']}/{cell['harmful_n']}), "
         f"task {cell['task_pct']:.1f}% · fine-tune {cell['finetune_key'][:12]}"
     )

@@ -19,6 +19,14 @@ def format_number(v, nd: int = 1) -> str:
     return f"{v:.{nd}f}" if math.isfinite(v) else MISSING
 
 
+def format_setting(v, digits: int | None = None) -> str:
+    """A hyperparameter's value as a person reads it: a float in ``%g`` (``digits`` significant
+    digits when given: 0.000443), anything else as written (3, lora)."""
+    if isinstance(v, float):
+        return f"{v:.{digits}g}" if digits is not None else f"{v:g}"
+    return str(v)
+
+
 def format_duration(seconds: float) -> str:
     """``1m05s`` under an hour, ``2h03m`` above; "?" for an unknown (non-finite) time."""
     if not math.isfinite(seconds):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from cache import Store, StoreError, new_holder
 
@@ -59,17 +59,27 @@ class HeldLease:
         self.store.release_lease(self.key, self.holder)
 
 
-def _wait_for(
-    store: Store, key: str, holder: str, ttl_s: float, poll: float, what: str, status: Callable[[], str], log
-) -> tuple | None:
-    """Take the lease on ``key`` for ``holder``, waiting while another holder keeps it (logging
-    ``what`` and ``status()`` whenever either changes); returns (the last holder seen, its status)
-    when it had to wait, None when the lease was free."""
+@contextmanager
+def _lease(
+    store: Store,
+    key: str,
+    what: str,
+    status: Callable[[], str],
+    freed: str,
+    ttl_s: float,
+    log: Callable[[str], None],
+    poll_s: float | None,
+) -> Iterator[HeldLease]:
+    """Hold the lease on ``key`` for the block, kept alive by a heartbeat; while another holder keeps
+    it, wait, logging ``what`` and ``status()`` whenever either changes, and say ``freed`` once
+    the lease comes to us after a wait."""
+    holder = new_holder()
+    poll = poll_s if poll_s is not None else min(2.0, ttl_s / 4)
     said: tuple | None = None
     while True:
         lease = store.acquire_lease(key, holder, ttl_s)
         if lease.holder == holder:
-            return said
+            break
         now = (lease.holder, status())
         if said != now:
             log(
@@ -78,28 +88,8 @@ def _wait_for(
             )
             said = now
         time.sleep(poll)
-
-
-@contextmanager
-def scan_lease(
-    store: Store,
-    key: str,
-    total: int,
-    ttl_s: float,
-    log: Callable[[str], None],
-    poll_s: float | None = None,
-) -> Iterator[HeldLease]:
-    """Hold the lease on scan ``key`` for the block, waiting first while another driver holds it."""
-    holder = new_holder()
-
-    def status() -> str:
-        done = store.scan_grid(key, fields=("asr_pct",)).done
-        return f"{done}/{total} points in the store; "
-
-    poll = poll_s if poll_s is not None else min(2.0, ttl_s / 4)
-    said = _wait_for(store, key, holder, ttl_s, poll, f"scan {key[:12]}", status, log)
     if said is not None:
-        log(f"scan {key[:12]}: lease free ({said[0]} finished or died); computing what is missing")
+        log(f"{what}: lease free ({said[0]} finished or died){freed}")
     held = HeldLease(store, key, holder, ttl_s)
     try:
         yield held
@@ -107,7 +97,23 @@ def scan_lease(
         held.release()
 
 
-@contextmanager
+def scan_lease(
+    store: Store,
+    key: str,
+    total: int,
+    ttl_s: float,
+    log: Callable[[str], None],
+    poll_s: float | None = None,
+) -> AbstractContextManager[HeldLease]:
+    """Hold the lease on scan ``key`` for the block, waiting first while another driver holds it."""
+
+    def status() -> str:
+        done = store.scan_grid(key, fields=("asr_pct",)).done
+        return f"{done}/{total} points in the store; "
+
+    return _lease(store, key, f"scan {key[:12]}", status, "; computing what is missing", ttl_s, log, poll_s)
+
+
 def build_lease(
     store: Store,
     kind: str,
@@ -115,23 +121,12 @@ def build_lease(
     ttl_s: float,
     log: Callable[[str], None],
     poll_s: float | None = None,
-) -> Iterator[HeldLease]:
+) -> AbstractContextManager[HeldLease]:
     """Hold the lease on building artifact ``kind``/``key`` (a fine-tune, …) for the block.
 
     A second process asking for the same artifact waits while the first builds it, then finds it in
     the store instead of building it again (``cached_artifact`` looks again inside the block); a
     holder that died (or stopped renewing) leaves it to the next. Two sweeps or studies sharing a
     store thus never train the same cell twice."""
-    holder = new_holder()
-    lease_key = f"build:{kind}:{key}"
-
     what = f"{kind.rstrip('s')} {key[:12]}"
-    poll = poll_s if poll_s is not None else min(2.0, ttl_s / 4)
-    said = _wait_for(store, lease_key, holder, ttl_s, poll, what, lambda: "", log)
-    if said is not None:
-        log(f"{what}: lease free ({said[0]} finished or died)")
-    held = HeldLease(store, lease_key, holder, ttl_s)
-    try:
-        yield held
-    finally:
-        held.release()
+    return _lease(store, f"build:{kind}:{key}", what, lambda: "", "", ttl_s, log, poll_s)

@@ -4,9 +4,11 @@ the dashboard's Attack strength page draws them."""
 
 from __future__ import annotations
 
+import numpy as np
 import plotly.graph_objects as go
 
-from landscape.figures.plots import FONT, PALETTE, _axis_title
+from landscape.core.format import format_setting
+from landscape.figures.plots import FONT, PALETTE, _axis_title, _band
 
 # lines that coincide (two defences at the same score) stay told apart in print and in grey
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
@@ -46,19 +48,8 @@ def build_sweep_figure(
         lo = [c[f"{metric}_lo"] for _, c in mine]
         hi = [c[f"{metric}_hi"] for _, c in mine]
         if all(v is not None for v in lo + hi):
-            fig.add_trace(
-                go.Scatter(
-                    x=x + x[::-1],
-                    y=hi + lo[::-1],
-                    fill="toself",
-                    fillcolor=_rgba(color, 0.15),
-                    mode="lines",
-                    line={"width": 0},
-                    hoverinfo="skip",
-                    showlegend=False,
-                    legendgroup=run,
-                )
-            )
+            band = _band(x, np.asarray(lo, float), np.asarray(hi, float), color, 0.15, f"{run} 95% CI")
+            fig.add_trace(band.update(legendgroup=run))
         fig.add_trace(
             go.Scatter(
                 x=x,
@@ -77,7 +68,11 @@ def build_sweep_figure(
         xaxis={
             **_axis_title(field),
             "type": "category" if categorical else ("log" if log_axis(xs) else "linear"),
-            **({} if categorical else {"tickvals": sorted(xs), "ticktext": [f"{x:g}" for x in sorted(xs)]}),
+            **(
+                {}
+                if categorical
+                else {"tickvals": sorted(xs), "ticktext": [format_setting(x) for x in sorted(xs)]}
+            ),
         },
         yaxis={**_axis_title(label), "range": [-2, 102]},
         font={"family": FONT},
@@ -144,7 +139,7 @@ def build_search_figure(searches: list[dict]) -> go.Figure:
 
 
 def _settings(values: dict) -> str:
-    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+    return ", ".join(f"{k}={format_setting(v, 3)}" for k, v in values.items())
 
 
 def sweep_view(sweep: dict, field: str | None) -> tuple[str, list[dict], dict]:
@@ -201,7 +196,7 @@ def export_sweep(
         )
     else:
         out.write_bytes(figure_bytes(build_sweep_figure(cells, field), fmt, preset, show_title))
-    others = "; ".join(f"{f} = {v:g}" if isinstance(v, float) else f"{f} = {v}" for f, v in fixed.items())
+    others = "; ".join(f"{f} = {format_setting(v)}" for f, v in fixed.items())
     n = sorted({c["harmful_n"] for c in cells if c["harmful_n"]})
     caption = (
         f"Harmful score against {field} per defence, study {record['name']}"

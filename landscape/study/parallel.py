@@ -55,6 +55,32 @@ def baseline_task(theta0: ModelSpec, structure, spec: StudySpec, root: str, runt
         scan_grid(format_baseline_spec(theta0, structure, spec.evaluation), store, runtime, log=print)
 
 
+def _build(
+    jobs: list[tuple[str, StudySpec, int]], theta0: ModelSpec, root: str, rt: Runtime, runtime, log
+) -> list:
+    """Phase 1 for ``jobs`` of (label, study, run index): each run's model as a Ray task; returns
+    (model, structure, the study that measures it) in order."""
+    from landscape.engine.distributed import run_tasks
+
+    built = run_tasks(
+        [(label, build_task, (study, k, theta0, root, rt)) for label, study, k in jobs], runtime, log
+    )
+    return [(model, structure, study) for (model, structure), (_, study, _) in zip(built, jobs, strict=True)]
+
+
+def _assessments(measured: list[tuple], root: str, rt: Runtime) -> list:
+    """Phase 2's tasks for (model, structure, study) triples: one per distinct model, format and
+    evaluation (a sweep cell's evaluation may differ from the study's: no VISAGE)."""
+    seen, out = set(), []
+    for model, structure, study in measured:
+        ident = (model.model_dump_json(), structure.name, study.evaluation.model_dump_json())
+        if ident not in seen:
+            seen.add(ident)
+            label = f"evaluate:{model.source}@{structure.name}"
+            out.append((label, assess_task, (model, structure, study, root, rt)))
+    return out
+
+
 def prefetch(spec: StudySpec, theta0: ModelSpec, store: Store, runtime: Runtime, log) -> None:
     """Build every run's model, then assess every model, as Ray tasks (``runtime.workers`` at a
     time); everything lands in ``store``, where the sequential pipeline finds it."""
@@ -71,25 +97,10 @@ def prefetch(spec: StudySpec, theta0: ModelSpec, store: Store, runtime: Runtime,
         for k, run in enumerate(seeded.runs)
     ]
     jobs += [(cell_label(run, values), cell, 0) for run, values, cell in sweep_cells(spec)]
-    builds = [(label, build_task, (study, k, theta0, root, rt)) for label, study, k in jobs]
-    log(f"[study {spec.name}] {len(builds)} fine-tunes on {runtime.workers} Ray workers …")
-    built = run_tasks(builds, runtime, log)
-    measured = [(theta0, STRUCTURES["benign"], spec)] + [
-        (model, structure, study) for (model, structure), (_, study, _) in zip(built, jobs, strict=True)
-    ]
-    seen, assess = set(), []
-    for model, structure, study in measured:  # a sweep cell's evaluation may differ (no VISAGE)
-        ident = (model.model_dump_json(), structure.name, study.evaluation.model_dump_json())
-        if ident not in seen:
-            seen.add(ident)
-            assess.append(
-                (
-                    f"evaluate:{model.source}@{structure.name}",
-                    assess_task,
-                    (model, structure, study, root, rt),
-                )
-            )
-    for structure in baseline_formats(structure for _, structure in built):
+    log(f"[study {spec.name}] {len(jobs)} fine-tunes on {runtime.workers} Ray workers …")
+    built = _build(jobs, theta0, root, rt, runtime, log)
+    assess = _assessments([(theta0, STRUCTURES["benign"], spec)] + built, root, rt)
+    for structure in baseline_formats(structure for _, structure, _ in built):
         label = f"evaluate:{theta0.source}@{structure.name} (format baseline)"
         assess.append((label, baseline_task, (theta0, structure, spec, root, rt)))
     log(f"[study {spec.name}] {len(assess)} evaluations on {runtime.workers} Ray workers …")
@@ -103,14 +114,5 @@ def prefetch_cells(
     from landscape.engine.distributed import run_tasks
 
     root, rt = str(store.root), _task_runtime(runtime)
-    built = run_tasks(
-        [(label, build_task, (cell, 0, theta0, root, rt)) for label, cell in cells], runtime, log
-    )
-    run_tasks(
-        [
-            (f"evaluate:{label}", assess_task, (model, structure, cell, root, rt))
-            for (label, cell), (model, structure) in zip(cells, built, strict=True)
-        ],
-        runtime,
-        log,
-    )
+    built = _build([(label, cell, 0) for label, cell in cells], theta0, root, rt, runtime, log)
+    run_tasks(_assessments(built, root, rt), runtime, log)

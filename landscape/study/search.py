@@ -25,9 +25,10 @@ from __future__ import annotations
 import time
 
 from cache import Store
+from landscape.core.format import format_setting
 from landscape.core.specs import ModelSpec, Runtime, spec_hash
 from landscape.study.specs import SEARCH_TYPES, RunSpec, StudySpec
-from landscape.study.sweep import cell_row
+from landscape.study.sweep import cell_row, cell_study, evaluate_cell
 
 SEARCH_VERSION = 1
 
@@ -106,18 +107,6 @@ def worst_trial(trials: list[dict], floor: float | None) -> dict | None:
     return max(ok, key=lambda t: (t["harmful_pct"], -t["number"])) if ok else None
 
 
-def _evaluate(cell: StudySpec, theta0: ModelSpec, store: Store, runtime: Runtime, session, log) -> tuple:
-    from landscape.study.stages import assess_model, build_run
-
-    (_, model, structure, info), _ = build_run(cell, cell.runs[0], theta0, store, runtime, log)
-    return (
-        model,
-        structure,
-        info,
-        assess_model(model, structure, cell.evaluation, store, runtime, session, log),
-    )
-
-
 def distance_from_theta0(model: ModelSpec, theta0: ModelSpec, store: Store, device: str) -> dict:
     """‖θ − θ₀‖₂ over the whole model (float64 sums) and its share of ‖θ₀‖₂."""
     from landscape.core.directions import dot
@@ -144,17 +133,13 @@ def run_search(
         "trials": [],
         "elapsed_s": 0.0,
     }
-    ev = spec.evaluation.model_copy(update={"visage_directions": 0})
     t0, prior = time.perf_counter(), record["elapsed_s"]
     while len(record["trials"]) < search.trials:
         start = len(record["trials"]) // search.batch * search.batch
         history = record["trials"][:start]
         batch = range(start, min(start + search.batch, search.trials))
         proposals = {t: propose(search, history, t) for t in batch}
-        cells = {
-            t: spec.cell(run, values, "search").model_copy(update={"evaluation": ev})
-            for t, values in proposals.items()
-        }
+        cells = {t: cell_study(spec, run, values, False, "search") for t, values in proposals.items()}
         if runtime.workers and len(batch) > 1:
             from landscape.study.parallel import prefetch_cells
 
@@ -165,20 +150,19 @@ def run_search(
             if t < len(record["trials"]):
                 continue
             progress.stage(f"search:{run.name}#{t}", "running")
-            model, _, info, metrics = _evaluate(cells[t], theta0, store, runtime, session, log)
+            model, info, metrics = evaluate_cell(cells[t], theta0, store, runtime, session, log)
             row = cell_row(run.name, proposals[t], model, info, metrics)
             row["number"] = t
             record["trials"].append(row)
             record["elapsed_s"] = prior + time.perf_counter() - t0
-            record["best_so_far"] = best_so_far(record["trials"], search.task_floor)
             record["updated"] = time.time()
             store.put_json(f"search:{key}", record)
             progress.stage(f"search:{run.name}#{t}", "done", asr=row["harmful_pct"])
     worst = worst_trial(record["trials"], search.task_floor)
     if worst is not None and "worst" not in record:
         progress.stage(f"search:{run.name}:worst", "running")
-        cell = spec.cell(run, worst["values"], "search")
-        model, _, _, metrics = _evaluate(cell, theta0, store, runtime, session, log)
+        cell = cell_study(spec, run, worst["values"], True, "search")  # the study's full evaluation
+        model, _, metrics = evaluate_cell(cell, theta0, store, runtime, session, log)
         record["worst"] = {
             "number": worst["number"],
             "visage": metrics.get("visage"),
@@ -248,9 +232,7 @@ def search_markdown(searches: list[dict]) -> str:
             )
             continue
         w = s.get("worst") or {}
-        settings = ", ".join(
-            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in worst["values"].items()
-        )
+        settings = ", ".join(f"{k}={format_setting(v, 3)}" for k, v in worst["values"].items())
         visage = "—" if w.get("visage") is None else f"{w['visage']:.1f}"
         rel = "—" if w.get("relative_distance") is None else f"{w['relative_distance']:.2e}"
         lines.append(

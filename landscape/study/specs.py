@@ -184,35 +184,33 @@ class StudySpec(Spec):
             for name in t.runs:
                 if name not in names:
                     raise SpecError(f"trajectory names unknown run {name!r}")
-        if self.sweep is not None:
-            for name in self.sweep.runs or ():
+        for what, block, settings in (
+            ("sweep", self.sweep, self.sweep and self.sweep.cells()),
+            ("search", self.search, self.search and self.search.corners()),
+        ):
+            if block is None:
+                continue
+            for name in block.runs or ():
                 if name not in names:
-                    raise SpecError(f"sweep names unknown run {name!r}")
-            for values in self.sweep.cells():  # every cell a valid study: one-line errors before any work
-                for run in self.sweep_runs():
-                    self.cell(run, values)
-        if self.search is not None:
-            for name in self.search.runs or ():
-                if name not in names:
-                    raise SpecError(f"search names unknown run {name!r}")
-            for values in self.search.corners():
-                for run in self.search_runs():
-                    self.cell(run, values, "search")
+                    raise SpecError(f"{what} names unknown run {name!r}")
+            for values in settings:  # every cell a valid study: one-line errors before any work
+                for run in self._chosen_runs(block):
+                    self.cell(run, values, what)
         return self
 
-    def search_runs(self) -> tuple[RunSpec, ...]:
-        """The runs a search attacks (``search.runs``, or every run)."""
-        if self.search is None:
+    def _chosen_runs(self, block) -> tuple[RunSpec, ...]:
+        """The runs a sweep or search names in its ``runs`` (every run when None; none without one)."""
+        if block is None:
             return ()
-        wanted = self.search.runs
-        return tuple(r for r in self.runs if wanted is None or r.name in wanted)
+        return tuple(r for r in self.runs if block.runs is None or r.name in block.runs)
 
     def sweep_runs(self) -> tuple[RunSpec, ...]:
         """The runs a sweep crosses (``sweep.runs``, or every run)."""
-        if self.sweep is None:
-            return ()
-        wanted = self.sweep.runs
-        return tuple(r for r in self.runs if wanted is None or r.name in wanted)
+        return self._chosen_runs(self.sweep)
+
+    def search_runs(self) -> tuple[RunSpec, ...]:
+        """The runs a search attacks (``search.runs``, or every run)."""
+        return self._chosen_runs(self.search)
 
     def cell(self, run: RunSpec, values: dict, what: str = "sweep") -> StudySpec:
         """The study of one sweep cell: ``run`` alone, with the swept ``values`` written into its
@@ -246,7 +244,7 @@ class StudySpec(Spec):
         ]
         if ft.method == "full" and trains:
             raise SpecError(
-                f"sweep: method full cannot train run {run.name}: {trains[0]} needs LoRA fine-tuning"
+                f"{what}: method full cannot train run {run.name}: {trains[0]} needs LoRA fine-tuning"
             )
         return self.model_copy(
             update={

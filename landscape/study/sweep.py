@@ -19,9 +19,19 @@ sampling error.
 from __future__ import annotations
 
 from cache import Store
+from landscape.core.format import format_setting
 from landscape.core.specs import ModelSpec, Runtime
 from landscape.core.stats import wilson
 from landscape.study.specs import StudySpec
+
+
+def cell_study(spec: StudySpec, run, values: dict, visage: bool, what: str = "sweep") -> StudySpec:
+    """The one-run study of a sweep cell or search trial (``StudySpec.cell``), measured with the
+    study's evaluation, VISAGE left out unless ``visage``."""
+    cell = spec.cell(run, values, what)
+    if visage:
+        return cell
+    return cell.model_copy(update={"evaluation": cell.evaluation.model_copy(update={"visage_directions": 0})})
 
 
 def sweep_cells(spec: StudySpec) -> list[tuple[str, dict, StudySpec]]:
@@ -29,14 +39,19 @@ def sweep_cells(spec: StudySpec) -> list[tuple[str, dict, StudySpec]]:
     evaluation leaves VISAGE out unless ``sweep.visage``."""
     if spec.sweep is None:
         return []
-    ev = spec.evaluation
-    if not spec.sweep.visage:
-        ev = ev.model_copy(update={"visage_directions": 0})
     return [
-        (run.name, values, spec.cell(run, values).model_copy(update={"evaluation": ev}))
+        (run.name, values, cell_study(spec, run, values, spec.sweep.visage))
         for run in spec.sweep_runs()
         for values in spec.sweep.cells()
     ]
+
+
+def evaluate_cell(cell: StudySpec, theta0: ModelSpec, store: Store, runtime: Runtime, session, log) -> tuple:
+    """A one-run study's model built (or read from the store) and measured: (model, info, metrics)."""
+    from landscape.study.stages import assess_model, build_run
+
+    (_, model, structure, info), _ = build_run(cell, cell.runs[0], theta0, store, runtime, log)
+    return model, info, assess_model(model, structure, cell.evaluation, store, runtime, session, log)
 
 
 def cell_label(run: str, values: dict) -> str:
@@ -89,14 +104,11 @@ def run_sweep(
     spec: StudySpec, theta0: ModelSpec, store: Store, runtime: Runtime, session, progress, log
 ) -> dict:
     """Every cell of ``spec.sweep`` (built, or read from the store); the sweep's record."""
-    from landscape.study.stages import assess_model, build_run
-
     rows = []
     for run, values, cell in sweep_cells(spec):
         label = cell_label(run, values)
         progress.stage(label, "running")
-        (_, model, structure, info), _ = build_run(cell, cell.runs[0], theta0, store, runtime, log)
-        metrics = assess_model(model, structure, cell.evaluation, store, runtime, session, log)
+        model, info, metrics = evaluate_cell(cell, theta0, store, runtime, session, log)
         rows.append(cell_row(run, values, model, info, metrics))
         progress.stage(label, "done", asr=metrics["harmful_score_pct"])
     return {
@@ -114,7 +126,7 @@ def _pct(k, n, lo, hi) -> tuple[str, str]:
 
 
 def _name(cell: dict) -> str:
-    shown = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in cell["values"].items())
+    shown = ", ".join(f"{k}={format_setting(v)}" for k, v in cell["values"].items())
     return f"{cell['run']} at {shown}"
 
 
@@ -180,10 +192,7 @@ def sweep_markdown(sweep: dict) -> str:
     for c in sweep["cells"]:
         harm = _pct(c["harmful_k"], c["harmful_n"], c["harmful_lo"], c["harmful_hi"])
         task = _pct(c["task_k"], c["task_n"], c["task_lo"], c["task_hi"])
-        vals = [
-            f"{c['values'][f]:g}" if isinstance(c["values"][f], float) else str(c["values"][f])
-            for f in fields
-        ]
+        vals = [format_setting(c["values"][f]) for f in fields]
         lines.append(
             "| " + " | ".join([c["run"], ", ".join(c["defenses"]) or "none", *vals, *harm, *task]) + " |"
         )

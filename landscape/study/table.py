@@ -137,18 +137,18 @@ def study_markdown(record: dict) -> str:
             + (f" over {runs} invocations (resumes and replays add up)" if runs > 1 else "")
         )
     claims = claims_markdown(record)
-    sweep = []
+    attacks = []  # the sweep's and the searches' tables
     if record.get("sweep"):
         from landscape.study.sweep import sweep_markdown
 
         fields = ", ".join(record["sweep"]["fields"])
-        sweep = ["", f"#### Sweep over {fields} (seed 0; harmful score in each run's own format)", ""]
-        sweep.append(sweep_markdown(record["sweep"]))
+        attacks = ["", f"#### Sweep over {fields} (seed 0; harmful score in each run's own format)", ""]
+        attacks.append(sweep_markdown(record["sweep"]))
     if record.get("searches"):
         from landscape.study.search import search_markdown
 
         s = record["spec"]["search"]
         floor = "" if s["task_floor"] is None else f", task accuracy ≥ {s['task_floor']:g}%"
-        sweep += ["", f"#### Worst-case search ({s['trials']} trials a run, seed {s['seed']}{floor})", ""]
-        sweep.append(search_markdown(record["searches"]))
-    return "\n".join(lines + ([""] + notes if notes else []) + ([""] + claims if claims else []) + sweep)
+        attacks += ["", f"#### Worst-case search ({s['trials']} trials a run, seed {s['seed']}{floor})", ""]
+        attacks.append(search_markdown(record["searches"]))
+    return "\n".join(lines + ([""] + notes if notes else []) + ([""] + claims if claims else []) + attacks)
