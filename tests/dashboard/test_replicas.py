@@ -158,6 +158,31 @@ def _cookie_for_each_replica(url: str) -> dict[str, str]:
     raise AssertionError(f"40 new browsers all reached {list(found)}")
 
 
+def _fill_scan_form(page, model: Path, numbers: dict[str, int]) -> None:
+    """Type the model path and the numbers, then wait until the form's estimate line shows them all
+    (Start is enabled from then on). On a loaded machine a rerun triggered by one box can land while
+    the next is being typed and swallow it, so a form that does not show its values is typed again;
+    one that never does fails with the page's own errors."""
+    points = numbers.get("Points per axis", 7)
+    shown = f"{points} points × {numbers.get('Prompts (first N)', 16)} prompts × ≤{numbers.get('Max new tokens', 32)} tokens"
+    for _ in range(3):
+        box = page.get_by_label("…or a model path under the allowed roots")
+        box.fill(str(model))
+        box.press("Enter")
+        for label, value in numbers.items():
+            field = page.get_by_label(label, exact=True)
+            field.fill(str(value))
+            field.press("Enter")
+            page.wait_for_timeout(500)
+        try:
+            page.get_by_text(shown).first.wait_for(timeout=30_000)
+            return
+        except Exception:  # Playwright's TimeoutError: type the form again
+            continue
+    errors = page.locator("[data-testid=stAlertContentError]").all_inner_texts()
+    raise AssertionError(f"the form never showed {shown!r}; its errors: {errors}")
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(chromium_path() is None, reason="needs Debian chromium")
 @pytest.mark.skipif(not os.path.exists(NGINX), reason="needs Debian nginx (make system-deps)")
@@ -180,14 +205,9 @@ def test_two_replicas_are_sticky_and_share_the_jobs(replicas, tiny_model):
         page = pages["a"]
         page.goto(f"{url}/run", wait_until="domcontentloaded")
         page.get_by_role("heading", name="Run a scan").first.wait_for(timeout=60_000)
-        box = page.get_by_label("…or a model path under the allowed roots")
-        box.fill(str(tiny_model))
-        box.press("Enter")
-        for label, value in (("Points per axis", 21), ("Prompts (first N)", 2), ("Max new tokens", 16)):
-            field = page.get_by_label(label, exact=True)
-            field.fill(str(value))
-            field.press("Enter")
-            page.wait_for_timeout(500)
+        _fill_scan_form(
+            page, tiny_model, {"Points per axis": 21, "Prompts (first N)": 2, "Max new tokens": 16}
+        )
         page.get_by_role("button", name="Start scan").click()
         page.get_by_text("Started job for scan").wait_for(timeout=60_000)
         with Store(store_dir) as store:
@@ -196,13 +216,7 @@ def test_two_replicas_are_sticky_and_share_the_jobs(replicas, tiny_model):
         other.goto(f"{url}/run", wait_until="domcontentloaded")
         # the job started through replica a: its progress on replica b's page
         other.get_by_text(f"scan {job.key[:12]}").first.wait_for(timeout=60_000)
-        box = other.get_by_label("…or a model path under the allowed roots")
-        box.fill(str(tiny_model))
-        box.press("Enter")
-        field = other.get_by_label("Points per axis", exact=True)
-        field.fill("3")
-        field.press("Enter")
-        other.wait_for_timeout(800)
+        _fill_scan_form(other, tiny_model, {"Points per axis": 3})
         other.get_by_role("button", name="Start scan").click()
         other.get_by_text("1 job(s) already running").first.wait_for(timeout=60_000)
         browser.close()
