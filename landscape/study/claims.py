@@ -46,6 +46,7 @@ class Claim:
     test: str
     statistic: float
     p: float
+    seeds: int = 1  # the fewer seeds of the two sides
 
     @property
     def verb(self) -> str:
@@ -85,7 +86,8 @@ def compare(subject: dict, reference: dict, what: str) -> Claim | None:
         )
     name = subject.get("name") or f"{subject['model']} in the {subject['structure']} format"
     ref = reference.get("name") or f"{reference['model']} in the {reference['structure']} format"
-    return Claim(name, ref, what, 100 * a.mean(), 100 * b.mean(), test, res.statistic, res.p)
+    seeds = min(a.shape[0], b.shape[0])
+    return Claim(name, ref, what, 100 * a.mean(), 100 * b.mean(), test, res.statistic, res.p, seeds)
 
 
 def study_claims(record: dict) -> tuple[list[Claim], int]:
@@ -121,10 +123,39 @@ def study_claims(record: dict) -> tuple[list[Claim], int]:
     return out, missing
 
 
+# Measured by bench/bench_claim_tests.py (bench/results_claim_tests.txt, 1,000 simulated pairs a
+# row): the largest share of p < 0.05 when the two runs are equal in expectation but every
+# fine-tune has its own seed effect, a logit sd of 0.5 / 1.0 (0 gives ≤ 2.5% at every seed count).
+SIZE_ACROSS_SEEDS = {1: (0.158, 0.373), 2: (0.045, 0.145), 3: (0.018, 0.079), 5: (0.018, 0.068)}
+
+
+def seeds_caveat(claims: list[Claim]) -> str | None:
+    """What the claims' tests do not cover, as a markdown line, when fewer than 10 seeds a side: a
+    test holds the fine-tuned models fixed, so as a claim about a defence (over training's
+    randomness) its size grows with the spread between seeds (``SIZE_ACROSS_SEEDS``)."""
+    if not claims:
+        return None
+    fewest = min(c.seeds for c in claims)
+    if fewest >= 10:
+        return None
+    known = max(s for s in SIZE_ACROSS_SEEDS if s <= fewest)
+    mid, high = SIZE_ACROSS_SEEDS[known]
+    what = "one seed a side" if fewest == 1 else f"{fewest} seeds on a side"
+    return (
+        f"- with {what}, each test is about these fine-tunes: as a claim about the defence over "
+        f"training seeds, a 5% test rejected {100 * mid:.0f}% / {100 * high:.0f}% of equal pairs in "
+        "simulation when seeds spread a logit sd of 0.5 / 1 (docs: methods, Claim tests; `seeds:` "
+        "narrows it)"
+    )
+
+
 def claims_markdown(record: dict) -> list[str]:
     """The claims as markdown bullet lines (empty when the record supports none)."""
     claims, missing = study_claims(record)
     lines = [f"- {c.text()}" for c in claims]
+    caveat = seeds_caveat(claims)
+    if caveat:
+        lines.append(caveat)
     if missing:
         lines.append(
             f"- {missing} comparison(s) make no claim: their per-prompt verdicts are not in this "

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from landscape.core.stats import bootstrap_difference, format_p, mcnemar_exact
-from landscape.study.claims import study_claims
+from landscape.study.claims import claims_markdown, study_claims
 from landscape.study.specs import RunSpec, StudySpec
 from landscape.study.table import study_markdown
 from landscape.training.attacks import AttackSpec
@@ -82,6 +82,16 @@ def test_claims_state_their_test_and_p_value():
     (claim,) = [c for c in study_claims({"models": [base, harm2, mix2]})[0] if c.subject == "mix"]
     assert claim.test.startswith("bootstrap over 20 prompts and 3 vs 3 seeds")
     assert claim.p == pytest.approx(bootstrap_difference(w < 0.4, w < 0.8).p)
+    # what a test does not cover is said once under the claims: one seed a side, then 3
+    assert "with one seed a side, each test is about these fine-tunes" in text
+    assert "16% / 37% of equal pairs" in text
+    three = "\n".join(claims_markdown({"models": [base | {"per_seed": [base] * 3}, harm2, mix2]}))
+    assert "with 3 seeds on a side" in three and "2% / 8% of equal pairs" in three
+    ten = np.random.default_rng(2).random((10, 20))
+    harm10 = _row("h", list(ten < 0.8), structure="benign", attack="harmful", defenses=[])
+    mix10 = _row("mix", list(ten < 0.4), structure="benign", attack="harmful", defenses=["generic_mix"])
+    tenfold = base | {"per_seed": [base] * 10}
+    assert "each test is about" not in "\n".join(claims_markdown({"models": [tenfold, harm10, mix10]}))
     # an older record without verdicts makes no claim, and says so
     old = [{k: m[k] for k in ("name", "structure", "defenses", "harmful_score_pct")} for m in (base, harm)]
     assert study_claims({"models": old}) == ([], 1)
