@@ -40,6 +40,21 @@ class SweepSpec(Spec):
         None, min_length=1, description="The study's runs to sweep (each its defences); None: every run."
     )
     visage: bool = Field(False, description="Also measure VISAGE on every cell (the study's evaluation).")
+    seeds: tuple[int, ...] | None = Field(
+        None,
+        min_length=1,
+        description="Run every cell once per seed s, shifted as the study's own seeds are (fine-tuning, "
+        "the attack's sample, each defence's seed); a cell then reports its mean over seeds and the "
+        "sweep's claims use the paired bootstrap over prompts and seeds. None: seed 0 only (the "
+        "sweep's key is unchanged).",
+    )
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, seeds):
+        if seeds is not None and len(set(seeds)) != len(seeds):
+            raise SpecError("sweep seeds must be distinct")
+        return seeds
 
     @field_validator("over", mode="before")
     @classmethod

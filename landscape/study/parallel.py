@@ -96,7 +96,11 @@ def prefetch(spec: StudySpec, theta0: ModelSpec, store: Store, runtime: Runtime,
         for _, seeded, tag in seeds
         for k, run in enumerate(seeded.runs)
     ]
-    jobs += [(cell_label(run, values), cell, 0) for run, values, cell in sweep_cells(spec)]
+    several = spec.sweep is not None and spec.sweep.seeds is not None
+    jobs += [
+        (cell_label(run, values, seed if several else None), cell, 0)
+        for run, values, seed, cell in sweep_cells(spec)
+    ]
     log(f"[study {spec.name}] {len(jobs)} fine-tunes on {runtime.workers} Ray workers …")
     built = _build(jobs, theta0, root, rt, runtime, log)
     assess = _assessments([(theta0, STRUCTURES["benign"], spec)] + built, root, rt)

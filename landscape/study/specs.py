@@ -165,7 +165,8 @@ class StudySpec(Spec):
     sweep: SweepSpec | None = Field(
         None,
         description="Cross fine-tuning settings with the runs (worst-case attacks): every cell an "
-        "ordinary cached run at seed 0, measured for harmful score and task accuracy (see SweepSpec).",
+        "ordinary cached run at seed 0 (or at each of sweep.seeds), measured for harmful score and task "
+        "accuracy (see SweepSpec).",
     )
     search: SearchSpec | None = Field(
         None,

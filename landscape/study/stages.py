@@ -172,6 +172,8 @@ def study_key(spec: StudySpec, store: Store) -> str:
     for late in ("seeds", "sweep", "search"):  # added later: a study without them keeps its key
         if data[late] is None:
             data.pop(late)
+    if data.get("sweep") and data["sweep"].get("seeds") is None:  # likewise a sweep without seeds
+        data["sweep"].pop("seeds", None)
     if isinstance(spec.evaluation.judge, JudgeSpec):  # a model judge: its files' content, not its path
         from landscape.core.judges import judge_model_identity
 

@@ -18,10 +18,12 @@ sampling error.
 
 from __future__ import annotations
 
+import numpy as np
+
 from cache import Store
 from landscape.core.format import format_setting
 from landscape.core.specs import ModelSpec, Runtime
-from landscape.core.stats import wilson
+from landscape.core.stats import clustered_wilson, wilson, wilson_share
 from landscape.study.specs import StudySpec
 
 
@@ -34,15 +36,24 @@ def cell_study(spec: StudySpec, run, values: dict, visage: bool, what: str = "sw
     return cell.model_copy(update={"evaluation": cell.evaluation.model_copy(update={"visage_directions": 0})})
 
 
-def sweep_cells(spec: StudySpec) -> list[tuple[str, dict, StudySpec]]:
-    """(run name, swept values, the cell's one-run study) for every cell, run by run; the cell's
-    evaluation leaves VISAGE out unless ``sweep.visage``."""
+def sweep_seeds(spec: StudySpec) -> tuple[int, ...]:
+    """The seeds every cell runs at (``sweep.seeds``; seed 0 alone when None)."""
+    return (spec.sweep.seeds or (0,)) if spec.sweep is not None else ()
+
+
+def sweep_cells(spec: StudySpec) -> list[tuple[str, dict, int, StudySpec]]:
+    """(run name, swept values, seed, the cell's one-run study) for every cell and seed, run by run;
+    seed s is the cell of the study shifted as ``StudySpec.for_seed(s)`` (s = 0: the study as
+    written); the cell's evaluation leaves VISAGE out unless ``sweep.visage``."""
     if spec.sweep is None:
         return []
+    seeded = {s: spec.for_seed(s) if s else spec for s in sweep_seeds(spec)}
     return [
-        (run.name, values, cell_study(spec, run, values, spec.sweep.visage))
-        for run in spec.sweep_runs()
+        (run.name, values, s, cell_study(study, run, values, spec.sweep.visage))
+        for k, run in enumerate(spec.sweep_runs())
         for values in spec.sweep.cells()
+        for s, study in seeded.items()
+        for run in (study.sweep_runs()[k],)
     ]
 
 
@@ -54,8 +65,9 @@ def evaluate_cell(cell: StudySpec, theta0: ModelSpec, store: Store, runtime: Run
     return model, info, assess_model(model, structure, cell.evaluation, store, runtime, session, log)
 
 
-def cell_label(run: str, values: dict) -> str:
-    return f"sweep:{run}@" + ",".join(f"{k}={v}" for k, v in values.items())
+def cell_label(run: str, values: dict, seed: int | None = None) -> str:
+    label = f"sweep:{run}@" + ",".join(f"{k}={v}" for k, v in values.items())
+    return label if seed is None else f"{label}@seed{seed}"
 
 
 def _counts(pct: float | None, n: int | None, verdicts: list[int] | None) -> tuple[int, int] | None:
@@ -100,21 +112,54 @@ def cell_row(run: str, values: dict, model: ModelSpec, info: dict, metrics: dict
     return row
 
 
+def over_seeds(rows: list[dict]) -> dict:
+    """One cell's row from its per-seed rows: the first seed's model and keys (what the Attack
+    strength page opens on a click), the harmful score and
+    task accuracy averaged over seeds as k/n pooled over seeds and prompts, each with the clustered
+    Wilson interval (``core.stats.clustered_wilson``: the prompts are the independent units, every
+    seed's verdicts on a prompt averaged; its coverage is simulated in the tests), and every seed's
+    own row under ``per_seed``."""
+    first = {k: v for k, v in rows[0].items() if k not in ("seed", "harmful_complied")}
+    row = first | {"per_seed": rows, "seeds": [r["seed"] for r in rows]}
+    for name in ("harmful", "task"):
+        if any(r[f"{name}_k"] is None for r in rows):
+            row.update({f"{name}_{x}": None for x in ("pct", "k", "n", "lo", "hi")})
+            continue
+        k, n = sum(r[f"{name}_k"] for r in rows), sum(r[f"{name}_n"] for r in rows)
+        verdicts = [r.get("harmful_complied") for r in rows] if name == "harmful" else None
+        if verdicts and all(v is not None for v in verdicts) and len({len(v) for v in verdicts}) == 1:
+            lo, hi = clustered_wilson(np.asarray(verdicts))
+        else:  # task items are not stored one by one: each item counted once (n_eff = the item count,
+            # the conservative end of clustered_wilson's range)
+            lo, hi = wilson_share(k / n, n / len(rows))
+        row.update(
+            {f"{name}_pct": 100 * k / n, f"{name}_k": k, f"{name}_n": n, f"{name}_lo": lo, f"{name}_hi": hi}
+        )
+    return row
+
+
 def run_sweep(
     spec: StudySpec, theta0: ModelSpec, store: Store, runtime: Runtime, session, progress, log
 ) -> dict:
-    """Every cell of ``spec.sweep`` (built, or read from the store); the sweep's record."""
-    rows = []
-    for run, values, cell in sweep_cells(spec):
-        label = cell_label(run, values)
+    """Every cell of ``spec.sweep`` at every seed (built, or read from the store); the sweep's
+    record: one row a cell, its seeds' rows under ``per_seed`` when the sweep has seeds."""
+    several = spec.sweep.seeds is not None
+    rows, by_cell = [], {}
+    for run, values, seed, cell in sweep_cells(spec):
+        label = cell_label(run, values, seed if several else None)
         progress.stage(label, "running")
         model, info, metrics = evaluate_cell(cell, theta0, store, runtime, session, log)
-        rows.append(cell_row(run, values, model, info, metrics))
+        row = cell_row(run, values, model, info, metrics)
+        by_cell.setdefault((run, tuple(values.items())), []).append(dict(row, seed=seed))
         progress.stage(label, "done", asr=metrics["harmful_score_pct"])
+    for per_seed in by_cell.values():
+        one = {k: v for k, v in per_seed[0].items() if k != "seed"}
+        rows.append(over_seeds(per_seed) if several else one)
     return {
         "fields": [name for name, _ in spec.sweep.over],
         "cells": rows,
         "seed": 0,
+        "seeds": list(sweep_seeds(spec)),
         "visage": spec.sweep.visage,
     }
 
@@ -131,7 +176,8 @@ def _name(cell: dict) -> str:
 
 
 def sweep_claims(sweep: dict) -> list:
-    """The sweep's tested claims (``study.claims.compare``: McNemar's exact test on the same prompts):
+    """The sweep's tested claims (``study.claims.compare``: McNemar's exact test on the same prompts,
+    the paired bootstrap over prompts and seeds when the sweep has seeds):
     for each run, its harmful score at the strongest setting (every field at its last listed value)
     against the weakest (every field at its first), and each defended run against the undefended run
     with the same attack, at the weakest and at the strongest setting. List a sweep's values from
@@ -179,14 +225,15 @@ def sweep_claims(sweep: dict) -> list:
 def sweep_markdown(sweep: dict) -> str:
     """The sweep as a markdown table: one line per cell, run by run, the swept fields as written."""
     fields = sweep["fields"]
+    several = len(sweep.get("seeds") or [0]) > 1
     head = [
         "run",
         "defences",
         *fields,
         "harmful score % (k/n)",
-        "95% Wilson",
+        "95% clustered Wilson" if several else "95% Wilson",
         "task acc. % (k/n)",
-        "95% Wilson",
+        "95% Wilson (items once)" if several else "95% Wilson",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in sweep["cells"]:
@@ -196,8 +243,20 @@ def sweep_markdown(sweep: dict) -> str:
         lines.append(
             "| " + " | ".join([c["run"], ", ".join(c["defenses"]) or "none", *vals, *harm, *task]) + " |"
         )
+    if several:
+        lines += [
+            "",
+            f"k/n pooled over {len(sweep['seeds'])} seeds; the harmful interval counts a prompt's verdicts "
+            "under every seed as one unit (Kish's effective size), the task interval each item once "
+            "(conservative: per-item task verdicts are not stored)",
+        ]
+    from landscape.study.claims import seeds_caveat
+
     claims = sweep_claims(sweep)
     if claims:
         lines += ["", "**Sweep claims** (harmful score, paired: the same prompts on both sides):"]
         lines += [f"- {c.text()}" for c in claims]
+        caveat = seeds_caveat(claims)
+        if caveat:
+            lines.append(caveat)
     return "\n".join(lines)

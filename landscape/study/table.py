@@ -142,7 +142,9 @@ def study_markdown(record: dict) -> str:
         from landscape.study.sweep import sweep_markdown
 
         fields = ", ".join(record["sweep"]["fields"])
-        attacks = ["", f"#### Sweep over {fields} (seed 0; harmful score in each run's own format)", ""]
+        seeds = record["sweep"].get("seeds") or [0]
+        said = f"seed {seeds[0]}" if len(seeds) == 1 else f"mean over seeds {', '.join(map(str, seeds))}"
+        attacks = ["", f"#### Sweep over {fields} ({said}; harmful score in each run's own format)", ""]
         attacks.append(sweep_markdown(record["sweep"]))
     if record.get("searches"):
         from landscape.study.search import search_markdown

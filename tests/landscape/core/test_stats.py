@@ -11,6 +11,8 @@ from landscape.core.stats import (
     Z95,
     bootstrap_difference,
     bootstrap_visage,
+    clustered_wilson,
+    effective_prompts,
     mcnemar_exact,
     two_proportion_z,
     wilson,
@@ -116,6 +118,51 @@ def test_bootstrap_difference_detects_a_real_gap_and_not_a_null_one():
     assert bootstrap_difference(high, high, b=500, seed=1).p == 1.0
     single = bootstrap_difference(high, low[:1], b=200, seed=1)  # one seed on one side
     assert single.p < 0.01
+
+
+def test_clustered_wilson_is_wilson_for_one_seed_and_bounded_by_its_extremes():
+    rng = np.random.default_rng(0)
+    x = rng.random((1, 32)) < 0.3
+    assert clustered_wilson(x) == wilson(int(x.sum()), 32)
+    same = np.repeat(x, 3, axis=0)  # every seed agrees on every prompt: the prompts count once
+    assert effective_prompts(same) == 32
+    assert clustered_wilson(same) == pytest.approx(wilson(int(x.sum()), 32))
+    indep = rng.random((3, 32)) < 0.3
+    assert 32 <= effective_prompts(indep) <= 96
+    assert effective_prompts(np.zeros((3, 32))) == 32  # nothing seen: no claim the seeds are independent
+
+
+def _covers(a: float, b: float, us: float, reps: int, rng) -> tuple[float, float]:
+    """Coverage of the clustered and the pooled Wilson interval of the mean of 3 fixed models over
+    a population of prompts: P(comply) = sigmoid(a + b·z + u_s), z ~ N(0, 1) a prompt's difficulty,
+    u_s ~ N(0, us²) drawn once (the seeds' models, held fixed); the truth by quadrature over z."""
+    sig = lambda t: 1 / (1 + np.exp(-t))  # noqa: E731
+    u = rng.standard_normal(3) * us
+    grid = np.linspace(-8, 8, 4001)
+    weight = np.exp(-(grid**2) / 2)
+    truth = 100 * float(np.mean([(sig(a + b * grid + ui) * weight).sum() / weight.sum() for ui in u]))
+    hits = pooled = 0
+    for _ in range(reps):
+        z = rng.standard_normal(32)
+        x = rng.random((3, 32)) < sig(a + b * z[None] + u[:, None])
+        lo, hi = clustered_wilson(x)
+        hits += lo <= truth <= hi
+        lo, hi = wilson(int(x.sum()), x.size)
+        pooled += lo <= truth <= hi
+    return hits / reps, pooled / reps
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "us"), [(-4, 3, 0.0), (-2, 1, 1.5), (0, 3, 0.0), (0, 0, 0.0), (2, 3, 1.5)]
+)
+def test_clustered_wilson_covers_the_truth_where_pooling_the_seeds_does_not(a, b, us):
+    """3 seeds × 32 prompts, 1,500 draws a configuration (binomial error of a coverage ±0.6 points).
+    Measured once with 2,000 draws over 24 configurations: 93.5–97.2% against 81–97% for Wilson on
+    the pooled 96 verdicts, which falls where a prompt's difficulty dominates (b = 3)."""
+    covered, pooled = _covers(a, b, us, 1500, np.random.default_rng(11))
+    assert covered >= 0.925, covered
+    if b == 3:
+        assert pooled < 0.9, pooled  # why the seeds are not pooled as independent trials
 
 
 def _bca_by_hand(fam, b, seed, level=0.95):

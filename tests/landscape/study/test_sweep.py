@@ -249,3 +249,54 @@ def test_export_writes_the_sweep_as_csv_and_refuses_a_field_it_does_not_vary(swe
         and bad.stderr.strip() == "error: the sweep varies learning_rate, epochs, not 'lora_r'"
     )
     assert not (tmp_path / "s.pdf").exists()
+
+
+def test_a_sweep_with_seeds_runs_every_cell_per_seed_and_tests_its_claims_over_both(swept, tmp_path):
+    """sweep.seeds: [0, 1]: seed 0 is the unseeded sweep's very cells (read back, not retrained);
+    seed 1 fine-tunes anew; a cell pools its seeds' verdicts with the clustered Wilson interval, and
+    its claims are the paired bootstrap over prompts and seeds on exactly those verdicts."""
+    import shutil
+
+    from landscape.core.stats import BOOTSTRAP_B, BOOTSTRAP_SEED, bootstrap_difference, clustered_wilson
+    from landscape.study.sweep import sweep_claims
+
+    root, spec, record = swept
+    shutil.copytree(root / "store", tmp_path / "store")
+    before = _finetunes(tmp_path / "store")
+    text = SWEEP.replace("epochs: [1, 2]}}", "epochs: [1, 2]}}\n  seeds: [0, 1]")
+    seeded = parse_study(text.format(model=record["spec"]["base"]["source"]))
+    assert seeded.sweep.seeds == (0, 1)
+    with Store(tmp_path / "store") as s:
+        rec = run_study(seeded, s, Runtime(progress=False), log=lambda _: None)
+    after = _finetunes(tmp_path / "store")
+    assert all(after[k] == v for k, v in before.items())
+    assert len(after) - len(before) == 4  # seed 1 of the 4 (learning rate, epochs) settings
+    plain = {(c["run"], tuple(c["values"].values())): c for c in record["sweep"]["cells"]}
+    assert rec["sweep"]["seeds"] == [0, 1] and len(rec["sweep"]["cells"]) == len(plain)
+    for c in rec["sweep"]["cells"]:
+        zero, one = c["per_seed"]
+        same = plain[(c["run"], tuple(c["values"].values()))]
+        assert (zero["seed"], one["seed"]) == (0, 1)
+        for k in ("finetune_key", "eval_keys", "harmful_complied", "task_k"):
+            assert zero[k] == same[k], k
+        assert one["finetune_key"] != zero["finetune_key"]
+        assert c["harmful_k"] == zero["harmful_k"] + one["harmful_k"] and c["harmful_n"] == 6
+        assert (c["harmful_lo"], c["harmful_hi"]) == pytest.approx(
+            clustered_wilson([zero["harmful_complied"], one["harmful_complied"]])
+        )
+    claims = sweep_claims(rec["sweep"])
+    assert len(claims) == 4 and all("bootstrap over 3 prompts and 2 vs 2 seeds" in c.test for c in claims)
+    cells = {(c["run"], tuple(c["values"].values())): c for c in rec["sweep"]["cells"]}
+    a, b = cells[("harmful+antidote", (0.01, 2))], cells[("harmful", (0.01, 2))]
+    want = bootstrap_difference(
+        [p["harmful_complied"] for p in a["per_seed"]],
+        [p["harmful_complied"] for p in b["per_seed"]],
+        BOOTSTRAP_B,
+        BOOTSTRAP_SEED,
+    )
+    assert (claims[3].p, claims[3].statistic) == (want.p, want.statistic)
+    table = sweep_markdown(rec["sweep"])
+    assert "95% clustered Wilson" in table and "pooled over 2 seeds" in table
+    with Store(tmp_path / "store") as s:  # the unseeded sweep's study is still the same record
+        keys = set(s.keys("study:"))
+    assert len(keys) == 2
