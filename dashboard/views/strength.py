@@ -11,7 +11,8 @@ st.title("Attack strength: defences against the attacker's settings")
 st.caption(
     "A defence is worth what it holds against the attacker's best settings, not one run. A sweep "
     "crosses fine-tuning settings with a study's defences; a search looks for the worst attack "
-    "within a budget. Bands and bars are 95% Wilson intervals of each cell's prompts."
+    "within a budget. Bands and bars are 95% Wilson intervals of each cell's prompts (with several "
+    "seeds, the clustered interval, as each figure's title says)."
 )
 sweeps = [r for r in data.studies() if r.get("sweep")]
 searches = data.searches()
@@ -66,8 +67,14 @@ else:
             values = list(dict.fromkeys(c["values"][other] for c in sweep["cells"]))
             fixed[other] = col.selectbox(f"{other} at", values, key=f"strength_fix_{other}")
     cells = [c for c in sweep["cells"] if all(c["values"][f] == v for f, v in fixed.items())]
+    seeds = sweep.get("seeds") or [0]
+    if len(seeds) > 1:
+        st.caption(
+            f"Each cell is the mean over seeds {', '.join(map(str, seeds))} (k/n pooled); a click "
+            f"opens seed {seeds[0]}'s model. Docs: methods, Claim tests."
+        )
     event = st.plotly_chart(
-        build_sweep_figure(cells, field, metric),
+        build_sweep_figure(cells, field, metric, seeds=len(seeds)),
         width="stretch",
         key="strength_sweep",
         on_select="rerun",

@@ -28,12 +28,22 @@ def log_axis(values) -> bool:
     return len(nums) == len(values) and bool(nums) and min(nums) > 0 and max(nums) / min(nums) >= 10
 
 
+def bands_said(seeds: int, metric: str = "harmful") -> str:
+    """What a sweep's bands are: Wilson's interval with one seed; with several, the mean over seeds
+    with the clustered Wilson interval (harmful score) or each item counted once (task accuracy)."""
+    if seeds <= 1:
+        return "95% Wilson bands"
+    kind = "clustered Wilson" if metric == "harmful" else "Wilson, each item once"
+    return f"mean of {seeds} seeds, 95% {kind} bands"
+
+
 def build_sweep_figure(
-    cells: list[dict], field: str, metric: str = "harmful", title: str | None = None
+    cells: list[dict], field: str, metric: str = "harmful", title: str | None = None, seeds: int = 1
 ) -> go.Figure:
     """``metric`` ('harmful' or 'task') against ``field`` for each run of ``cells`` (already
-    filtered to one value of every other swept field): a line per run with its 95% Wilson band.
-    Each point's customdata is its index in ``cells``, so a click selects a cell."""
+    filtered to one value of every other swept field): a line per run with its 95% band
+    (``bands_said``: Wilson, or over ``seeds`` seeds the clustered interval). Each point's customdata
+    is its index in ``cells``, so a click selects a cell."""
     label = {"harmful": "harmful score %", "task": "task accuracy %"}[metric]
     runs = list(dict.fromkeys(c["run"] for c in cells))
     xs = list(dict.fromkeys(c["values"][field] for c in cells))
@@ -64,7 +74,9 @@ def build_sweep_figure(
             )
         )
     fig.update_layout(
-        title={"text": title or f"{label[0].upper()}{label[1:]} against {field} (95% Wilson bands)"},
+        title={
+            "text": title or f"{label[0].upper()}{label[1:]} against {field} ({bands_said(seeds, metric)})"
+        },
         xaxis={
             **_axis_title(field),
             "type": "category" if categorical else ("log" if log_axis(xs) else "linear"),
@@ -175,6 +187,7 @@ def export_sweep(
     if not sweep:
         raise ExportError(f"study {record['name']!r} has no sweep (a sweep: block)")
     field, cells, fixed = sweep_view(sweep, field)
+    seeds = sweep.get("seeds") or [0]
     out = Path(out or f"study-{record['name']}-sweep-{field}.{fmt}")
     rows = [
         {
@@ -195,12 +208,20 @@ def export_sweep(
             )
         )
     else:
-        out.write_bytes(figure_bytes(build_sweep_figure(cells, field), fmt, preset, show_title))
+        figure = build_sweep_figure(cells, field, seeds=len(seeds))
+        out.write_bytes(figure_bytes(figure, fmt, preset, show_title))
     others = "; ".join(f"{f} = {format_setting(v)}" for f, v in fixed.items())
-    n = sorted({c["harmful_n"] for c in cells if c["harmful_n"]})
+    n = sorted({c["harmful_n"] // len(seeds) for c in cells if c["harmful_n"]})
+    prompts = "/".join(map(str, n))
+    said = (
+        f"bands: 95% Wilson intervals over {prompts} prompts; seed {seeds[0]}."
+        if len(seeds) == 1
+        else f"mean over seeds {', '.join(map(str, seeds))}; bands: 95% clustered Wilson intervals "
+        f"over {prompts} prompts (a prompt's verdicts under every seed one unit)."
+    )
     caption = (
         f"Harmful score against {field} per defence, study {record['name']}"
         + (f" ({others})" if others else "")
-        + f"; bands: 95% Wilson intervals over {'/'.join(map(str, n))} prompts; seed 0."
+        + f"; {said}"
     )
     return out, caption

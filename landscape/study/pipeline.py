@@ -48,6 +48,7 @@ PRESETS = (
     "tiny-search",
     "hyper",
     "search",
+    "vector-ratio",
 )  # landscape/data/studies/<name>.yaml
 # Wall time of each preset on a fresh store, as measured on this project's 2-core CPU machine
 # (docs: development, "Performance"); None where no run was timed. Shown before a study is started.
@@ -60,6 +61,7 @@ PRESET_MINUTES: dict[str, tuple[float, float] | None] = {
     "tiny-search": (2.8, 2.8),
     "hyper": (87.1, 87.1),  # 30 sweep cells; its first 25 min shared the machine with a CI run
     "search": None,
+    "vector-ratio": None,
 }
 
 

@@ -135,7 +135,18 @@ def test_every_preset_file_is_listed():
 
 
 @pytest.mark.parametrize(
-    "preset", ["demo", "tiny", "security", "paraphrase", "tiny-sweep", "tiny-search", "hyper", "search"]
+    "preset",
+    [
+        "demo",
+        "tiny",
+        "security",
+        "paraphrase",
+        "tiny-sweep",
+        "tiny-search",
+        "hyper",
+        "search",
+        "vector-ratio",
+    ],
 )
 def test_every_preset_is_a_valid_study(preset):
     from landscape.study.pipeline import PRESETS, load_study

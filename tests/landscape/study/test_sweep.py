@@ -299,4 +299,12 @@ def test_a_sweep_with_seeds_runs_every_cell_per_seed_and_tests_its_claims_over_b
     assert "95% clustered Wilson" in table and "pooled over 2 seeds" in table
     with Store(tmp_path / "store") as s:  # the unseeded sweep's study is still the same record
         keys = set(s.keys("study:"))
+        from landscape.figures.strength import build_sweep_figure, export_sweep
+
+        path, caption = export_sweep(s, rec["key"], None, "csv", tmp_path / "seeded.csv")
+        _, plain_caption = export_sweep(s, record["key"], None, "csv", tmp_path / "plain.csv")
     assert len(keys) == 2
+    assert "mean over seeds 0, 1; bands: 95% clustered Wilson intervals over 3 prompts" in caption
+    assert plain_caption.endswith("bands: 95% Wilson intervals over 3 prompts; seed 0.")
+    title = build_sweep_figure(rec["sweep"]["cells"][:2], "learning_rate", seeds=2).layout.title.text
+    assert "mean of 2 seeds, 95% clustered Wilson bands" in title
