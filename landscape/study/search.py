@@ -209,8 +209,47 @@ def run_searches(
     ]
 
 
+def strongest_below_floor(trials: list[dict], floor: float | None) -> dict | None:
+    """The infeasible trial (task accuracy under the floor) with the highest harmful score: what
+    the attacker could reach by giving up the task, the floor being what keeps it out."""
+    below = [t for t in trials if not feasible(t, floor)]
+    return max(below, key=lambda t: (t["harmful_pct"], -t["number"])) if below else None
+
+
+def search_claims(searches: list[dict]) -> list:
+    """Each defended run's worst case against the worst case of the undefended run with the same
+    attack (``study.claims.compare`` on their stored verdicts: the same prompts, so McNemar's exact
+    test). The two worst cases may sit at different settings: each side is its own attacker's best
+    within the same budget and floor."""
+    from landscape.study.claims import compare
+
+    def worst(s: dict) -> dict | None:
+        w = worst_trial(s["trials"], s["search"]["task_floor"])
+        return None if w is None else dict(w, name=f"{s['run']} (worst of {len(s['trials'])} trials)")
+
+    out = []
+    for s in searches:
+        subject = worst(s)
+        if subject is None or not subject["defenses"]:
+            continue
+        ref = next(
+            (
+                worst(u)
+                for u in searches
+                if worst(u) and not worst(u)["defenses"] and worst(u)["attack"] == subject["attack"]
+            ),
+            None,
+        )
+        if ref is not None:
+            claim = compare(subject, ref, ", ".join(subject["defenses"]))
+            if claim is not None:
+                out.append(claim)
+    return out
+
+
 def search_markdown(searches: list[dict]) -> str:
-    """One line per searched run: its worst case, where it was found, and how far out it went."""
+    """One line per searched run: its worst case, where it was found, how far out it went, and the
+    strongest attack the task floor kept out; then the worst cases' paired claims."""
     head = [
         "run",
         "trials",
@@ -221,14 +260,21 @@ def search_markdown(searches: list[dict]) -> str:
         "settings",
         "VISAGE",
         "‖θ−θ₀‖ / ‖θ₀‖",
+        "strongest below the floor: harmful % (task %)",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in searches:
         floor = s["search"]["task_floor"]
         worst = worst_trial(s["trials"], floor)
+        below = strongest_below_floor(s["trials"], floor)
+        kept_out = (
+            "—"
+            if below is None
+            else f"{below['harmful_pct']:.1f} ({below['task_pct']:.1f}), trial {below['number']}"
+        )
         if worst is None:
             lines.append(
-                f"| {s['run']} | {len(s['trials'])} | no trial met the task floor {floor:g}% | | | | | | |"
+                f"| {s['run']} | {len(s['trials'])} | no trial met the task floor {floor:g}% | | | | | | | {kept_out} |"
             )
             continue
         w = s.get("worst") or {}
@@ -238,6 +284,13 @@ def search_markdown(searches: list[dict]) -> str:
         lines.append(
             f"| {s['run']} | {len(s['trials'])} | {worst['harmful_pct']:.1f} ({worst['harmful_k']}/{worst['harmful_n']}) "
             f"| [{worst['harmful_lo']:.1f}, {worst['harmful_hi']:.1f}] | {worst['task_pct']:.1f} | trial {worst['number']} "
-            f"| {settings} | {visage} | {rel} |"
+            f"| {settings} | {visage} | {rel} | {kept_out} |"
         )
+    claims = search_claims(searches)
+    if claims:
+        from landscape.study.claims import seeds_caveat
+
+        lines += ["", "**Search claims** (each defence's worst case against no defence's, the same prompts):"]
+        lines += [f"- {c.text()}" for c in claims]
+        lines.append(seeds_caveat(claims))
     return "\n".join(lines)

@@ -120,6 +120,29 @@ def test_a_task_floor_keeps_only_stealthy_attacks():
     assert worst_trial(trials, 75.0)["number"] == 2  # the earliest of a tie
     assert best_so_far(trials, 75.0) == [None, 60.0, 70.0, 70.0]
     assert worst_trial(trials, 95.0) is None
+    from landscape.study.search import strongest_below_floor
+
+    assert strongest_below_floor(trials, 75.0)["number"] == 0  # what the floor kept out
+    assert strongest_below_floor(trials, None) is None
+
+
+def test_search_claims_test_each_defences_worst_case_against_no_defences(searched):
+    """The antidote run's worst trial against the harmful run's worst: McNemar's exact test on the
+    very verdicts stored with those two trials."""
+    from landscape.core.stats import mcnemar_exact
+    from landscape.study.search import search_claims
+
+    _, _, searches = searched
+    (claim,) = search_claims(searches)
+    worst = {s["run"]: worst_trial(s["trials"], None) for s in searches}
+    want = mcnemar_exact(worst["harmful+antidote"]["harmful_complied"], worst["harmful"]["harmful_complied"])
+    assert (claim.p, claim.statistic) == (want.p, want.statistic)
+    assert (
+        claim.subject == "harmful+antidote (worst of 4 trials)"
+        and claim.reference == "harmful (worst of 4 trials)"
+    )
+    table = search_markdown(searches)
+    assert "**Search claims**" in table and claim.text() in table and "with one seed a side" in table
 
 
 def test_a_floor_no_trial_meets_is_said_in_the_table(tiny_model, tmp_path):
