@@ -60,7 +60,7 @@ PRESET_MINUTES: dict[str, tuple[float, float] | None] = {
     "tiny-sweep": (1.5, 1.5),
     "tiny-search": (2.8, 2.8),
     "hyper": (87.1, 87.1),  # 30 sweep cells; its first 25 min shared the machine with a CI run
-    "search": None,
+    "search": (40.1, 40.1),  # 3 × 8 trials; about 15 min of it shared the machine with tests (niced)
     "vector-ratio": None,
 }
 
