@@ -52,7 +52,7 @@ TIMEOUT_MS = 180_000
 # writes the 25 sites whose allocations grew most since the first (where the memory went)
 TRACED = r"""
 import os, signal, sys, tracemalloc
-tracemalloc.start(12)
+tracemalloc.start(int(os.environ.get("BENCH_TRACEMALLOC_FRAMES", "12")))
 first = []
 def dump(*_):
     snap = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
@@ -62,7 +62,7 @@ def dump(*_):
     with open(os.environ["BENCH_TRACEMALLOC_OUT"], "w") as fh:
         for stat in snap.compare_to(first[0], "traceback")[:25]:
             fh.write(f"{stat.size_diff / 2**20:+.2f} MB in {stat.count_diff:+d} blocks\n")
-            for line in stat.traceback.format()[-12:]:
+            for line in stat.traceback.format()[-12:]:  # the innermost frames kept
                 fh.write(f"    {line}\n")
 signal.signal(signal.SIGUSR1, dump)
 sys.argv = ["streamlit", "run", sys.argv[1]]
@@ -72,7 +72,9 @@ main()
 
 
 class Server:
-    def __init__(self, store: Path, replicas: int, root: Path = ROOT, traced: Path | None = None):
+    def __init__(
+        self, store: Path, replicas: int, root: Path = ROOT, traced: Path | None = None, frames: int = 12
+    ):
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
         self.store = self.tmp / "store"
         # the dashboard never loads a model: weights are left out of the copy
@@ -94,6 +96,7 @@ class Server:
             command = [sys.executable, "-m", "streamlit", "run", str(root / "dashboard" / "app.py")]
         if traced is not None:
             env["BENCH_TRACEMALLOC_OUT"] = str(traced)
+            env["BENCH_TRACEMALLOC_FRAMES"] = str(frames)
             command = [sys.executable, "-c", TRACED, str(root / "dashboard" / "app.py")]
         self.proc = subprocess.Popen(
             command,
@@ -261,7 +264,7 @@ async def main_async(args) -> None:
             finally:
                 server.close()
         if "memory" in phases:
-            server = Server(args.store, args.replicas, args.root, args.tracemalloc)
+            server = Server(args.store, args.replicas, args.root, args.tracemalloc, args.trace_frames)
             try:
                 m = await memory_phase(browser, server, args.visits, args.tracemalloc is not None)
                 (a, ra), (b, rb) = sorted(m["rss_mb"].items())
@@ -288,6 +291,12 @@ def main() -> None:
         type=Path,
         metavar="FILE",
         help="memory phase under tracemalloc: write where memory grew between visit 10 and the last",
+    )
+    p.add_argument(
+        "--trace-frames",
+        type=int,
+        default=12,
+        help="frames tracemalloc keeps per allocation (1-2 keep the server fast enough for 100 visits)",
     )
     p.add_argument(
         "--root",
