@@ -261,7 +261,7 @@ def studies() -> list[dict]:
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def _searches(root: str, changes: int) -> list[dict]:
-    from landscape.study.search import best_so_far, worst_trial
+    from landscape.study.search import best_so_far, strongest_below_floor, worst_trial
 
     s = _store(root)
     out = []
@@ -279,6 +279,7 @@ def _searches(root: str, changes: int) -> list[dict]:
                     study=rec.get("study", "—"),  # records from before these fields: derived, not assumed
                     best_so_far=best_so_far(rec["trials"], floor),
                     worst_found=worst_trial(rec["trials"], floor),
+                    kept_out=strongest_below_floor(rec["trials"], floor),
                 )
             )
     return sorted(out, key=lambda r: r.get("updated", 0), reverse=True)

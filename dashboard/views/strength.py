@@ -110,6 +110,8 @@ else:
                     "found at trial": (r["worst_found"] or {}).get("number"),
                     "VISAGE of the worst": (r.get("worst") or {}).get("visage"),
                     "‖θ−θ₀‖/‖θ₀‖": (r.get("worst") or {}).get("relative_distance"),
+                    "below floor: worst %": (r.get("kept_out") or {}).get("harmful_pct"),
+                    "below floor: task %": (r.get("kept_out") or {}).get("task_pct"),
                 }
                 for r in shown
             ],

@@ -97,7 +97,8 @@ def build_sweep_figure(
 
 def build_search_figure(searches: list[dict]) -> go.Figure:
     """Each searched run's trials (harmful score, with Wilson error bars; hollow when below the task
-    floor) and its best-so-far trace. A point's customdata is (search index, trial number)."""
+    floor) and its best-so-far trace, each run its own dash and symbol (two defences that both hold
+    at 0% would otherwise draw one line). A point's customdata is (search index, trial number)."""
     fig = go.Figure()
     for k, s in enumerate(searches):
         color = PALETTE[k % len(PALETTE)]
@@ -110,7 +111,7 @@ def build_search_figure(searches: list[dict]) -> go.Figure:
                 x=n,
                 y=s["best_so_far"],
                 mode="lines",
-                line={"color": color, "width": 2, "shape": "hv"},
+                line={"color": color, "width": 2, "shape": "hv", "dash": DASHES[k % len(DASHES)]},
                 name=f"{s['run']}: worst so far",
                 legendgroup=s["run"],
             )
@@ -122,10 +123,11 @@ def build_search_figure(searches: list[dict]) -> go.Figure:
                 mode="markers",
                 name=f"{s['run']}: trials",
                 legendgroup=s["run"],
-                marker={
+                marker={  # runs whose trials coincide stay apart by symbol, as the sweep's lines
                     "color": [color if f else "white" for f in ok],
                     "line": {"color": color, "width": 1.5},
                     "size": 9,
+                    "symbol": SYMBOLS[k % len(SYMBOLS)],
                 },
                 error_y={
                     "type": "data",

@@ -62,6 +62,7 @@ def test_the_page_draws_the_sweep_per_defence_and_the_search_trace(strength_stor
     assert chart_spec(at, 0)["layout"]["yaxis"]["title"]["text"] == "task accuracy %"
     table = at.dataframe[0].value
     assert list(table["run"]) == ["harmful"] and list(table["trials"]) == [3]
+    assert "below floor: worst %" in table.columns  # empty without a floor
     trace = chart_spec(at, 1)
     assert [t["name"] for t in trace["data"]] == ["harmful: worst so far", "harmful: trials"]
     search = record["searches"][0]
@@ -115,3 +116,30 @@ def test_a_search_record_from_before_its_trace_was_stored_still_draws(strength_s
     worst = max(t["harmful_pct"] for t in old["trials"])
     assert list(table["worst harmful %"]) == [worst]
     assert list(chart_spec(at, 0)["data"][0]["y"]) == record["searches"][0]["best_so_far"]
+
+
+def test_two_searches_that_both_hold_at_zero_stay_apart():
+    """Two defences whose worst-so-far lines coincide at 0%: each its own dash and marker symbol,
+    and trials below the task floor hollow."""
+    from landscape.figures.strength import build_search_figure
+
+    def search(run, task):
+        trials = [
+            {
+                "number": i,
+                "harmful_pct": 0.0,
+                "harmful_lo": 0.0,
+                "harmful_hi": 10.7,
+                "task_pct": t,
+                "values": {},
+            }
+            for i, t in enumerate(task)
+        ]
+        return {"run": run, "trials": trials, "search": {"task_floor": 60}, "best_so_far": [0.0, 0.0]}
+
+    fig = build_search_figure([search("a", [70, 50]), search("b", [70, 70])])
+    lines = [t for t in fig.data if t.mode == "lines"]
+    marks = [t for t in fig.data if t.mode == "markers"]
+    assert lines[0].line.dash != lines[1].line.dash
+    assert marks[0].marker.symbol != marks[1].marker.symbol
+    assert list(marks[0].marker.color)[1] == "white"  # below the floor
