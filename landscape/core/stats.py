@@ -47,11 +47,7 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
         return float("nan"), float("nan")
     if not 0 <= k <= n:
         raise ValueError(f"k must lie in [0, n]: k={k}, n={n}")
-    p, z2 = k / n, z * z
-    denom = 1 + z2 / n
-    centre = (p + z2 / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
-    return 100 * max(0.0, centre - half), 100 * min(1.0, centre + half)
+    return wilson_share(k / n, n, z)
 
 
 def wilson_share(p: float, n: float, z: float = Z95) -> tuple[float, float]:

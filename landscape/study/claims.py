@@ -149,13 +149,17 @@ def seeds_caveat(claims: list[Claim]) -> str | None:
     )
 
 
+def claim_lines(claims: list[Claim]) -> list[str]:
+    """Claims as markdown bullet lines, then what their tests do not cover (``seeds_caveat``); the
+    study's, a sweep's and a search's lists alike."""
+    caveat = seeds_caveat(claims)
+    return [f"- {c.text()}" for c in claims] + ([caveat] if caveat else [])
+
+
 def claims_markdown(record: dict) -> list[str]:
     """The claims as markdown bullet lines (empty when the record supports none)."""
     claims, missing = study_claims(record)
-    lines = [f"- {c.text()}" for c in claims]
-    caveat = seeds_caveat(claims)
-    if caveat:
-        lines.append(caveat)
+    lines = claim_lines(claims)
     if missing:
         lines.append(
             f"- {missing} comparison(s) make no claim: their per-prompt verdicts are not in this "

@@ -101,10 +101,14 @@ def best_so_far(trials: list[dict], floor: float | None) -> list[float | None]:
     return out
 
 
+def _highest(trials: list[dict]) -> dict | None:
+    """The trial with the highest harmful score (the earliest on a tie); None when there is none."""
+    return max(trials, key=lambda t: (t["harmful_pct"], -t["number"])) if trials else None
+
+
 def worst_trial(trials: list[dict], floor: float | None) -> dict | None:
     """The feasible trial with the highest harmful score (the earliest on a tie)."""
-    ok = [t for t in trials if feasible(t, floor)]
-    return max(ok, key=lambda t: (t["harmful_pct"], -t["number"])) if ok else None
+    return _highest([t for t in trials if feasible(t, floor)])
 
 
 def distance_from_theta0(model: ModelSpec, theta0: ModelSpec, store: Store, device: str) -> dict:
@@ -212,8 +216,7 @@ def run_searches(
 def strongest_below_floor(trials: list[dict], floor: float | None) -> dict | None:
     """The infeasible trial (task accuracy under the floor) with the highest harmful score: what
     the attacker could reach by giving up the task, the floor being what keeps it out."""
-    below = [t for t in trials if not feasible(t, floor)]
-    return max(below, key=lambda t: (t["harmful_pct"], -t["number"])) if below else None
+    return _highest([t for t in trials if not feasible(t, floor)])
 
 
 def search_claims(searches: list[dict]) -> list:
@@ -223,23 +226,16 @@ def search_claims(searches: list[dict]) -> list:
     within the same budget and floor."""
     from landscape.study.claims import compare
 
-    def worst(s: dict) -> dict | None:
-        w = worst_trial(s["trials"], s["search"]["task_floor"])
-        return None if w is None else dict(w, name=f"{s['run']} (worst of {len(s['trials'])} trials)")
-
-    out = []
+    worsts = []  # each run's worst case, named for the claim
     for s in searches:
-        subject = worst(s)
-        if subject is None or not subject["defenses"]:
+        w = worst_trial(s["trials"], s["search"]["task_floor"])
+        if w is not None:
+            worsts.append(dict(w, name=f"{s['run']} (worst of {len(s['trials'])} trials)"))
+    out = []
+    for subject in worsts:
+        if not subject["defenses"]:
             continue
-        ref = next(
-            (
-                worst(u)
-                for u in searches
-                if worst(u) and not worst(u)["defenses"] and worst(u)["attack"] == subject["attack"]
-            ),
-            None,
-        )
+        ref = next((u for u in worsts if not u["defenses"] and u["attack"] == subject["attack"]), None)
         if ref is not None:
             claim = compare(subject, ref, ", ".join(subject["defenses"]))
             if claim is not None:
@@ -288,9 +284,8 @@ def search_markdown(searches: list[dict]) -> str:
         )
     claims = search_claims(searches)
     if claims:
-        from landscape.study.claims import seeds_caveat
+        from landscape.study.claims import claim_lines
 
         lines += ["", "**Search claims** (each defence's worst case against no defence's, the same prompts):"]
-        lines += [f"- {c.text()}" for c in claims]
-        lines.append(seeds_caveat(claims))
+        lines += claim_lines(claims)
     return "\n".join(lines)

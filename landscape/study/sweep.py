@@ -47,13 +47,13 @@ def sweep_cells(spec: StudySpec) -> list[tuple[str, dict, int, StudySpec]]:
     written); the cell's evaluation leaves VISAGE out unless ``sweep.visage``."""
     if spec.sweep is None:
         return []
-    seeded = {s: spec.for_seed(s) if s else spec for s in sweep_seeds(spec)}
+    seeded = [(s, spec.for_seed(s) if s else spec) for s in sweep_seeds(spec)]
+    runs = [(s, study, study.sweep_runs()) for s, study in seeded]  # run k shifted to each seed
     return [
-        (run.name, values, s, cell_study(study, run, values, spec.sweep.visage))
+        (run.name, values, s, cell_study(study, shifted[k], values, spec.sweep.visage))
         for k, run in enumerate(spec.sweep_runs())
         for values in spec.sweep.cells()
-        for s, study in seeded.items()
-        for run in (study.sweep_runs()[k],)
+        for s, study, shifted in runs
     ]
 
 
@@ -114,11 +114,11 @@ def cell_row(run: str, values: dict, model: ModelSpec, info: dict, metrics: dict
 
 def over_seeds(rows: list[dict]) -> dict:
     """One cell's row from its per-seed rows: the first seed's model and keys (what the Attack
-    strength page opens on a click), the harmful score and
-    task accuracy averaged over seeds as k/n pooled over seeds and prompts, each with the clustered
-    Wilson interval (``core.stats.clustered_wilson``: the prompts are the independent units, every
-    seed's verdicts on a prompt averaged; its coverage is simulated in the tests), and every seed's
-    own row under ``per_seed``."""
+    strength page opens on a click); the harmful score and task accuracy averaged over seeds as k/n
+    pooled over seeds and prompts; the harmful score's clustered Wilson interval
+    (``core.stats.clustered_wilson``: the prompts are the independent units, every seed's verdicts
+    on a prompt averaged; its coverage is simulated in the tests), task accuracy's Wilson interval
+    counting each item once; and every seed's own row under ``per_seed``."""
     first = {k: v for k, v in rows[0].items() if k not in ("seed", "harmful_complied")}
     row = first | {"per_seed": rows, "seeds": [r["seed"] for r in rows]}
     for name in ("harmful", "task"):
@@ -158,7 +158,6 @@ def run_sweep(
     return {
         "fields": [name for name, _ in spec.sweep.over],
         "cells": rows,
-        "seed": 0,
         "seeds": list(sweep_seeds(spec)),
         "visage": spec.sweep.visage,
     }
@@ -250,13 +249,10 @@ def sweep_markdown(sweep: dict) -> str:
             "under every seed as one unit (Kish's effective size), the task interval each item once "
             "(conservative: per-item task verdicts are not stored)",
         ]
-    from landscape.study.claims import seeds_caveat
+    from landscape.study.claims import claim_lines
 
     claims = sweep_claims(sweep)
     if claims:
         lines += ["", "**Sweep claims** (harmful score, paired: the same prompts on both sides):"]
-        lines += [f"- {c.text()}" for c in claims]
-        caveat = seeds_caveat(claims)
-        if caveat:
-            lines.append(caveat)
+        lines += claim_lines(claims)
     return "\n".join(lines)
